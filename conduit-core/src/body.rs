@@ -1,0 +1,286 @@
+//! [`Body`]: the one body type for requests and responses.
+//!
+//! A `Body` is empty, a single buffer, or a stream of chunks. It implements
+//! [`http_body::Body`] with exact size hints, so the server can send `Content-Length`
+//! and middleware (compression, HEAD, ETag) can skip work when the size is known.
+//!
+//! ```
+//! use conduit_core::Body;
+//! use http_body::Body as _;
+//!
+//! let body = Body::from("hello");
+//! assert_eq!(body.size_hint().exact(), Some(5));
+//! assert!(Body::empty().is_end_stream());
+//! ```
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use http_body::{Frame, SizeHint};
+
+use crate::BoxError;
+
+type DynBody = Pin<Box<dyn http_body::Body<Data = Bytes, Error = BoxError> + Send + 'static>>;
+
+/// A request or response body.
+pub struct Body {
+    kind: Kind,
+}
+
+enum Kind {
+    Empty,
+    Full(Bytes),
+    Stream(DynBody),
+}
+
+impl Body {
+    /// A body with no bytes.
+    pub const fn empty() -> Self {
+        Self { kind: Kind::Empty }
+    }
+
+    /// A body of one buffer (sent with an exact `Content-Length`).
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        if bytes.is_empty() {
+            Self::empty()
+        } else {
+            Self {
+                kind: Kind::Full(bytes),
+            }
+        }
+    }
+
+    /// Wrap any [`http_body::Body`] whose chunks are [`Bytes`].
+    pub fn new<B>(body: B) -> Self
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        Self {
+            kind: Kind::Stream(Box::pin(MapErr { inner: body })),
+        }
+    }
+
+    /// A streaming body from a [`Stream`] of chunks (sent chunked, or as HTTP/2 DATA frames).
+    pub fn from_stream<S, T, E>(stream: S) -> Self
+    where
+        S: Stream<Item = Result<T, E>> + Send + 'static,
+        T: Into<Bytes>,
+        E: Into<BoxError>,
+    {
+        Self {
+            kind: Kind::Stream(Box::pin(StreamBody { stream })),
+        }
+    }
+
+    /// The bytes of a body held in memory, without consuming it; `None` for streams.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match &self.kind {
+            Kind::Empty => Some(&[]),
+            Kind::Full(b) => Some(b),
+            Kind::Stream(_) => None,
+        }
+    }
+}
+
+impl Default for Body {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Empty => f.write_str("Body::Empty"),
+            Kind::Full(b) => f.debug_tuple("Body::Full").field(&b.len()).finish(),
+            Kind::Stream(_) => f.write_str("Body::Stream"),
+        }
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    #[inline]
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.kind {
+            Kind::Empty => Poll::Ready(None),
+            Kind::Full(_) => match std::mem::replace(&mut self.kind, Kind::Empty) {
+                Kind::Full(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
+                _ => unreachable!("checked above"),
+            },
+            Kind::Stream(s) => s.as_mut().poll_frame(cx),
+        }
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Full(_) => false,
+            Kind::Stream(s) => s.is_end_stream(),
+        }
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Empty => SizeHint::with_exact(0),
+            Kind::Full(b) => SizeHint::with_exact(b.len() as u64),
+            Kind::Stream(s) => s.size_hint(),
+        }
+    }
+}
+
+macro_rules! body_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Body {
+            fn from(v: $t) -> Self { Self::full(v) }
+        }
+    )*};
+}
+body_from!(Bytes, Vec<u8>, String, &'static str, &'static [u8]);
+
+impl From<std::borrow::Cow<'static, str>> for Body {
+    fn from(v: std::borrow::Cow<'static, str>) -> Self {
+        match v {
+            std::borrow::Cow::Borrowed(s) => Self::full(s),
+            std::borrow::Cow::Owned(s) => Self::full(s),
+        }
+    }
+}
+
+impl From<()> for Body {
+    fn from(_: ()) -> Self {
+        Self::empty()
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct MapErr<B> {
+        #[pin]
+        inner: B,
+    }
+}
+
+impl<B> http_body::Body for MapErr<B>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    #[inline]
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.project()
+            .inner
+            .poll_frame(cx)
+            .map(|o| o.map(|r| r.map_err(Into::into)))
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct StreamBody<S> {
+        #[pin]
+        stream: S,
+    }
+}
+
+impl<S, T, E> http_body::Body for StreamBody<S>
+where
+    S: Stream<Item = Result<T, E>>,
+    T: Into<Bytes>,
+    E: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut stream = self.project().stream;
+        loop {
+            return match stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    let chunk: Bytes = chunk.into();
+                    if chunk.is_empty() {
+                        continue; // an empty chunk would end a chunked HTTP/1 body early
+                    }
+                    Poll::Ready(Some(Ok(Frame::data(chunk))))
+                }
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+    }
+}
+
+/// Read a whole body into memory, failing with 413 once it exceeds `limit` bytes.
+///
+/// A body whose declared size (`Content-Length`) is already over the limit is refused
+/// before any byte is read. Errors carried by the body (a conduit [`Error`](crate::Error),
+/// e.g. the server's 408 on a read timeout) keep their status; others become 400.
+pub async fn to_bytes(body: Body, limit: usize) -> Result<Bytes, crate::Error> {
+    use http_body::Body as _;
+    let too_large = || {
+        crate::Error::new(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the limit of {limit} bytes"),
+        )
+    };
+    if body.size_hint().lower() > limit as u64 {
+        return Err(too_large());
+    }
+    if let Kind::Full(b) = &body.kind {
+        return Ok(b.clone());
+    }
+    let mut body = std::pin::pin!(body);
+    let mut first: Option<Bytes> = None;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut len = 0usize;
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let frame = frame.map_err(crate::Error::from_boxed)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        }; // trailers are ignored
+        len += data.len();
+        if len > limit {
+            return Err(too_large());
+        }
+        match first.take() {
+            None if buf.is_empty() => first = Some(data),
+            Some(f) => {
+                buf.reserve(f.len() + data.len());
+                buf.extend_from_slice(&f);
+                buf.extend_from_slice(&data);
+            }
+            None => buf.extend_from_slice(&data),
+        }
+    }
+    Ok(first.unwrap_or_else(|| Bytes::from(buf)))
+}

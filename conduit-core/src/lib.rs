@@ -1,0 +1,29 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub use bytes;
+pub use http;
+
+mod body;
+mod error;
+mod handler;
+mod middleware;
+mod request;
+mod response;
+mod router;
+
+pub use body::{Body, to_bytes};
+pub use error::{BoxError, Error};
+pub use handler::{BoxFuture, BoxHandler, Handler};
+pub use middleware::{FromFn, FromFnHandler, HandlerExt, Middleware, Next, from_fn};
+pub use request::{DEFAULT_BODY_LIMIT, RequestExt};
+pub use response::{Html, IntoResponse, Json};
+pub use router::{
+    MethodRouter, OriginalUri, PathParams, Router, any, delete, get, head, options, patch, post,
+    put,
+};
+
+/// An HTTP request with a conduit [`Body`].
+pub type Request<B = Body> = http::Request<B>;
+/// An HTTP response with a conduit [`Body`].
+pub type Response<B = Body> = http::Response<B>;

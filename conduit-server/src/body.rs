@@ -1,0 +1,88 @@
+//! The request body as handlers see it: hyper's `Incoming`, held to the server's
+//! `max_body_bytes` (413) and `read_timeout` (408).
+//!
+//! Both limits surface as a [`conduit_core::Error`] inside the body stream, so
+//! `req.bytes().await` and friends answer with the right status, and a handler streaming the
+//! body by hand sees the same error. The deadline timer is created only if the body is
+//! actually polled and not ready, so requests without a body pay nothing.
+
+use std::future::Future as _;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use conduit_core::http::StatusCode;
+use conduit_core::{Body, BoxError, Error};
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+/// Wrap a request body; bodies known to be empty become [`Body::empty`] without allocating.
+pub(crate) fn request_body(incoming: Incoming, limit: u64, deadline: impl FnOnce() -> Instant) -> Body {
+    use http_body::Body as _;
+    if incoming.is_end_stream() {
+        return Body::empty();
+    }
+    Body::new(LimitedIncoming { inner: incoming, limit, read: 0, deadline: deadline(), sleep: None })
+}
+
+struct LimitedIncoming {
+    inner: Incoming,
+    limit: u64,
+    read: u64,
+    deadline: Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl LimitedIncoming {
+    fn too_large(&self) -> BoxError {
+        Box::new(Error::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the limit of {} bytes", self.limit),
+        ))
+    }
+}
+
+impl http_body::Body for LimitedIncoming {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if this.inner.size_hint().lower() > this.limit {
+            return Poll::Ready(Some(Err(this.too_large())));
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.read += data.len() as u64;
+                    if this.read > this.limit {
+                        return Poll::Ready(Some(Err(this.too_large())));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(
+                Error::bad_request("could not read the request body").with_source(e),
+            )))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                let deadline = this.deadline;
+                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                ready!(sleep.as_mut().poll(cx));
+                Poll::Ready(Some(Err(Box::new(Error::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body did not arrive within the read timeout",
+                )))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

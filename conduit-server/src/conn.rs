@@ -1,0 +1,216 @@
+//! One connection: version detection (HTTP/1.1 or h2c / ALPN h2), the service that feeds
+//! requests to the handler, the watchdog, and reaction to the drain signal.
+
+use std::convert::Infallible;
+use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use conduit_core::http::{self, Version};
+use conduit_core::{Body, BoxError, Handler};
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::Config;
+use crate::body::request_body;
+use crate::watchdog::{Activity, Expired, FinishGuard, Limits, TimedIo, Watchdog};
+
+/// What every connection of one server shares.
+pub(crate) struct ConnContext<H> {
+    pub(crate) handler: H,
+    builder: auto::Builder<TokioExecutor>,
+    limits: Limits,
+    max_body: u64,
+    read_timeout: Duration,
+}
+
+impl<H: Handler> ConnContext<H> {
+    pub(crate) fn new(handler: H, config: &Config) -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // HTTP/1 gets no hyper timer: the watchdog enforces header and idle timeouts without
+        // arming a timer per request.
+        builder
+            .http1()
+            .keep_alive(true)
+            .max_buf_size(config.max_header_bytes)
+            .max_headers(config.max_headers);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(config.http2_max_concurrent_streams)
+            .max_header_list_size(config.max_header_bytes as u32)
+            .keep_alive_interval(config.http2_keep_alive_interval)
+            .keep_alive_timeout(config.http2_keep_alive_timeout);
+        if !config.http2 {
+            builder = builder.http1_only();
+        }
+        Self {
+            handler,
+            builder,
+            limits: Limits {
+                header: config.header_read_timeout,
+                idle: config.idle_timeout,
+                write: config.write_timeout,
+            },
+            max_body: config.max_body_bytes,
+            read_timeout: config.read_timeout,
+        }
+    }
+}
+
+/// Serve one accepted (and, for TLS, handshaken) connection until it ends, expires, or is
+/// drained.
+pub(crate) async fn serve<H, I>(ctx: Arc<ConnContext<H>>, io: I, peer: SocketAddr, mut drain: oneshot::Receiver<()>)
+where
+    H: Handler,
+    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let accepted = Instant::now();
+    let activity = Arc::new(Activity::default());
+    let io = TokioIo::new(TimedIo::new(io, activity.clone()));
+
+    let service = {
+        let ctx = ctx.clone();
+        let activity = activity.clone();
+        service_fn(move |req: http::Request<Incoming>| {
+            activity.request_started(req.version() == Version::HTTP_2);
+            let guard = FinishGuard(activity.clone());
+            let read_timeout = ctx.read_timeout;
+            let req = req.map(|b| request_body(b, ctx.max_body, || Instant::now() + read_timeout));
+            let fut = CatchPanic { inner: ctx.handler.call(req) };
+            async move {
+                let res = fut.await;
+                Ok::<_, Infallible>(res.map(|body| TrackedBody { inner: body, _guard: guard }))
+            }
+        })
+    };
+
+    let mut conn = pin!(ctx.builder.serve_connection(io, service));
+    let mut watchdog = Watchdog::new(activity, ctx.limits, accepted);
+    let mut draining = false;
+
+    let outcome = poll_fn(|cx: &mut Context<'_>| {
+        if !draining && Pin::new(&mut drain).poll(cx).is_ready() {
+            draining = true;
+            conn.as_mut().graceful_shutdown();
+        }
+        if let Poll::Ready(res) = conn.as_mut().poll(cx) {
+            return Poll::Ready(res.err());
+        }
+        if let Poll::Ready(why) = watchdog.poll_expired(cx) {
+            return Poll::Ready(Some(Box::new(Timeout(why)) as BoxError));
+        }
+        Poll::Pending
+    })
+    .await;
+
+    if let Some(err) = outcome {
+        log_conn_error(peer, &*err);
+    }
+}
+
+#[derive(Debug)]
+struct Timeout(Expired);
+
+impl std::fmt::Display for Timeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl std::error::Error for Timeout {}
+
+fn log_conn_error(peer: SocketAddr, err: &(dyn std::error::Error + 'static)) {
+    if let Some(t) = err.downcast_ref::<Timeout>() {
+        match t.0 {
+            Expired::Idle => tracing::debug!(%peer, "closing idle connection"),
+            _ => tracing::info!(%peer, reason = %t, "closing connection"),
+        }
+        return;
+    }
+    if let Some(h) = err.downcast_ref::<hyper::Error>() {
+        if h.is_parse_too_large() {
+            tracing::info!(%peer, error = %h, "rejected request: headers too large (431)");
+        } else if h.is_parse() || h.is_parse_status() {
+            tracing::info!(%peer, error = %h, "rejected malformed request (400)");
+        } else if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
+            tracing::debug!(%peer, error = %h, "connection closed early");
+        } else {
+            tracing::info!(%peer, error = %h, "connection error");
+        }
+        return;
+    }
+    tracing::info!(%peer, error = %err, "connection error");
+}
+
+pin_project_lite::pin_project! {
+    /// The response body, telling the watchdog when the response is done.
+    pub(crate) struct TrackedBody {
+        #[pin]
+        inner: Body,
+        _guard: FinishGuard,
+    }
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    #[inline]
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+
+pin_project_lite::pin_project! {
+    /// Turns a panic in the handler into a 500 for that request only. In the common path this
+    /// costs nothing but an unwinding landing pad.
+    struct CatchPanic<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future<Output = conduit_core::Response>> Future for CatchPanic<F> {
+    type Output = conduit_core::Response;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.project().inner;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(p) => p,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".into());
+                tracing::error!(panic = %msg, "handler panicked; answering 500");
+                let mut res = conduit_core::Response::new(Body::from("Internal Server Error"));
+                *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                Poll::Ready(res)
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! [`Server`]: bind, accept, spawn a task per connection, and shut down gracefully.
+//!
+//! ```no_run
+//! use conduit_core::{Request, Router, get};
+//! use conduit_server::{Config, Server};
+//!
+//! # async fn demo() -> Result<(), conduit_server::ServerError> {
+//! let app = Router::new().route("/", get(|_req: Request| async { "Hello, World!" }));
+//! let server = Server::bind(Config::new("127.0.0.1:8080")).await?;
+//! println!("listening on http://{}", server.local_addr());
+//! server.serve(app).await
+//! # }
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use conduit_core::Handler;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+
+use crate::conn::{self, ConnContext};
+use crate::shutdown::{ConnGuard, ShutdownHandle};
+use crate::{Config, ServerError, tls};
+
+/// A bound server, ready to [`serve`](Server::serve) a handler.
+pub struct Server {
+    config: Config,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    handle: ShutdownHandle,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Check the config, load TLS files and bind the listener.
+    pub async fn bind(config: Config) -> Result<Self, ServerError> {
+        config.validate()?;
+        let tls = match &config.tls {
+            Some(t) => Some(tls::acceptor(t, config.http2)?),
+            None => None,
+        };
+        let addr = config.socket_addr()?;
+        let listener = bind_listener(addr, &config).map_err(|source| ServerError::Bind { addr, source })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
+        Ok(Self { config, listener, local_addr, tls, handle: ShutdownHandle::new() })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle to trigger or watch graceful shutdown, and to build the readiness handler.
+    pub fn handle(&self) -> ShutdownHandle {
+        self.handle.clone()
+    }
+
+    /// Add a cleanup hook, run once after the drain (see [`crate::shutdown`]).
+    pub fn on_shutdown<F, Fut>(&self, name: impl Into<String>, hook: F)
+    where
+        F: FnOnce(Duration) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.handle.inner.hooks.add(name, hook);
+    }
+
+    /// Serve `handler` until graceful shutdown completes.
+    pub async fn serve<H: Handler>(self, handler: H) -> Result<(), ServerError> {
+        let Server { config, listener, local_addr, tls, handle } = self;
+        let ctx = Arc::new(ConnContext::new(handler, &config));
+        let limit = Arc::new(Semaphore::new(config.max_connections));
+        let signals = config.handle_signals.then(|| tokio::spawn(watch_signals(handle.clone())));
+        tracing::info!(addr = %local_addr, tls = tls.is_some(), "listening");
+
+        let drain_delay = config.drain_delay;
+        let stop = async {
+            handle.draining().await;
+            if !drain_delay.is_zero() {
+                tracing::info!(?drain_delay, "readiness is 503; still serving during the drain delay");
+                tokio::time::sleep(drain_delay).await;
+            }
+        };
+        let mut stop = std::pin::pin!(stop);
+
+        loop {
+            let permit = tokio::select! {
+                biased;
+                () = &mut stop => break,
+                p = limit.clone().acquire_owned() => p.expect("semaphore never closed"),
+            };
+            let (stream, peer) = tokio::select! {
+                biased;
+                () = &mut stop => break,
+                r = listener.accept() => match r {
+                    Ok(s) => s,
+                    Err(e) => { accept_error(e).await; continue; }
+                },
+            };
+            if config.tcp_nodelay {
+                let _ = stream.set_nodelay(true);
+            }
+            let shared = handle.inner.clone();
+            let (id, drain) = shared.conns.register();
+            let guard = ConnGuard { shared: shared.clone(), id };
+            let ctx = ctx.clone();
+            let tls = tls.clone();
+            let handshake_timeout = config.tls.as_ref().map(|t| t.handshake_timeout).unwrap_or_default();
+            let task = tokio::spawn(async move {
+                let _guard = guard;
+                let _permit = permit;
+                match tls {
+                    None => conn::serve(ctx, stream, peer, drain).await,
+                    Some(acceptor) => {
+                        if let Some(tls_stream) = handshake(&acceptor, stream, peer, handshake_timeout).await {
+                            conn::serve(ctx, tls_stream, peer, drain).await;
+                        }
+                    }
+                }
+            });
+            shared.conns.set_abort(id, task.abort_handle());
+        }
+
+        drop(listener);
+        let conns = &handle.inner.conns;
+        let deadline = Instant::now() + config.shutdown_timeout;
+        tracing::info!(open = conns.len(), timeout = ?config.shutdown_timeout, "stopped accepting; draining connections");
+        conns.drain_all();
+        if !conns.wait_empty(deadline).await {
+            let n = conns.abort_all();
+            tracing::warn!(connections = n, "shutdown deadline reached; force-closing connections");
+            conns.wait_empty(Instant::now() + Duration::from_secs(1)).await;
+        }
+        handle.inner.hooks.run(deadline).await;
+        if let Some(s) = signals {
+            s.abort();
+        }
+        tracing::info!("server stopped");
+        Ok(())
+    }
+}
+
+/// Build a multi-threaded runtime with `config`'s worker count, bind, and serve `handler`
+/// until shutdown. For cleanup hooks, use [`Server`] inside your own runtime instead.
+pub fn run<H: Handler>(config: Config, handler: H) -> Result<(), ServerError> {
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.workers {
+        rt.worker_threads(n);
+    }
+    let rt = rt.enable_all().build()?;
+    rt.block_on(async move { Server::bind(config).await?.serve(handler).await })
+}
+
+fn bind_listener(addr: SocketAddr, config: &Config) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if config.reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(config.backlog)?;
+    TcpListener::from_std(socket.into())
+}
+
+async fn accept_error(e: std::io::Error) {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock => {
+            tracing::debug!(error = %e, "accept failed");
+        }
+        _ => {
+            // Out of file descriptors and the like: back off instead of spinning.
+            tracing::error!(error = %e, "accept failed; retrying in 100 ms");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::info!(%peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!(%peer, ?timeout, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+async fn watch_signals(handle: ShutdownHandle) {
+    #[cfg(unix)]
+    async fn next_signal() {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            tracing::warn!("cannot install SIGINT/SIGTERM handlers; shutdown only via the handle");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT received"),
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+        }
+    }
+    #[cfg(not(unix))]
+    async fn next_signal() {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    next_signal().await;
+    handle.shutdown();
+    next_signal().await;
+    let n = handle.inner.conns.abort_all();
+    tracing::warn!(connections = n, "second signal: force-closing connections now");
+}

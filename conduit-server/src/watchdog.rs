@@ -1,0 +1,262 @@
+//! Per-connection timeouts without a timer per request.
+//!
+//! The hot path only bumps relaxed atomics in [`Activity`]: the I/O wrapper ([`TimedIo`])
+//! notes reads and stalled writes, the service notes requests starting and responses
+//! finishing. A [`Watchdog`], polled by the connection task, samples that state on a coarse
+//! tick and closes the connection when one phase has lasted too long:
+//!
+//! | phase | limit |
+//! |---|---|
+//! | first request's headers, from accept | `header_read_timeout` |
+//! | a later request's headers, from its first byte (HTTP/1) | `header_read_timeout` |
+//! | idle between requests (no stream open, for HTTP/2) | `idle_timeout` |
+//! | a write that makes no progress | `write_timeout` |
+//! | a handler running | none here (the `Timeout` middleware's job) |
+//!
+//! The request body's own deadline (`read_timeout`) lives in [`crate::body`].
+
+use std::future::Future as _;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// What the connection is doing, updated from the I/O and service paths.
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    started: AtomicU32,
+    finished: AtomicU32,
+    read_seen: AtomicBool,
+    write_blocked: AtomicBool,
+    written: AtomicU64,
+    http2: AtomicBool,
+}
+
+impl Activity {
+    #[inline]
+    pub(crate) fn request_started(&self, http2: bool) {
+        self.started.fetch_add(1, Relaxed);
+        if http2 && !self.http2.load(Relaxed) {
+            self.http2.store(true, Relaxed);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn response_finished(&self) {
+        self.read_seen.store(false, Relaxed);
+        self.finished.fetch_add(1, Relaxed);
+    }
+}
+
+/// Marks a response finished when the response body is dropped (fully written or abandoned).
+#[derive(Debug)]
+pub(crate) struct FinishGuard(pub(crate) Arc<Activity>);
+
+impl Drop for FinishGuard {
+    fn drop(&mut self) {
+        self.0.response_finished();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An I/O stream that reports reads and stalled writes to [`Activity`].
+    pub(crate) struct TimedIo<T> {
+        #[pin]
+        inner: T,
+        activity: Arc<Activity>,
+    }
+}
+
+impl<T> TimedIo<T> {
+    pub(crate) fn new(inner: T, activity: Arc<Activity>) -> Self {
+        Self { inner, activity }
+    }
+
+    #[inline]
+    fn on_write(activity: &Activity, res: &Poll<io::Result<usize>>) {
+        match res {
+            Poll::Pending => activity.write_blocked.store(true, Relaxed),
+            Poll::Ready(Ok(n)) => {
+                if activity.write_blocked.load(Relaxed) {
+                    activity.write_blocked.store(false, Relaxed);
+                }
+                activity.written.fetch_add(*n as u64, Relaxed);
+            }
+            Poll::Ready(Err(_)) => {}
+        }
+    }
+}
+
+impl<T: AsyncRead> AsyncRead for TimedIo<T> {
+    #[inline]
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let res = this.inner.poll_read(cx, buf);
+        if buf.filled().len() > before && !this.activity.read_seen.load(Relaxed) {
+            this.activity.read_seen.store(true, Relaxed);
+        }
+        res
+    }
+}
+
+impl<T: AsyncWrite> AsyncWrite for TimedIo<T> {
+    #[inline]
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let res = this.inner.poll_write(cx, buf);
+        Self::on_write(this.activity, &res);
+        res
+    }
+
+    #[inline]
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let res = this.inner.poll_write_vectored(cx, bufs);
+        Self::on_write(this.activity, &res);
+        res
+    }
+
+    #[inline]
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    #[inline]
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    #[inline]
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    FirstHeaders,
+    Headers(u32),
+    Idle(u32),
+    Busy,
+    WriteStall(u64),
+}
+
+/// Why the watchdog closed a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expired {
+    /// Headers did not arrive in time.
+    Headers,
+    /// Idle keep-alive connection.
+    Idle,
+    /// The client stopped reading.
+    Write,
+}
+
+impl Expired {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Expired::Headers => "header read timeout",
+            Expired::Idle => "idle timeout",
+            Expired::Write => "write timeout (client stopped reading)",
+        }
+    }
+}
+
+/// Limits the watchdog enforces.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) header: Duration,
+    pub(crate) idle: Duration,
+    pub(crate) write: Duration,
+}
+
+impl Limits {
+    /// The sampling period: a quarter of the shortest limit, between 5 ms and 1 s.
+    fn tick(&self) -> Duration {
+        (self.header.min(self.idle).min(self.write) / 4).clamp(Duration::from_millis(5), Duration::from_secs(1))
+    }
+}
+
+/// Samples [`Activity`] and reports the first phase that outlived its limit.
+pub(crate) struct Watchdog {
+    activity: Arc<Activity>,
+    limits: Limits,
+    tick: Duration,
+    phase: Phase,
+    since: Instant,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl Watchdog {
+    pub(crate) fn new(activity: Arc<Activity>, limits: Limits, accepted: Instant) -> Self {
+        let tick = limits.tick();
+        let first = (accepted + limits.header).min(accepted + tick);
+        Self {
+            activity,
+            limits,
+            tick,
+            phase: Phase::FirstHeaders,
+            since: accepted,
+            sleep: Box::pin(tokio::time::sleep_until(first)),
+        }
+    }
+
+    fn phase(&self) -> Phase {
+        let a = &self.activity;
+        if a.write_blocked.load(Relaxed) {
+            return Phase::WriteStall(a.written.load(Relaxed));
+        }
+        let started = a.started.load(Relaxed);
+        let finished = a.finished.load(Relaxed);
+        if started != finished {
+            Phase::Busy
+        } else if started == 0 {
+            Phase::FirstHeaders
+        } else if !a.http2.load(Relaxed) && a.read_seen.load(Relaxed) {
+            Phase::Headers(started)
+        } else {
+            Phase::Idle(finished)
+        }
+    }
+
+    fn limit(&self) -> Option<(Duration, Expired)> {
+        match self.phase {
+            Phase::FirstHeaders | Phase::Headers(_) => Some((self.limits.header, Expired::Headers)),
+            Phase::Idle(_) => Some((self.limits.idle, Expired::Idle)),
+            Phase::WriteStall(_) => Some((self.limits.write, Expired::Write)),
+            Phase::Busy => None,
+        }
+    }
+
+    /// Resolves when a limit is exceeded.
+    pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<Expired> {
+        while self.sleep.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            let phase = self.phase();
+            if phase != self.phase {
+                self.phase = phase;
+                self.since = now;
+            }
+            let mut next = now + self.tick;
+            if let Some((limit, why)) = self.limit() {
+                let deadline = self.since + limit;
+                if now >= deadline {
+                    return Poll::Ready(why);
+                }
+                next = next.min(deadline);
+            }
+            self.sleep.as_mut().reset(next);
+        }
+        Poll::Pending
+    }
+}

@@ -1,0 +1,22 @@
+//! # conduit
+//!
+//! A high-performance HTTP framework on hyper 1.x and tokio. This facade re-exports the
+//! conduit crates: [`core`] (handlers, router, bodies, errors) at the top level, and the
+//! [`server`] behind the `server` feature (on by default).
+//!
+//! ```no_run
+//! use conduit::{Config, Request, Router, get};
+//!
+//! let app = Router::new().route("/", get(|_req: Request| async { "Hello, World!" }));
+//! conduit::run(Config::from_env_addr("127.0.0.1:8080"), app).unwrap();
+//! ```
+#![warn(missing_docs)]
+
+pub use conduit_core as core;
+pub use conduit_core::*;
+
+/// The HTTP/1.1 + HTTP/2 server (feature `server`).
+#[cfg(feature = "server")]
+pub use conduit_server as server;
+#[cfg(feature = "server")]
+pub use conduit_server::{Config, Readiness, Server, ServerError, ShutdownHandle, TlsConfig, TlsVersion, run};
