@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The whole check, as CI runs it: tools, formatting, lints, examples, every test, doctests.
+#
+#   scripts/test.sh
+#
+# Installs what the tests need when it can (curl and h2load via apt-get when run as root;
+# rustfmt and clippy via rustup), then runs, stopping at the first failure:
+#   cargo fmt --all --check
+#   cargo clippy --workspace --all-targets -- -D warnings
+#   cargo build --workspace --examples      (tests/basic_server.rs runs the built example)
+#   cargo nextest run --workspace           (or cargo test --workspace --lib --bins --tests)
+#   cargo test --workspace --doc            (nextest does not run doctests)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- system tools used by the tests: command -> Debian/Ubuntu package ----------------------
+declare -A packages=([curl]=curl [h2load]=nghttp2-client)
+missing=()
+for cmd in "${!packages[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${packages[$cmd]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        step "installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq "${missing[@]}"
+    else
+        echo "scripts/test.sh needs these packages: ${missing[*]}" >&2
+        echo "install them with: sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+# --- rustfmt and clippy ------------------------------------------------------------------------
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    if command -v rustup >/dev/null 2>&1; then
+        step "rustup component add rustfmt clippy"
+        rustup component add rustfmt clippy
+    else
+        echo "scripts/test.sh needs rustfmt and clippy (and rustup is not installed)" >&2
+        exit 1
+    fi
+fi
+
+step "cargo fmt --all --check"
+cargo fmt --all --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo build --workspace --examples"
+cargo build --workspace --examples
+
+if cargo nextest --version >/dev/null 2>&1; then
+    step "cargo nextest run --workspace"
+    cargo nextest run --workspace
+else
+    step "cargo test --workspace (cargo-nextest not installed)"
+    cargo test --workspace --lib --bins --tests
+fi
+
+step "cargo test --workspace --doc"
+cargo test --workspace --doc
+
+step "all checks passed"
