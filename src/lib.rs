@@ -19,4 +19,6 @@ pub use conduit_core::*;
 #[cfg(feature = "server")]
 pub use conduit_server as server;
 #[cfg(feature = "server")]
-pub use conduit_server::{Config, Readiness, Server, ServerError, ShutdownHandle, TlsConfig, TlsVersion, run};
+pub use conduit_server::{
+    Config, Readiness, Server, ServerError, ShutdownHandle, TlsConfig, TlsVersion, run,
+};

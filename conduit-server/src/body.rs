@@ -18,12 +18,22 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 /// Wrap a request body; bodies known to be empty become [`Body::empty`] without allocating.
-pub(crate) fn request_body(incoming: Incoming, limit: u64, deadline: impl FnOnce() -> Instant) -> Body {
+pub(crate) fn request_body(
+    incoming: Incoming,
+    limit: u64,
+    deadline: impl FnOnce() -> Instant,
+) -> Body {
     use http_body::Body as _;
     if incoming.is_end_stream() {
         return Body::empty();
     }
-    Body::new(LimitedIncoming { inner: incoming, limit, read: 0, deadline: deadline(), sleep: None })
+    Body::new(LimitedIncoming {
+        inner: incoming,
+        limit,
+        read: 0,
+        deadline: deadline(),
+        sleep: None,
+    })
 }
 
 struct LimitedIncoming {
@@ -38,7 +48,10 @@ impl LimitedIncoming {
     fn too_large(&self) -> BoxError {
         Box::new(Error::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than the limit of {} bytes", self.limit),
+            format!(
+                "request body is larger than the limit of {} bytes",
+                self.limit
+            ),
         ))
     }
 }
@@ -47,7 +60,10 @@ impl http_body::Body for LimitedIncoming {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         if this.inner.size_hint().lower() > this.limit {
             return Poll::Ready(Some(Err(this.too_large())));
@@ -68,7 +84,9 @@ impl http_body::Body for LimitedIncoming {
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 let deadline = this.deadline;
-                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 ready!(sleep.as_mut().poll(cx));
                 Poll::Ready(Some(Err(Box::new(Error::new(
                     StatusCode::REQUEST_TIMEOUT,

@@ -216,10 +216,16 @@ impl Config {
     pub fn validate(&self) -> Result<(), ServerError> {
         let bad = |msg: String| Err(ServerError::Config(msg));
         if self.max_header_bytes < 8192 {
-            return bad(format!("max_header_bytes must be at least 8192, got {}", self.max_header_bytes));
+            return bad(format!(
+                "max_header_bytes must be at least 8192, got {}",
+                self.max_header_bytes
+            ));
         }
         if self.max_header_bytes > u32::MAX as usize {
-            return bad(format!("max_header_bytes must fit in 32 bits, got {}", self.max_header_bytes));
+            return bad(format!(
+                "max_header_bytes must fit in 32 bits, got {}",
+                self.max_header_bytes
+            ));
         }
         if self.max_headers == 0 {
             return bad("max_headers must be at least 1".into());
@@ -252,8 +258,16 @@ impl Config {
     }
 
     pub(crate) fn socket_addr(&self) -> Result<SocketAddr, ServerError> {
-        let err = |reason: String| ServerError::Address { addr: self.addr.clone(), reason };
-        let mut addrs = self.addr.to_socket_addrs().map_err(|e| err(e.to_string()))?;
-        addrs.next().ok_or_else(|| err("resolves to no address".into()))
+        let err = |reason: String| ServerError::Address {
+            addr: self.addr.clone(),
+            reason,
+        };
+        let mut addrs = self
+            .addr
+            .to_socket_addrs()
+            .map_err(|e| err(e.to_string()))?;
+        addrs
+            .next()
+            .ok_or_else(|| err("resolves to no address".into()))
     }
 }

@@ -70,8 +70,12 @@ impl<H: Handler> ConnContext<H> {
 
 /// Serve one accepted (and, for TLS, handshaken) connection until it ends, expires, or is
 /// drained.
-pub(crate) async fn serve<H, I>(ctx: Arc<ConnContext<H>>, io: I, peer: SocketAddr, mut drain: oneshot::Receiver<()>)
-where
+pub(crate) async fn serve<H, I>(
+    ctx: Arc<ConnContext<H>>,
+    io: I,
+    peer: SocketAddr,
+    mut drain: oneshot::Receiver<()>,
+) where
     H: Handler,
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -87,10 +91,15 @@ where
             let guard = FinishGuard(activity.clone());
             let read_timeout = ctx.read_timeout;
             let req = req.map(|b| request_body(b, ctx.max_body, || Instant::now() + read_timeout));
-            let fut = CatchPanic { inner: ctx.handler.call(req) };
+            let fut = CatchPanic {
+                inner: ctx.handler.call(req),
+            };
             async move {
                 let res = fut.await;
-                Ok::<_, Infallible>(res.map(|body| TrackedBody { inner: body, _guard: guard }))
+                Ok::<_, Infallible>(res.map(|body| TrackedBody {
+                    inner: body,
+                    _guard: guard,
+                }))
             }
         })
     };
@@ -167,7 +176,10 @@ impl http_body::Body for TrackedBody {
     type Error = BoxError;
 
     #[inline]
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.project().inner.poll_frame(cx)
     }
 
@@ -181,7 +193,6 @@ impl http_body::Body for TrackedBody {
         self.inner.size_hint()
     }
 }
-
 
 pin_project_lite::pin_project! {
     /// Turns a panic in the handler into a 500 for that request only. In the common path this

@@ -53,9 +53,18 @@ impl Server {
             None => None,
         };
         let addr = config.socket_addr()?;
-        let listener = bind_listener(addr, &config).map_err(|source| ServerError::Bind { addr, source })?;
-        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
-        Ok(Self { config, listener, local_addr, tls, handle: ShutdownHandle::new() })
+        let listener =
+            bind_listener(addr, &config).map_err(|source| ServerError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        Ok(Self {
+            config,
+            listener,
+            local_addr,
+            tls,
+            handle: ShutdownHandle::new(),
+        })
     }
 
     /// The address actually bound (useful with port 0).
@@ -79,17 +88,28 @@ impl Server {
 
     /// Serve `handler` until graceful shutdown completes.
     pub async fn serve<H: Handler>(self, handler: H) -> Result<(), ServerError> {
-        let Server { config, listener, local_addr, tls, handle } = self;
+        let Server {
+            config,
+            listener,
+            local_addr,
+            tls,
+            handle,
+        } = self;
         let ctx = Arc::new(ConnContext::new(handler, &config));
         let limit = Arc::new(Semaphore::new(config.max_connections));
-        let signals = config.handle_signals.then(|| tokio::spawn(watch_signals(handle.clone())));
+        let signals = config
+            .handle_signals
+            .then(|| tokio::spawn(watch_signals(handle.clone())));
         tracing::info!(addr = %local_addr, tls = tls.is_some(), "listening");
 
         let drain_delay = config.drain_delay;
         let stop = async {
             handle.draining().await;
             if !drain_delay.is_zero() {
-                tracing::info!(?drain_delay, "readiness is 503; still serving during the drain delay");
+                tracing::info!(
+                    ?drain_delay,
+                    "readiness is 503; still serving during the drain delay"
+                );
                 tokio::time::sleep(drain_delay).await;
             }
         };
@@ -114,17 +134,26 @@ impl Server {
             }
             let shared = handle.inner.clone();
             let (id, drain) = shared.conns.register();
-            let guard = ConnGuard { shared: shared.clone(), id };
+            let guard = ConnGuard {
+                shared: shared.clone(),
+                id,
+            };
             let ctx = ctx.clone();
             let tls = tls.clone();
-            let handshake_timeout = config.tls.as_ref().map(|t| t.handshake_timeout).unwrap_or_default();
+            let handshake_timeout = config
+                .tls
+                .as_ref()
+                .map(|t| t.handshake_timeout)
+                .unwrap_or_default();
             let task = tokio::spawn(async move {
                 let _guard = guard;
                 let _permit = permit;
                 match tls {
                     None => conn::serve(ctx, stream, peer, drain).await,
                     Some(acceptor) => {
-                        if let Some(tls_stream) = handshake(&acceptor, stream, peer, handshake_timeout).await {
+                        if let Some(tls_stream) =
+                            handshake(&acceptor, stream, peer, handshake_timeout).await
+                        {
                             conn::serve(ctx, tls_stream, peer, drain).await;
                         }
                     }
@@ -140,8 +169,13 @@ impl Server {
         conns.drain_all();
         if !conns.wait_empty(deadline).await {
             let n = conns.abort_all();
-            tracing::warn!(connections = n, "shutdown deadline reached; force-closing connections");
-            conns.wait_empty(Instant::now() + Duration::from_secs(1)).await;
+            tracing::warn!(
+                connections = n,
+                "shutdown deadline reached; force-closing connections"
+            );
+            conns
+                .wait_empty(Instant::now() + Duration::from_secs(1))
+                .await;
         }
         handle.inner.hooks.run(deadline).await;
         if let Some(s) = signals {
@@ -216,7 +250,10 @@ async fn watch_signals(handle: ShutdownHandle) {
     #[cfg(unix)]
     async fn next_signal() {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
             tracing::warn!("cannot install SIGINT/SIGTERM handlers; shutdown only via the handle");
             return std::future::pending().await;
         };
@@ -233,5 +270,8 @@ async fn watch_signals(handle: ShutdownHandle) {
     handle.shutdown();
     next_signal().await;
     let n = handle.inner.conns.abort_all();
-    tracing::warn!(connections = n, "second signal: force-closing connections now");
+    tracing::warn!(
+        connections = n,
+        "second signal: force-closing connections now"
+    );
 }

@@ -73,14 +73,19 @@ impl ShutdownHooks {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let boxed: HookFn = Box::new(move |left| Box::pin(hook(left)));
-        self.hooks.lock().unwrap_or_else(|e| e.into_inner()).push((name.into(), boxed));
+        self.hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((name.into(), boxed));
     }
 
     /// Run every hook once, in order. Later calls find nothing left to run.
     pub(crate) async fn run(&self, deadline: Instant) {
         let hooks = std::mem::take(&mut *self.hooks.lock().unwrap_or_else(|e| e.into_inner()));
         for (name, hook) in hooks {
-            let left = deadline.saturating_duration_since(Instant::now()).max(MIN_HOOK_TIME);
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(MIN_HOOK_TIME);
             tracing::info!(hook = %name, ?left, "running shutdown hook");
             let task = tokio::spawn(hook(left));
             let abort = task.abort_handle();
@@ -104,7 +109,9 @@ pub struct ShutdownHandle {
 
 impl fmt::Debug for ShutdownHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShutdownHandle").field("draining", &self.is_draining()).finish()
+        f.debug_struct("ShutdownHandle")
+            .field("draining", &self.is_draining())
+            .finish()
     }
 }
 
@@ -159,7 +166,9 @@ impl ShutdownHandle {
     /// A handler for load-balancer readiness probes: `200 ready` while serving,
     /// `503 draining` from the moment shutdown starts.
     pub fn readiness(&self) -> Readiness {
-        Readiness { handle: self.clone() }
+        Readiness {
+            handle: self.clone(),
+        }
     }
 }
 
@@ -202,7 +211,13 @@ impl Connections {
     pub(crate) fn register(&self) -> (u64, oneshot::Receiver<()>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.lock().insert(id, ConnEntry { drain: Some(tx), abort: None });
+        self.lock().insert(
+            id,
+            ConnEntry {
+                drain: Some(tx),
+                abort: None,
+            },
+        );
         (id, rx)
     }
 

@@ -94,7 +94,11 @@ impl<T> TimedIo<T> {
 
 impl<T: AsyncRead> AsyncRead for TimedIo<T> {
     #[inline]
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.project();
         let before = buf.filled().len();
         let res = this.inner.poll_read(cx, buf);
@@ -107,7 +111,11 @@ impl<T: AsyncRead> AsyncRead for TimedIo<T> {
 
 impl<T: AsyncWrite> AsyncWrite for TimedIo<T> {
     #[inline]
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.project();
         let res = this.inner.poll_write(cx, buf);
         Self::on_write(this.activity, &res);
@@ -183,7 +191,8 @@ pub(crate) struct Limits {
 impl Limits {
     /// The sampling period: a quarter of the shortest limit, between 5 ms and 1 s.
     fn tick(&self) -> Duration {
-        (self.header.min(self.idle).min(self.write) / 4).clamp(Duration::from_millis(5), Duration::from_secs(1))
+        (self.header.min(self.idle).min(self.write) / 4)
+            .clamp(Duration::from_millis(5), Duration::from_secs(1))
     }
 }
 

@@ -12,11 +12,26 @@ use tokio::net::TcpStream;
 async fn malformed_request_line_is_400() {
     init_tracing();
     let srv = start(config(), app()).await;
-    let reply = raw(srv.addr, b"THIS IS NOT HTTP\r\n\r\n", Duration::from_secs(5)).await;
+    let reply = raw(
+        srv.addr,
+        b"THIS IS NOT HTTP\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!(status_of(&reply), 400, "{reply}");
-    let reply = raw(srv.addr, b"GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n", Duration::from_secs(5)).await;
+    let reply = raw(
+        srv.addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!(status_of(&reply), 400, "{reply}");
-    let reply = raw(srv.addr, b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", Duration::from_secs(5)).await;
+    let reply = raw(
+        srv.addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!(status_of(&reply), 400, "{reply}");
     // the server is fine afterwards
     assert_eq!(get(srv.addr, "/").await.0, 200);
@@ -25,12 +40,21 @@ async fn malformed_request_line_is_400() {
 #[tokio::test]
 async fn headers_over_the_limit_are_431() {
     let srv = start(config().max_header_bytes(16 * 1024), app()).await;
-    let big = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(32 * 1024));
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(32 * 1024)
+    );
     let reply = raw(srv.addr, big.as_bytes(), Duration::from_secs(5)).await;
     assert_eq!(status_of(&reply), 431, "{reply}");
     // just under the limit is fine
-    let ok = format!("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n", "a".repeat(8 * 1024));
-    assert_eq!(status_of(&raw(srv.addr, ok.as_bytes(), Duration::from_secs(5)).await), 200);
+    let ok = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(8 * 1024)
+    );
+    assert_eq!(
+        status_of(&raw(srv.addr, ok.as_bytes(), Duration::from_secs(5)).await),
+        200
+    );
 }
 
 #[tokio::test]
@@ -41,18 +65,25 @@ async fn too_many_headers_are_431() {
         req.push_str(&format!("X-H{i}: v\r\n"));
     }
     req.push_str("\r\n");
-    assert_eq!(status_of(&raw(srv.addr, req.as_bytes(), Duration::from_secs(5)).await), 431);
+    assert_eq!(
+        status_of(&raw(srv.addr, req.as_bytes(), Duration::from_secs(5)).await),
+        431
+    );
 }
 
 #[tokio::test]
 async fn body_over_the_limit_is_413() {
     let srv = start(config().max_body_bytes(1024), app()).await;
     // declared too large: refused before reading
-    let req = format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n{}", "a".repeat(4096));
+    let req = format!(
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n{}",
+        "a".repeat(4096)
+    );
     let reply = raw(srv.addr, req.as_bytes(), Duration::from_secs(5)).await;
     assert_eq!(status_of(&reply), 413, "{reply}");
     // chunked, growing past the limit while streaming
-    let mut req = String::from("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let mut req =
+        String::from("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
     for _ in 0..4 {
         req.push_str(&format!("400\r\n{}\r\n", "b".repeat(1024)));
     }
@@ -60,22 +91,35 @@ async fn body_over_the_limit_is_413() {
     let reply = raw(srv.addr, req.as_bytes(), Duration::from_secs(5)).await;
     assert_eq!(status_of(&reply), 413, "{reply}");
     // within the limit it echoes
-    let req = "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello";
+    let req =
+        "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello";
     let reply = raw(srv.addr, req.as_bytes(), Duration::from_secs(5)).await;
-    assert!(reply.starts_with("HTTP/1.1 200") && reply.ends_with("hello"), "{reply}");
+    assert!(
+        reply.starts_with("HTTP/1.1 200") && reply.ends_with("hello"),
+        "{reply}"
+    );
 }
 
 #[tokio::test]
 async fn slow_body_hits_the_read_timeout_with_408() {
     let srv = start(config().read_timeout(Duration::from_millis(400)), app()).await;
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly-ten!!").await.unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly-ten!!")
+        .await
+        .unwrap();
     let t0 = Instant::now();
     let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await.expect("answered").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("answered")
+        .unwrap();
     let reply = String::from_utf8_lossy(&out);
     assert_eq!(status_of(&reply), 408, "{reply}");
-    assert!(t0.elapsed() >= Duration::from_millis(300), "too early: {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(300),
+        "too early: {:?}",
+        t0.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -87,7 +131,10 @@ async fn slowloris_headers_are_cut_off_while_others_are_served() {
     let loris = tokio::spawn(async move {
         let mut s = TcpStream::connect(addr).await.unwrap();
         let t0 = Instant::now();
-        for b in b"GET / HTTP/1.1\r\nHost: slow\r\nX-Drip: ".iter().chain(std::iter::repeat(&b'a')) {
+        for b in b"GET / HTTP/1.1\r\nHost: slow\r\nX-Drip: "
+            .iter()
+            .chain(std::iter::repeat(&b'a'))
+        {
             if s.write_all(&[*b]).await.is_err() {
                 break;
             }
@@ -111,32 +158,59 @@ async fn slowloris_headers_are_cut_off_while_others_are_served() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let cut = loris.await.unwrap();
-    assert!(cut >= header_timeout - Duration::from_millis(50), "cut too early: {cut:?}");
+    assert!(
+        cut >= header_timeout - Duration::from_millis(50),
+        "cut too early: {cut:?}"
+    );
     assert!(cut < header_timeout * 3, "slow client not cut off: {cut:?}");
 }
 
 #[tokio::test]
 async fn slow_headers_on_a_keep_alive_connection_are_cut_off_too() {
-    let srv = start(config().header_read_timeout(Duration::from_millis(500)), app()).await;
+    let srv = start(
+        config().header_read_timeout(Duration::from_millis(500)),
+        app(),
+    )
+    .await;
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = vec![0u8; 1024];
     let n = s.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     // second request trickles in
     let t0 = Instant::now();
     s.write_all(b"GET / HT").await.unwrap();
-    assert!(closed_within(&mut s, Duration::from_secs(3)).await, "not closed");
-    assert!(t0.elapsed() >= Duration::from_millis(450), "{:?}", t0.elapsed());
+    assert!(
+        closed_within(&mut s, Duration::from_secs(3)).await,
+        "not closed"
+    );
+    assert!(
+        t0.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        t0.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn a_client_that_never_sends_a_byte_is_closed() {
-    let srv = start(config().header_read_timeout(Duration::from_millis(300)), app()).await;
+    let srv = start(
+        config().header_read_timeout(Duration::from_millis(300)),
+        app(),
+    )
+    .await;
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
     let t0 = Instant::now();
-    assert!(closed_within(&mut s, Duration::from_secs(3)).await, "silent client kept open");
-    assert!(t0.elapsed() >= Duration::from_millis(250), "{:?}", t0.elapsed());
+    assert!(
+        closed_within(&mut s, Duration::from_secs(3)).await,
+        "silent client kept open"
+    );
+    assert!(
+        t0.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t0.elapsed()
+    );
     assert!(eventually(Duration::from_secs(1), || srv.handle.connections() == 0).await);
 }
 
@@ -144,13 +218,22 @@ async fn a_client_that_never_sends_a_byte_is_closed() {
 async fn idle_keep_alive_connections_are_closed() {
     let srv = start(config().idle_timeout(Duration::from_millis(300)), app()).await;
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = vec![0u8; 1024];
     let n = s.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     let t0 = Instant::now();
-    assert!(closed_within(&mut s, Duration::from_secs(3)).await, "idle connection kept open");
-    assert!(t0.elapsed() >= Duration::from_millis(250), "{:?}", t0.elapsed());
+    assert!(
+        closed_within(&mut s, Duration::from_secs(3)).await,
+        "idle connection kept open"
+    );
+    assert!(
+        t0.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t0.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -163,7 +246,9 @@ async fn a_client_that_stops_reading_hits_the_write_timeout() {
     };
     let srv = start(config().write_timeout(Duration::from_millis(500)), endless).await;
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = vec![0u8; 1024];
     let _ = s.read(&mut buf).await.unwrap();
     assert_eq!(srv.handle.connections(), 1);
@@ -174,7 +259,9 @@ async fn a_client_that_stops_reading_hits_the_write_timeout() {
     );
 }
 
-fn futures_stream(chunk: bytes::Bytes) -> impl futures_core::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+fn futures_stream(
+    chunk: bytes::Bytes,
+) -> impl futures_core::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
     struct Repeat(bytes::Bytes);
     impl futures_core::Stream for Repeat {
         type Item = Result<bytes::Bytes, std::io::Error>;
@@ -196,14 +283,23 @@ async fn connections_over_the_limit_wait_until_one_closes() {
     let addr = srv.addr;
     let second = tokio::spawn(async move { get(addr, "/").await.0 });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!second.is_finished(), "second connection served while the limit was reached");
+    assert!(
+        !second.is_finished(),
+        "second connection served while the limit was reached"
+    );
     drop(first);
-    let status = tokio::time::timeout(Duration::from_secs(5), second).await.expect("served after close").unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .expect("served after close")
+        .unwrap();
     assert_eq!(status, 200);
 }
 
 fn common_req(path: &str) -> http::Request<http_body_util::Full<bytes::Bytes>> {
-    http::Request::get(path).header("host", "x").body(Default::default()).unwrap()
+    http::Request::get(path)
+        .header("host", "x")
+        .body(Default::default())
+        .unwrap()
 }
 
 /// Hand-written HTTP/2 frames: a client that ignores SETTINGS_MAX_CONCURRENT_STREAMS.
@@ -211,7 +307,9 @@ fn common_req(path: &str) -> http::Request<http_body_util::Full<bytes::Bytes>> {
 async fn h2_streams_over_the_limit_are_refused() {
     let srv = start(config().http2_max_concurrent_streams(2), app()).await;
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
     s.write_all(&frame(0x4, 0, 0, &[])).await.unwrap(); // our SETTINGS (empty)
     // read the server's SETTINGS, then ACK it so its limit is in force
     let mut got_settings = false;
@@ -230,7 +328,9 @@ async fn h2_streams_over_the_limit_are_refused() {
         block.push(11);
         block.extend_from_slice(b"/sleep/1000");
         block.extend_from_slice(&[0x01, 1, b'x']); // :authority
-        s.write_all(&frame(0x1, 0x4 | 0x1, id, &block)).await.unwrap(); // END_HEADERS | END_STREAM
+        s.write_all(&frame(0x1, 0x4 | 0x1, id, &block))
+            .await
+            .unwrap(); // END_HEADERS | END_STREAM
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut refused = None;
@@ -241,7 +341,11 @@ async fn h2_streams_over_the_limit_are_refused() {
             break;
         }
     }
-    assert_eq!(refused, Some((5, 0x7)), "expected RST_STREAM(REFUSED_STREAM) on stream 5");
+    assert_eq!(
+        refused,
+        Some((5, 0x7)),
+        "expected RST_STREAM(REFUSED_STREAM) on stream 5"
+    );
 }
 
 fn frame(ty: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
@@ -254,9 +358,17 @@ fn frame(ty: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
 
 async fn read_frame(s: &mut TcpStream) -> (u8, u8, u32, Vec<u8>) {
     let mut head = [0u8; 9];
-    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut head)).await.expect("frame in time").expect("frame");
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut head))
+        .await
+        .expect("frame in time")
+        .expect("frame");
     let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
     let mut payload = vec![0u8; len];
     s.read_exact(&mut payload).await.unwrap();
-    (head[3], head[4], u32::from_be_bytes(head[5..9].try_into().unwrap()) & 0x7fff_ffff, payload)
+    (
+        head[3],
+        head[4],
+        u32::from_be_bytes(head[5..9].try_into().unwrap()) & 0x7fff_ffff,
+        payload,
+    )
 }

@@ -8,7 +8,10 @@ use common::*;
 use http_body_util::Full;
 
 fn req(path: &str) -> http::Request<Full<Bytes>> {
-    http::Request::get(path).header("host", "test").body(Full::new(Bytes::new())).unwrap()
+    http::Request::get(path)
+        .header("host", "test")
+        .body(Full::new(Bytes::new()))
+        .unwrap()
 }
 
 #[tokio::test]
@@ -33,7 +36,10 @@ async fn http1_pipelined_requests_are_answered_in_order() {
     let first = reply.find("slept").expect("first response");
     let second = reply.find("HTTP/1.1").expect("second response");
     assert_eq!(reply.matches("HTTP/1.1 200 OK").count(), 2, "{reply}");
-    assert!(second < first && first < reply.rfind("HTTP/1.1 200").unwrap(), "{reply}");
+    assert!(
+        second < first && first < reply.rfind("HTTP/1.1 200").unwrap(),
+        "{reply}"
+    );
 }
 
 #[tokio::test]
@@ -55,7 +61,9 @@ async fn h2c_many_concurrent_streams_on_one_connection() {
     let mut tasks = Vec::new();
     for _ in 0..50 {
         let mut c = c.clone();
-        tasks.push(tokio::spawn(async move { send(&mut c, req("/sleep/20")).await.0 }));
+        tasks.push(tokio::spawn(async move {
+            send(&mut c, req("/sleep/20")).await.0
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap(), 200);
@@ -67,10 +75,17 @@ async fn h2c_many_concurrent_streams_on_one_connection() {
 async fn http2_disabled_serves_http1_only() {
     let srv = start(config().http2(false), app()).await;
     let stream = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
-    let res = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(stream)).await;
+    let res = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await;
     if let Ok((mut tx, conn)) = res {
         tokio::spawn(conn);
-        assert!(tx.send_request(req("/")).await.is_err(), "h2 must be refused when disabled");
+        assert!(
+            tx.send_request(req("/")).await.is_err(),
+            "h2 must be refused when disabled"
+        );
     }
     assert_eq!(get(srv.addr, "/").await.0, 200);
 }
@@ -95,15 +110,28 @@ async fn a_panicking_handler_takes_down_only_its_own_request() {
 
 #[tokio::test]
 async fn curl_agrees_on_http1_and_h2c() {
-    if std::process::Command::new("curl").arg("--version").output().is_err() {
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         panic!("curl is required (scripts/test.sh installs it)");
     }
     let srv = start(config(), app()).await;
     let url = format!("http://{}/version", srv.addr);
     let out = tokio::task::spawn_blocking(move || {
-        let h1 = std::process::Command::new("curl").args(["-sS", "--http1.1", &url]).output().unwrap();
-        let h2 = std::process::Command::new("curl").args(["-sS", "--http2-prior-knowledge", &url]).output().unwrap();
-        (String::from_utf8_lossy(&h1.stdout).into_owned(), String::from_utf8_lossy(&h2.stdout).into_owned())
+        let h1 = std::process::Command::new("curl")
+            .args(["-sS", "--http1.1", &url])
+            .output()
+            .unwrap();
+        let h2 = std::process::Command::new("curl")
+            .args(["-sS", "--http2-prior-knowledge", &url])
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&h1.stdout).into_owned(),
+            String::from_utf8_lossy(&h2.stdout).into_owned(),
+        )
     })
     .await
     .unwrap();

@@ -12,7 +12,10 @@ use conduit_server::Server;
 use http_body_util::Full;
 
 fn req(path: &str) -> http::Request<Full<Bytes>> {
-    http::Request::get(path).header("host", "x").body(Full::new(Bytes::new())).unwrap()
+    http::Request::get(path)
+        .header("host", "x")
+        .body(Full::new(Bytes::new()))
+        .unwrap()
 }
 
 #[tokio::test]
@@ -42,29 +45,53 @@ async fn in_flight_requests_finish_new_connections_are_refused_hooks_run_once() 
     // shutdown triggered twice, from two tasks
     let (a, b) = (srv.handle.clone(), srv.handle.clone());
     let t0 = Instant::now();
-    tokio::join!(tokio::spawn(async move { a.shutdown() }), tokio::spawn(async move { b.shutdown() })).0.unwrap();
+    tokio::join!(
+        tokio::spawn(async move { a.shutdown() }),
+        tokio::spawn(async move { b.shutdown() })
+    )
+    .0
+    .unwrap();
     assert!(srv.handle.is_draining());
 
     // the idle connection closes at once, new connections are refused
-    assert!(eventually(Duration::from_millis(300), || srv.handle.connections() == 2).await, "idle connection not closed");
+    assert!(
+        eventually(Duration::from_millis(300), || srv.handle.connections() == 2).await,
+        "idle connection not closed"
+    );
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(tokio::net::TcpStream::connect(srv.addr).await.is_err(), "new connection accepted while draining");
+    assert!(
+        tokio::net::TcpStream::connect(srv.addr).await.is_err(),
+        "new connection accepted while draining"
+    );
 
     // in-flight requests complete; HTTP/1 is told to close
     let (status, headers, body) = h1_flight.await.unwrap();
     assert_eq!((status.as_u16(), &body[..]), (200, &b"slept"[..]));
-    assert_eq!(headers.get("connection").map(|v| v.to_str().unwrap()), Some("close"));
+    assert_eq!(
+        headers.get("connection").map(|v| v.to_str().unwrap()),
+        Some("close")
+    );
     let (status, _, body) = h2_flight.await.unwrap();
     assert_eq!((status.as_u16(), &body[..]), (200, &b"slept"[..]));
 
     srv.task.await.unwrap().unwrap();
-    assert!(t0.elapsed() < Duration::from_secs(5), "drain took {:?}", t0.elapsed());
-    assert_eq!(*order.lock().unwrap(), vec!["first", "second"], "hooks must run once, in order");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "drain took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(
+        *order.lock().unwrap(),
+        vec!["first", "second"],
+        "hooks must run once, in order"
+    );
 }
 
 #[tokio::test]
 async fn the_deadline_force_closes_requests_that_never_end() {
-    let server = Server::bind(config().shutdown_timeout(Duration::from_millis(400))).await.unwrap();
+    let server = Server::bind(config().shutdown_timeout(Duration::from_millis(400)))
+        .await
+        .unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
     let r = runs.clone();
     server.on_shutdown("count", move |left| async move {
@@ -74,24 +101,35 @@ async fn the_deadline_force_closes_requests_that_never_end() {
     });
     let srv = start_server(server, app());
     let mut c = h1_client(srv.addr).await;
-    let stuck = tokio::spawn(async move { c.send_request(req("/forever")).await.map(|r| r.status()) });
+    let stuck =
+        tokio::spawn(async move { c.send_request(req("/forever")).await.map(|r| r.status()) });
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let t0 = Instant::now();
     srv.handle.shutdown();
     srv.task.await.unwrap().unwrap();
     let took = t0.elapsed();
-    assert!(took >= Duration::from_millis(350) && took < Duration::from_secs(3), "shutdown took {took:?}");
-    assert!(stuck.await.unwrap().is_err(), "the never-ending request must be cut off");
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_secs(3),
+        "shutdown took {took:?}"
+    );
+    assert!(
+        stuck.await.unwrap().is_err(),
+        "the never-ending request must be cut off"
+    );
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
 async fn a_slow_or_panicking_hook_does_not_stop_the_others() {
-    let server = Server::bind(config().shutdown_timeout(Duration::from_millis(200))).await.unwrap();
+    let server = Server::bind(config().shutdown_timeout(Duration::from_millis(200)))
+        .await
+        .unwrap();
     let ran = Arc::new(AtomicUsize::new(0));
     server.on_shutdown("panics", |_| async { panic!("hook failure") });
-    server.on_shutdown("too slow", |_| async { tokio::time::sleep(Duration::from_secs(60)).await });
+    server.on_shutdown("too slow", |_| async {
+        tokio::time::sleep(Duration::from_secs(60)).await
+    });
     let r = ran.clone();
     server.on_shutdown("last", move |_| async move {
         r.fetch_add(1, Ordering::SeqCst);
@@ -101,12 +139,18 @@ async fn a_slow_or_panicking_hook_does_not_stop_the_others() {
     srv.handle.shutdown();
     srv.task.await.unwrap().unwrap();
     assert_eq!(ran.load(Ordering::SeqCst), 1);
-    assert!(t0.elapsed() < Duration::from_secs(5), "slow hook was not bounded: {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "slow hook was not bounded: {:?}",
+        t0.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn readiness_turns_503_during_the_drain_delay() {
-    let server = Server::bind(config().drain_delay(Duration::from_millis(500))).await.unwrap();
+    let server = Server::bind(config().drain_delay(Duration::from_millis(500)))
+        .await
+        .unwrap();
     let ready = server.handle().readiness();
     let app = move |req: conduit_core::Request| {
         let ready = ready.clone();

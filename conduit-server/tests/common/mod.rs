@@ -60,13 +60,23 @@ pub fn app() -> impl Handler {
 }
 
 pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info").try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("info")
+        .try_init();
 }
 
 /// One HTTP/1.1 request on a fresh connection via hyper's client.
 pub async fn get(addr: SocketAddr, path: &str) -> (http::StatusCode, http::HeaderMap, Bytes) {
     let mut c = h1_client(addr).await;
-    send(&mut c, http::Request::get(path).header("host", "x").body(Full::new(Bytes::new())).unwrap()).await
+    send(
+        &mut c,
+        http::Request::get(path)
+            .header("host", "x")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await
 }
 
 pub type H1 = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
@@ -74,21 +84,27 @@ pub type H2 = hyper::client::conn::http2::SendRequest<Full<Bytes>>;
 
 pub async fn h1_client(addr: SocketAddr) -> H1 {
     let stream = TcpStream::connect(addr).await.expect("connect");
-    let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("h1 handshake");
+    let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("h1 handshake");
     tokio::spawn(conn);
     tx
 }
 
 pub async fn h2_client(addr: SocketAddr) -> H2 {
     let stream = TcpStream::connect(addr).await.expect("connect");
-    let (tx, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-        .await
-        .expect("h2 handshake");
+    let (tx, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
     tokio::spawn(conn);
     tx
 }
 
-pub async fn send<S>(client: &mut S, req: http::Request<Full<Bytes>>) -> (http::StatusCode, http::HeaderMap, Bytes)
+pub async fn send<S>(
+    client: &mut S,
+    req: http::Request<Full<Bytes>>,
+) -> (http::StatusCode, http::HeaderMap, Bytes)
 where
     S: SendReq,
 {
@@ -135,7 +151,11 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> String {
 
 /// The status code of the first response in a raw HTTP/1 reply.
 pub fn status_of(reply: &str) -> u16 {
-    reply.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Wait until `f` is true or `timeout` passes.
@@ -162,4 +182,3 @@ pub async fn closed_within(s: &mut TcpStream, timeout: Duration) -> bool {
         }
     }
 }
-
