@@ -30,7 +30,9 @@ fn app() -> Router {
 fn main() -> Result<(), conduit::ServerError> {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:18090".into());
-    let _root = args.next().unwrap_or_else(|| "/tmp/conduit-compare-root".into());
+    let _root = args
+        .next()
+        .unwrap_or_else(|| "/tmp/conduit-compare-root".into());
     // Server defaults, as a user would run them. Two knobs for like-for-like comparisons:
     // CONDUIT_TCP_NODELAY=0 turns Nagle back on (axum::serve's default; conduit, hyper's
     // example, Go and nginx set TCP_NODELAY), CONDUIT_H2_PING=0 turns HTTP/2 keep-alive off.

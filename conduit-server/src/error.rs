@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Why a server could not start (or stopped with an error).
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
     /// The listen address is not a valid `host:port`.
@@ -48,4 +48,18 @@ pub enum ServerError {
     /// Building the runtime or another I/O failure outside any one connection.
     #[error("server I/O error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// `Debug` prints the message (and its causes), so `fn main() -> Result<(), ServerError>`
+/// reports `Error: cannot listen on 127.0.0.1:8080: Address already in use ...`.
+impl std::fmt::Debug for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            write!(f, "\n  caused by: {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
 }

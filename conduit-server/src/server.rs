@@ -1,15 +1,16 @@
 //! [`Server`]: bind, accept, spawn a task per connection, and shut down gracefully.
 //!
-//! ```no_run
+//! ```
 //! use conduit_core::{Request, Router, get};
 //! use conduit_server::{Config, Server};
 //!
-//! # async fn demo() -> Result<(), conduit_server::ServerError> {
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! let app = Router::new().route("/", get(|_req: Request| async { "Hello, World!" }));
-//! let server = Server::bind(Config::new("127.0.0.1:8080")).await?;
+//! let server = Server::bind(Config::new("127.0.0.1:0")).await?;
 //! println!("listening on http://{}", server.local_addr());
-//! server.serve(app).await
-//! # }
+//! # server.handle().shutdown();
+//! server.serve(app).await // until SIGINT / SIGTERM or `handle().shutdown()`
+//! # }).unwrap();
 //! ```
 
 use std::net::SocketAddr;

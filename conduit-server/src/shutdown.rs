@@ -13,21 +13,25 @@
 //!    time left until the deadline (at least one second), each in its own task so a panic in
 //!    one does not stop the others.
 //!
-//! ```no_run
+//! ```
+//! use std::sync::atomic::{AtomicBool, Ordering};
+//! use std::sync::Arc;
 //! use conduit_server::{Config, Server};
 //!
-//! # async fn demo() -> Result<(), conduit_server::ServerError> {
-//! let server = Server::bind(Config::new("127.0.0.1:8080")).await?;
-//! server.on_shutdown("close db pool", |time_left| async move {
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! let server = Server::bind(Config::new("127.0.0.1:0").handle_signals(false)).await?;
+//! let closed = Arc::new(AtomicBool::new(false));
+//! let flag = closed.clone();
+//! server.on_shutdown("close db pool", move |time_left| async move {
 //!     tracing::info!(?time_left, "closing the pool");
+//!     flag.store(true, Ordering::SeqCst);
 //! });
 //! let handle = server.handle();
-//! tokio::spawn(async move {
-//!     tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-//!     handle.shutdown();
-//! });
-//! server.serve(|_req: conduit_core::Request| async { "hi" }).await
-//! # }
+//! tokio::spawn(async move { handle.shutdown() }); // SIGINT / SIGTERM do the same
+//! server.serve(|_req: conduit_core::Request| async { "hi" }).await?;
+//! assert!(closed.load(Ordering::SeqCst));
+//! # Ok::<(), conduit_server::ServerError>(())
+//! # }).unwrap();
 //! ```
 
 use std::collections::HashMap;

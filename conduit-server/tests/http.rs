@@ -138,3 +138,30 @@ async fn curl_agrees_on_http1_and_h2c() {
     assert_eq!(out.0, "HTTP/1.1");
     assert_eq!(out.1, "HTTP/2.0");
 }
+
+#[tokio::test]
+async fn reuse_port_lets_two_servers_share_a_port() {
+    let a = start(config().reuse_port(true), app()).await;
+    let b = conduit_server::Server::bind(
+        conduit_server::Config::new(a.addr.to_string())
+            .handle_signals(false)
+            .reuse_port(true),
+    )
+    .await
+    .expect("second bind with SO_REUSEPORT");
+    assert_eq!(b.local_addr(), a.addr);
+    // without SO_REUSEPORT the same bind is refused
+    let err = conduit_server::Server::bind(conduit_server::Config::new(a.addr.to_string()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, conduit_server::ServerError::Bind { .. }),
+        "{err}"
+    );
+    let b = start_server(b, app());
+    for _ in 0..4 {
+        assert_eq!(get(a.addr, "/").await.0, 200);
+    }
+    b.handle.shutdown();
+    b.task.await.unwrap().unwrap();
+}
