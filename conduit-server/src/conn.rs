@@ -23,11 +23,13 @@ use tokio::time::Instant;
 
 use crate::Config;
 use crate::body::request_body;
+use crate::shutdown::ShutdownHandle;
 use crate::watchdog::{Activity, Expired, FinishGuard, Limits, TimedIo, Watchdog};
 
 /// What every connection of one server shares.
 pub(crate) struct ConnContext<H> {
     pub(crate) handler: H,
+    shutdown: ShutdownHandle,
     builder: auto::Builder<TokioExecutor>,
     limits: Limits,
     max_body: u64,
@@ -35,7 +37,7 @@ pub(crate) struct ConnContext<H> {
 }
 
 impl<H: Handler> ConnContext<H> {
-    pub(crate) fn new(handler: H, config: &Config) -> Self {
+    pub(crate) fn new(handler: H, config: &Config, shutdown: ShutdownHandle) -> Self {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // HTTP/1 gets no hyper timer: the watchdog enforces header and idle timeouts without
         // arming a timer per request.
@@ -56,6 +58,7 @@ impl<H: Handler> ConnContext<H> {
         }
         Self {
             handler,
+            shutdown,
             builder,
             limits: Limits {
                 header: config.header_read_timeout,
@@ -107,11 +110,17 @@ pub(crate) async fn serve<H, I>(
     let mut conn = pin!(ctx.builder.serve_connection(io, service));
     let mut watchdog = Watchdog::new(activity, ctx.limits, accepted);
     let mut draining = false;
+    let mut drain_armed = false;
 
     let outcome = poll_fn(|cx: &mut Context<'_>| {
-        if !draining && Pin::new(&mut drain).poll(cx).is_ready() {
-            draining = true;
-            conn.as_mut().graceful_shutdown();
+        // The first poll registers this task's waker with the drain signal; after that the
+        // receiver is only polled once shutdown has begun, keeping the hot path to one load.
+        if !draining && (!drain_armed || ctx.shutdown.is_draining()) {
+            drain_armed = true;
+            if Pin::new(&mut drain).poll(cx).is_ready() {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
         }
         if let Poll::Ready(res) = conn.as_mut().poll(cx) {
             return Poll::Ready(res.err());

@@ -96,7 +96,7 @@ impl Server {
             tls,
             handle,
         } = self;
-        let ctx = Arc::new(ConnContext::new(handler, &config));
+        let ctx = Arc::new(ConnContext::new(handler, &config, handle.clone()));
         let limit = Arc::new(Semaphore::new(config.max_connections));
         let signals = config
             .handle_signals

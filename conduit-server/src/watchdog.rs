@@ -204,6 +204,9 @@ pub(crate) struct Watchdog {
     phase: Phase,
     since: Instant,
     sleep: Pin<Box<Sleep>>,
+    /// The sleep has been polled since it was last reset, so the task's waker is registered
+    /// with the timer and the sleep need not be polled again until it has elapsed.
+    armed: bool,
 }
 
 impl Watchdog {
@@ -217,6 +220,7 @@ impl Watchdog {
             phase: Phase::FirstHeaders,
             since: accepted,
             sleep: Box::pin(tokio::time::sleep_until(first)),
+            armed: false,
         }
     }
 
@@ -247,8 +251,14 @@ impl Watchdog {
         }
     }
 
-    /// Resolves when a limit is exceeded.
+    /// Resolves when a limit is exceeded. Between ticks this is one relaxed load: the timer
+    /// wakes the task when it fires, and only then is the sleep polled again.
+    #[inline]
     pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<Expired> {
+        if self.armed && !self.sleep.is_elapsed() {
+            return Poll::Pending;
+        }
+        self.armed = false;
         while self.sleep.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
             let phase = self.phase();
@@ -266,6 +276,7 @@ impl Watchdog {
             }
             self.sleep.as_mut().reset(next);
         }
+        self.armed = true;
         Poll::Pending
     }
 }
