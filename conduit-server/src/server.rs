@@ -100,7 +100,9 @@ impl Server {
         let limit = Arc::new(Semaphore::new(config.max_connections));
         let signals = config
             .handle_signals
-            .then(|| tokio::spawn(watch_signals(handle.clone())));
+            .then(Signals::install)
+            .flatten()
+            .map(|signals| tokio::spawn(watch_signals(signals, handle.clone())));
         tracing::info!(addr = %local_addr, tls = tls.is_some(), "listening");
 
         let drain_delay = config.drain_delay;
@@ -247,29 +249,51 @@ async fn handshake(
     }
 }
 
-async fn watch_signals(handle: ShutdownHandle) {
+/// SIGINT / SIGTERM listeners, installed synchronously when serving starts, so a signal that
+/// arrives right after startup already means "shut down gracefully", never the default "die".
+struct Signals {
     #[cfg(unix)]
-    async fn next_signal() {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            tracing::warn!("cannot install SIGINT/SIGTERM handlers; shutdown only via the handle");
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = int.recv() => tracing::info!("SIGINT received"),
-            _ = term.recv() => tracing::info!("SIGTERM received"),
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Option<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(int), Ok(term)) => Some(Self { int, term }),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "cannot install SIGINT/SIGTERM handlers; shutdown only via the handle");
+                    None
+                }
+            }
         }
+        #[cfg(not(unix))]
+        Some(Self {})
     }
-    #[cfg(not(unix))]
-    async fn next_signal() {
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => tracing::info!("SIGINT received"),
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+        }
+        #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
     }
-    next_signal().await;
+}
+
+/// First signal: graceful shutdown. Second signal: close every connection now.
+async fn watch_signals(mut signals: Signals, handle: ShutdownHandle) {
+    signals.recv().await;
     handle.shutdown();
-    next_signal().await;
+    signals.recv().await;
     let n = handle.inner.conns.abort_all();
     tracing::warn!(
         connections = n,

@@ -372,3 +372,48 @@ async fn read_frame(s: &mut TcpStream) -> (u8, u8, u32, Vec<u8>) {
         payload,
     )
 }
+
+/// The server PINGs a silent HTTP/2 peer and closes the connection when no PING ACK comes.
+#[tokio::test]
+async fn h2_keep_alive_ping_closes_a_dead_peer() {
+    let srv = start(
+        config()
+            .http2_keep_alive_interval(Some(Duration::from_millis(200)))
+            .http2_keep_alive_timeout(Duration::from_millis(300)),
+        app(),
+    )
+    .await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    s.write_all(&frame(0x4, 0, 0, &[])).await.unwrap();
+    let t0 = Instant::now();
+    let mut saw_ping = false;
+    let mut acked_settings = false;
+    let closed = loop {
+        let mut head = [0u8; 9];
+        match tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut head)).await {
+            Err(_) => break false,
+            Ok(Err(_)) => break true,
+            Ok(Ok(_)) => {}
+        }
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let mut payload = vec![0u8; len];
+        if s.read_exact(&mut payload).await.is_err() {
+            break true;
+        }
+        match head[3] {
+            0x4 if head[4] & 1 == 0 && !acked_settings => {
+                acked_settings = true;
+                s.write_all(&frame(0x4, 0x1, 0, &[])).await.unwrap();
+            }
+            0x6 if head[4] & 1 == 0 => saw_ping = true, // a PING we never answer
+            0x7 => break true,                          // GOAWAY
+            _ => {}
+        }
+    };
+    assert!(saw_ping, "the server never sent a keep-alive PING");
+    assert!(closed, "a peer that ignores PINGs must be disconnected");
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+}
