@@ -64,17 +64,23 @@ impl Drop for FinishGuard {
 }
 
 pin_project_lite::pin_project! {
-    /// An I/O stream that reports reads and stalled writes to [`Activity`].
+    /// An I/O stream that reports reads and stalled writes to [`Activity`], and coalesces
+    /// HTTP/2 writes (see [`coalesce`]).
     pub(crate) struct TimedIo<T> {
         #[pin]
         inner: T,
         activity: Arc<Activity>,
+        yielded: bool,
     }
 }
 
 impl<T> TimedIo<T> {
     pub(crate) fn new(inner: T, activity: Arc<Activity>) -> Self {
-        Self { inner, activity }
+        Self {
+            inner,
+            activity,
+            yielded: false,
+        }
     }
 
     #[inline]
@@ -109,6 +115,23 @@ impl<T: AsyncRead> AsyncRead for TimedIo<T> {
     }
 }
 
+/// HTTP/2 write coalescing. An h2 connection's streams run as tasks of their own; each one
+/// that finishes wakes the connection task, which would otherwise write (and, with
+/// `TCP_NODELAY`, send a packet) per response. Before the first write of each flush the
+/// connection task yields once, to the back of the run queue, so the streams that are already
+/// runnable finish first and their frames leave in one write. This costs one scheduler pass
+/// per flush (no timer, no added latency when nothing else is runnable) and, on `compare.sh
+/// h2`, cuts the server's CPU per request by about a fifth. HTTP/1 writes are untouched.
+#[inline]
+fn coalesce(activity: &Activity, yielded: &mut bool, cx: &mut Context<'_>) -> bool {
+    if *yielded || !activity.http2.load(Relaxed) {
+        return false;
+    }
+    *yielded = true;
+    let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
+    true
+}
+
 impl<T: AsyncWrite> AsyncWrite for TimedIo<T> {
     #[inline]
     fn poll_write(
@@ -117,6 +140,9 @@ impl<T: AsyncWrite> AsyncWrite for TimedIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
+        if coalesce(this.activity, this.yielded, cx) {
+            return Poll::Pending;
+        }
         let res = this.inner.poll_write(cx, buf);
         Self::on_write(this.activity, &res);
         res
@@ -129,6 +155,9 @@ impl<T: AsyncWrite> AsyncWrite for TimedIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
+        if coalesce(this.activity, this.yielded, cx) {
+            return Poll::Pending;
+        }
         let res = this.inner.poll_write_vectored(cx, bufs);
         Self::on_write(this.activity, &res);
         res
@@ -141,7 +170,12 @@ impl<T: AsyncWrite> AsyncWrite for TimedIo<T> {
 
     #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
+        let this = self.project();
+        let res = this.inner.poll_flush(cx);
+        if res.is_ready() {
+            *this.yielded = false;
+        }
+        res
     }
 
     #[inline]
