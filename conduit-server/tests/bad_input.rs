@@ -417,3 +417,59 @@ async fn h2_keep_alive_ping_closes_a_dead_peer() {
     assert!(closed, "a peer that ignores PINGs must be disconnected");
     assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
 }
+
+/// Hostile input, generated: random bytes and mutated requests. Every connection gets a 4xx or
+/// is closed; nothing gets a 5xx, and the server keeps serving.
+#[tokio::test]
+async fn random_garbage_never_gets_a_5xx_and_never_stops_the_server() {
+    let srv = start(
+        config()
+            .header_read_timeout(Duration::from_millis(300))
+            .read_timeout(Duration::from_millis(300))
+            .idle_timeout(Duration::from_millis(300)),
+        app(),
+    )
+    .await;
+    let valid =
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let mut bytes = valid.to_vec();
+        if i % 4 == 0 {
+            let len = (next() % 300) as usize;
+            bytes = (0..len).map(|_| next() as u8).collect();
+        } else {
+            for _ in 0..(1 + next() % 6) {
+                let at = (next() as usize) % bytes.len();
+                match next() % 3 {
+                    0 => bytes[at] = next() as u8,
+                    1 => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.insert(at, next() as u8),
+                }
+            }
+        }
+        let addr = srv.addr;
+        tasks.push(tokio::spawn(async move {
+            (raw(addr, &bytes, Duration::from_secs(5)).await, bytes)
+        }));
+    }
+    for t in tasks {
+        let (reply, sent) = t.await.unwrap();
+        let status = status_of(&reply);
+        assert!(
+            reply.is_empty() || (200..500).contains(&status),
+            "sent {:?}\ngot {reply:?}",
+            String::from_utf8_lossy(&sent)
+        );
+    }
+    assert_eq!(get(srv.addr, "/").await.0, 200);
+}
