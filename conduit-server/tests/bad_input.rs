@@ -473,3 +473,64 @@ async fn random_garbage_never_gets_a_5xx_and_never_stops_the_server() {
     }
     assert_eq!(get(srv.addr, "/").await.0, 200);
 }
+
+/// Each kind of bad input leaves a log line saying what happened.
+#[tokio::test]
+async fn bad_input_is_logged() {
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    // The test runtime is single-threaded, so the server's tasks log through this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let srv = start(
+        config()
+            .max_body_bytes(16)
+            .max_header_bytes(8192)
+            .header_read_timeout(Duration::from_millis(200)),
+        app(),
+    )
+    .await;
+    raw(srv.addr, b"NOT HTTP\r\n\r\n", Duration::from_secs(2)).await;
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(16 * 1024)
+    );
+    raw(srv.addr, big.as_bytes(), Duration::from_secs(2)).await;
+    raw(
+        srv.addr,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 100\r\n\r\n",
+        Duration::from_secs(2),
+    )
+    .await;
+    let mut silent = TcpStream::connect(srv.addr).await.unwrap();
+    assert!(closed_within(&mut silent, Duration::from_secs(2)).await);
+
+    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    for expected in [
+        "rejected malformed request (400)",
+        "rejected request: headers too large (431)",
+        "status=413",
+        "header read timeout",
+    ] {
+        assert!(
+            logs.contains(expected),
+            "no log line with {expected:?} in:\n{logs}"
+        );
+    }
+}
