@@ -10,6 +10,7 @@
 #   cargo build --workspace --examples      (tests/basic_server.rs runs the built example)
 #   cargo nextest run --workspace           (or cargo test --workspace --lib --bins --tests)
 #   cargo test --workspace --doc            (nextest does not run doctests)
+#   cargo doc --workspace --no-deps         (with warnings as errors)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -65,5 +66,8 @@ fi
 
 step "cargo test --workspace --doc"
 cargo test --workspace --doc
+
+step "cargo doc --workspace --no-deps (warnings are errors: broken links, missing docs)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 step "all checks passed"
