@@ -23,8 +23,9 @@ use tokio::time::Instant;
 
 use crate::Config;
 use crate::body::request_body;
+use crate::io::TimedIo;
 use crate::shutdown::ShutdownHandle;
-use crate::watchdog::{Activity, Expired, FinishGuard, Limits, TimedIo, Watchdog};
+use crate::watchdog::{Activity, Expired, FinishGuard, Limits, Watchdog};
 
 /// What every connection of one server shares.
 pub(crate) struct ConnContext<H> {

@@ -5,6 +5,7 @@ mod body;
 pub mod config;
 mod conn;
 mod error;
+mod io;
 mod server;
 pub mod shutdown;
 mod tls;

@@ -1,7 +1,7 @@
 //! Per-connection timeouts without a timer per request.
 //!
-//! The hot path only bumps relaxed atomics in [`Activity`]: the I/O wrapper ([`TimedIo`])
-//! notes reads and stalled writes, the service notes requests starting and responses
+//! The hot path only bumps relaxed atomics in [`Activity`]: the I/O wrapper
+//! ([`TimedIo`](crate::io::TimedIo)) notes reads and stalled writes, the service notes requests starting and responses
 //! finishing. A [`Watchdog`], polled by the connection task, samples that state on a coarse
 //! tick and closes the connection when one phase has lasted too long:
 //!
@@ -14,6 +14,11 @@
 //! | a handler running | none here (the `Timeout` middleware's job) |
 //!
 //! The request body's own deadline (`read_timeout`) lives in [`crate::body`].
+//!
+//! After a response, HTTP/1 counts as idle until a byte of the next request arrives. Bytes of
+//! a next request that came in *with* the previous one (pipelined, then stalled) are already
+//! read, so that connection is held to the idle limit rather than the header limit: it can
+//! stay no longer than any idle keep-alive connection.
 
 use std::future::Future as _;
 use std::io;
@@ -23,7 +28,6 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 /// What the connection is doing, updated from the I/O and service paths.
@@ -46,6 +50,35 @@ impl Activity {
         }
     }
 
+    /// Bytes arrived from the client.
+    #[inline]
+    pub(crate) fn on_read(&self) {
+        if !self.read_seen.load(Relaxed) {
+            self.read_seen.store(true, Relaxed);
+        }
+    }
+
+    /// A write to the client returned: pending (stalled) or done.
+    #[inline]
+    pub(crate) fn on_write(&self, res: &Poll<io::Result<usize>>) {
+        match res {
+            Poll::Pending => self.write_blocked.store(true, Relaxed),
+            Poll::Ready(Ok(n)) => {
+                if self.write_blocked.load(Relaxed) {
+                    self.write_blocked.store(false, Relaxed);
+                }
+                self.written.fetch_add(*n as u64, Relaxed);
+            }
+            Poll::Ready(Err(_)) => {}
+        }
+    }
+
+    /// Whether a request on this connection arrived over HTTP/2.
+    #[inline]
+    pub(crate) fn is_http2(&self) -> bool {
+        self.http2.load(Relaxed)
+    }
+
     #[inline]
     pub(crate) fn response_finished(&self) {
         self.read_seen.store(false, Relaxed);
@@ -60,127 +93,6 @@ pub(crate) struct FinishGuard(pub(crate) Arc<Activity>);
 impl Drop for FinishGuard {
     fn drop(&mut self) {
         self.0.response_finished();
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// An I/O stream that reports reads and stalled writes to [`Activity`], and coalesces
-    /// HTTP/2 writes (see [`coalesce`]).
-    pub(crate) struct TimedIo<T> {
-        #[pin]
-        inner: T,
-        activity: Arc<Activity>,
-        yielded: bool,
-    }
-}
-
-impl<T> TimedIo<T> {
-    pub(crate) fn new(inner: T, activity: Arc<Activity>) -> Self {
-        Self {
-            inner,
-            activity,
-            yielded: false,
-        }
-    }
-
-    #[inline]
-    fn on_write(activity: &Activity, res: &Poll<io::Result<usize>>) {
-        match res {
-            Poll::Pending => activity.write_blocked.store(true, Relaxed),
-            Poll::Ready(Ok(n)) => {
-                if activity.write_blocked.load(Relaxed) {
-                    activity.write_blocked.store(false, Relaxed);
-                }
-                activity.written.fetch_add(*n as u64, Relaxed);
-            }
-            Poll::Ready(Err(_)) => {}
-        }
-    }
-}
-
-impl<T: AsyncRead> AsyncRead for TimedIo<T> {
-    #[inline]
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.project();
-        let before = buf.filled().len();
-        let res = this.inner.poll_read(cx, buf);
-        if buf.filled().len() > before && !this.activity.read_seen.load(Relaxed) {
-            this.activity.read_seen.store(true, Relaxed);
-        }
-        res
-    }
-}
-
-/// HTTP/2 write coalescing. An h2 connection's streams run as tasks of their own; each one
-/// that finishes wakes the connection task, which would otherwise write (and, with
-/// `TCP_NODELAY`, send a packet) per response. Before the first write of each flush the
-/// connection task yields once, to the back of the run queue, so the streams that are already
-/// runnable finish first and their frames leave in one write. This costs one scheduler pass
-/// per flush (no timer, no added latency when nothing else is runnable) and, on `compare.sh
-/// h2`, cuts the server's CPU per request by about a fifth. HTTP/1 writes are untouched.
-#[inline]
-fn coalesce(activity: &Activity, yielded: &mut bool, cx: &mut Context<'_>) -> bool {
-    if *yielded || !activity.http2.load(Relaxed) {
-        return false;
-    }
-    *yielded = true;
-    let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
-    true
-}
-
-impl<T: AsyncWrite> AsyncWrite for TimedIo<T> {
-    #[inline]
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.project();
-        if coalesce(this.activity, this.yielded, cx) {
-            return Poll::Pending;
-        }
-        let res = this.inner.poll_write(cx, buf);
-        Self::on_write(this.activity, &res);
-        res
-    }
-
-    #[inline]
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.project();
-        if coalesce(this.activity, this.yielded, cx) {
-            return Poll::Pending;
-        }
-        let res = this.inner.poll_write_vectored(cx, bufs);
-        Self::on_write(this.activity, &res);
-        res
-    }
-
-    #[inline]
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    #[inline]
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.project();
-        let res = this.inner.poll_flush(cx);
-        if res.is_ready() {
-            *this.yielded = false;
-        }
-        res
-    }
-
-    #[inline]
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
     }
 }
 

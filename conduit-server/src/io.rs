@@ -1,0 +1,120 @@
+//! [`TimedIo`]: the connection's I/O as hyper sees it. It reports reads and stalled writes to
+//! the connection's [`Activity`] (for the [watchdog](crate::watchdog)) and coalesces HTTP/2
+//! writes (see [`coalesce`]).
+
+use std::future::Future as _;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::watchdog::Activity;
+
+pin_project_lite::pin_project! {
+    /// An I/O stream that reports reads and stalled writes to [`Activity`], and coalesces
+    /// HTTP/2 writes (see [`coalesce`]).
+    pub(crate) struct TimedIo<T> {
+        #[pin]
+        inner: T,
+        activity: Arc<Activity>,
+        yielded: bool,
+    }
+}
+
+impl<T> TimedIo<T> {
+    pub(crate) fn new(inner: T, activity: Arc<Activity>) -> Self {
+        Self {
+            inner,
+            activity,
+            yielded: false,
+        }
+    }
+}
+
+impl<T: AsyncRead> AsyncRead for TimedIo<T> {
+    #[inline]
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let res = this.inner.poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.activity.on_read();
+        }
+        res
+    }
+}
+
+/// HTTP/2 write coalescing. An h2 connection's streams run as tasks of their own; each one
+/// that finishes wakes the connection task, which would otherwise write (and, with
+/// `TCP_NODELAY`, send a packet) per response. Before the first write of each flush the
+/// connection task yields once, to the back of the run queue, so the streams that are already
+/// runnable finish first and their frames leave in one write. This costs one scheduler pass
+/// per flush (no timer, no added latency when nothing else is runnable) and, on `compare.sh
+/// h2`, cuts the server's CPU per request by about a fifth. HTTP/1 writes are untouched.
+#[inline]
+fn coalesce(activity: &Activity, yielded: &mut bool, cx: &mut Context<'_>) -> bool {
+    if *yielded || !activity.is_http2() {
+        return false;
+    }
+    *yielded = true;
+    let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
+    true
+}
+
+impl<T: AsyncWrite> AsyncWrite for TimedIo<T> {
+    #[inline]
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        if coalesce(this.activity, this.yielded, cx) {
+            return Poll::Pending;
+        }
+        let res = this.inner.poll_write(cx, buf);
+        this.activity.on_write(&res);
+        res
+    }
+
+    #[inline]
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        if coalesce(this.activity, this.yielded, cx) {
+            return Poll::Pending;
+        }
+        let res = this.inner.poll_write_vectored(cx, bufs);
+        this.activity.on_write(&res);
+        res
+    }
+
+    #[inline]
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    #[inline]
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let res = this.inner.poll_flush(cx);
+        if res.is_ready() {
+            *this.yielded = false;
+        }
+        res
+    }
+
+    #[inline]
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}
