@@ -357,20 +357,21 @@ fn frame(ty: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
 }
 
 async fn read_frame(s: &mut TcpStream) -> (u8, u8, u32, Vec<u8>) {
-    let mut head = [0u8; 9];
-    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut head))
+    tokio::time::timeout(Duration::from_secs(5), try_read_frame(s))
         .await
         .expect("frame in time")
-        .expect("frame");
+        .expect("frame")
+}
+
+/// The next frame as (type, flags, stream id, payload), or `None` once the server has closed.
+async fn try_read_frame(s: &mut TcpStream) -> Option<(u8, u8, u32, Vec<u8>)> {
+    let mut head = [0u8; 9];
+    s.read_exact(&mut head).await.ok()?;
     let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
     let mut payload = vec![0u8; len];
-    s.read_exact(&mut payload).await.unwrap();
-    (
-        head[3],
-        head[4],
-        u32::from_be_bytes(head[5..9].try_into().unwrap()) & 0x7fff_ffff,
-        payload,
-    )
+    s.read_exact(&mut payload).await.ok()?;
+    let stream = u32::from_be_bytes(head[5..9].try_into().unwrap()) & 0x7fff_ffff;
+    Some((head[3], head[4], stream, payload))
 }
 
 /// The server PINGs a silent HTTP/2 peer and closes the connection when no PING ACK comes.
@@ -392,24 +393,19 @@ async fn h2_keep_alive_ping_closes_a_dead_peer() {
     let mut saw_ping = false;
     let mut acked_settings = false;
     let closed = loop {
-        let mut head = [0u8; 9];
-        match tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut head)).await {
+        let next = tokio::time::timeout(Duration::from_secs(5), try_read_frame(&mut s)).await;
+        let (ty, flags) = match next {
             Err(_) => break false,
-            Ok(Err(_)) => break true,
-            Ok(Ok(_)) => {}
-        }
-        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-        let mut payload = vec![0u8; len];
-        if s.read_exact(&mut payload).await.is_err() {
-            break true;
-        }
-        match head[3] {
-            0x4 if head[4] & 1 == 0 && !acked_settings => {
+            Ok(None) => break true,
+            Ok(Some((ty, flags, _, _))) => (ty, flags),
+        };
+        match ty {
+            0x4 if flags & 1 == 0 && !acked_settings => {
                 acked_settings = true;
                 s.write_all(&frame(0x4, 0x1, 0, &[])).await.unwrap();
             }
-            0x6 if head[4] & 1 == 0 => saw_ping = true, // a PING we never answer
-            0x7 => break true,                          // GOAWAY
+            0x6 if flags & 1 == 0 => saw_ping = true, // a PING we never answer
+            0x7 => break true,                        // GOAWAY
             _ => {}
         }
     };
