@@ -17,7 +17,7 @@ pub use error::{BoxError, Error};
 pub use handler::{BoxFuture, BoxHandler, Handler};
 pub use middleware::{FromFn, FromFnHandler, HandlerExt, Middleware, Next, from_fn};
 pub use request::{DEFAULT_BODY_LIMIT, RequestExt};
-pub use response::{Html, IntoResponse, Json};
+pub use response::{Html, IntoResponse, Json, head_response};
 pub use router::{
     MethodRouter, OriginalUri, PathParams, Router, any, delete, get, head, options, patch, post,
     put,

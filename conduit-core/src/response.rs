@@ -158,3 +158,35 @@ impl<T: Into<Body>> IntoResponse for Html<T> {
         with_type(self.0.into(), HTML)
     }
 }
+
+/// A response turned into the answer to a `HEAD` request: same status and headers, no body.
+/// The body's exact size becomes `Content-Length` unless the response already has one (never
+/// for 1xx, 204 and 304). The router applies it when GET answers HEAD; the server applies it to
+/// every HEAD response, since HTTP/2 would otherwise send the body as DATA frames.
+///
+/// ```
+/// use conduit_core::{IntoResponse, head_response};
+///
+/// let res = head_response("hello".into_response());
+/// assert_eq!(res.headers()["content-length"], "5");
+/// assert_eq!(res.body().as_bytes(), Some(&b""[..]));
+/// ```
+pub fn head_response(res: Response) -> Response {
+    use http_body::Body as _;
+    if res.body().is_end_stream() {
+        return res; // nothing to strip (and applying it twice must not invent a length)
+    }
+    let (mut parts, body) = res.into_parts();
+    let status = parts.status;
+    let bodiless = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    if !bodiless && !parts.headers.contains_key(header::CONTENT_LENGTH) {
+        if let Some(len) = body.size_hint().exact() {
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+    }
+    Response::from_parts(parts, Body::empty())
+}

@@ -56,10 +56,11 @@ use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
 use http::{Extensions, Method, StatusCode, Uri};
-use http_body::Body as _;
 use percent_encoding::percent_decode_str;
 
-use crate::{Body, BoxHandler, Error, Handler, IntoResponse, Middleware, Request, Response};
+use crate::{
+    BoxHandler, Error, Handler, IntoResponse, Middleware, Request, Response, head_response,
+};
 
 /// The name of the catch-all parameter a mount uses for the rest of the path.
 const REST: &str = "__conduit_mount_rest";
@@ -219,24 +220,6 @@ fn run(dispatch: Dispatch<'_>) -> impl Future<Output = Response> + Send + use<> 
             Step::Pending(fut, true) => head_response(fut.await),
         }
     }
-}
-
-/// A GET response turned into a HEAD response: same status and headers, no body. The body's
-/// exact size becomes `Content-Length` unless the response already has one.
-fn head_response(res: Response) -> Response {
-    let (mut parts, body) = res.into_parts();
-    let status = parts.status;
-    let bodiless = status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
-    if !bodiless && !parts.headers.contains_key(header::CONTENT_LENGTH) {
-        if let Some(len) = body.size_hint().exact() {
-            parts
-                .headers
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-        }
-    }
-    Response::from_parts(parts, Body::empty())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -863,7 +846,9 @@ impl Handler for Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Body;
     use crate::{HandlerExt, Next, RequestExt, from_fn};
+    use http_body::Body as _;
 
     fn req(method: Method, uri: &str) -> Request {
         Request::builder()

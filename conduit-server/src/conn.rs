@@ -92,6 +92,7 @@ pub(crate) async fn serve<H, I>(
         let activity = activity.clone();
         service_fn(move |req: http::Request<Incoming>| {
             activity.request_started(req.version() == Version::HTTP_2);
+            let head = req.method() == http::Method::HEAD;
             let guard = FinishGuard(activity.clone());
             let read_timeout = ctx.read_timeout;
             let req = req.map(|b| request_body(b, ctx.max_body, || Instant::now() + read_timeout));
@@ -99,7 +100,10 @@ pub(crate) async fn serve<H, I>(
                 inner: ctx.handler.call(req),
             };
             async move {
-                let res = fut.await;
+                let mut res = fut.await;
+                if head {
+                    res = conduit_core::head_response(res);
+                }
                 Ok::<_, Infallible>(res.map(|body| TrackedBody {
                     inner: body,
                     _guard: guard,

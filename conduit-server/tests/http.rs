@@ -165,3 +165,35 @@ async fn reuse_port_lets_two_servers_share_a_port() {
     b.handle.shutdown();
     b.task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn head_responses_carry_no_body_on_http1_and_http2() {
+    // a handler that ignores the method and always sends a body
+    let srv = start(config(), app()).await;
+    let head = || {
+        http::Request::head("/")
+            .header("host", "test")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let mut h2 = h2_client(srv.addr).await;
+    let (status, headers, body) = send(&mut h2, head()).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-length"], "13");
+    assert!(body.is_empty(), "HTTP/2 HEAD sent a body: {body:?}");
+    // the connection is still healthy afterwards
+    assert_eq!(send(&mut h2, req("/")).await.2, "Hello, World!");
+
+    let reply = raw(
+        srv.addr,
+        b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains("content-length: 13\r\n"), "{reply}");
+    assert!(
+        reply.ends_with("\r\n\r\n"),
+        "HTTP/1.1 HEAD sent a body: {reply:?}"
+    );
+}
