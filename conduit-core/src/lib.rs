@@ -16,7 +16,7 @@ pub use body::{Body, to_bytes};
 pub use error::{BoxError, Error};
 pub use handler::{BoxFuture, BoxHandler, Handler};
 pub use middleware::{FromFn, FromFnHandler, HandlerExt, Middleware, Next, from_fn};
-pub use request::{DEFAULT_BODY_LIMIT, RequestExt};
+pub use request::{BodyLimit, DEFAULT_BODY_LIMIT, RequestExt};
 pub use response::{Html, IntoResponse, Json, head_response};
 pub use router::{
     MethodRouter, OriginalUri, PathParams, Router, any, delete, get, head, options, patch, post,

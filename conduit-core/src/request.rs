@@ -9,7 +9,7 @@
 //! | --- | --- |
 //! | [`query`](RequestExt::query) | 400 if the query string does not fit `T` |
 //! | [`state`](RequestExt::state) | 500 if no [`Router::state`](crate::Router::state) of type `T` |
-//! | [`bytes`](RequestExt::bytes), [`bytes_limited`](RequestExt::bytes_limited) | 413 over the limit ([`DEFAULT_BODY_LIMIT`] by default), 400 (or the body's own status) if reading fails |
+//! | [`bytes`](RequestExt::bytes), [`bytes_limited`](RequestExt::bytes_limited) | 413 over the limit (the server's [`BodyLimit`], else [`DEFAULT_BODY_LIMIT`]), 400 (or the body's own status) if reading fails |
 //! | [`text`](RequestExt::text) | as `bytes`, and 400 if not UTF-8 |
 //! | [`json`](RequestExt::json) | as `bytes`, 415 unless `Content-Type` is `application/json` or `application/*+json`, 400 for malformed JSON, 422 if the JSON does not fit `T` |
 //! | [`form`](RequestExt::form) | as `bytes`, 415 unless `Content-Type` is `application/x-www-form-urlencoded`, 422 if the form does not fit `T` |
@@ -58,9 +58,16 @@ use serde::de::DeserializeOwned;
 
 use crate::{Error, PathParams, Request};
 
-/// The most bytes the body helpers read, unless told otherwise with
-/// [`bytes_limited`](RequestExt::bytes_limited): 2 MiB.
+/// The most bytes the body helpers read when the request carries no [`BodyLimit`] (a request
+/// not built by the server) and no [`bytes_limited`](RequestExt::bytes_limited) says otherwise:
+/// 2 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// The body limit the server already enforces on this request (`Config::max_body_bytes`), as a
+/// request extension. The body helpers read up to it, so the server's setting is the one knob:
+/// raising `max_body_bytes` raises what `req.json()` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimit(pub usize);
 
 static NO_PARAMS: PathParams = PathParams::new();
 
@@ -79,7 +86,7 @@ mod sealed {
 /// | --- | --- |
 /// | [`query`](Self::query) | 400 if the query string does not fit `T` |
 /// | [`state`](Self::state) | 500 if no [`Router::state`](crate::Router::state) of type `T` |
-/// | [`bytes`](Self::bytes), [`bytes_limited`](Self::bytes_limited) | 413 over the limit ([`DEFAULT_BODY_LIMIT`] by default), 400 (or the body's own status) if reading fails |
+/// | [`bytes`](Self::bytes), [`bytes_limited`](Self::bytes_limited) | 413 over the limit (the server's [`BodyLimit`], else [`DEFAULT_BODY_LIMIT`]), 400 (or the body's own status) if reading fails |
 /// | [`text`](Self::text) | as `bytes`, and 400 if not UTF-8 |
 /// | [`json`](Self::json) | as `bytes`, 415 unless `Content-Type` is `application/json` or `application/*+json`, 400 for malformed JSON, 422 if the JSON does not fit `T` |
 /// | [`form`](Self::form) | as `bytes`, 415 unless `Content-Type` is `application/x-www-form-urlencoded`, 422 if the form does not fit `T` |
@@ -101,7 +108,8 @@ pub trait RequestExt: sealed::Sealed + Sized {
     /// client sees a generic message) if no such state is registered.
     fn state<T: Clone + Send + Sync + 'static>(&self) -> Result<&T, Error>;
 
-    /// The whole body, up to [`DEFAULT_BODY_LIMIT`] bytes (413 Payload Too Large beyond).
+    /// The whole body, up to the request's [`BodyLimit`] (set by the server from
+    /// `Config::max_body_bytes`), else [`DEFAULT_BODY_LIMIT`] bytes (413 Payload Too Large beyond).
     fn bytes(self) -> impl Future<Output = Result<Bytes, Error>> + Send;
 
     /// The whole body, up to `limit` bytes (413 Payload Too Large beyond).
@@ -152,7 +160,11 @@ impl RequestExt for Request {
     }
 
     fn bytes(self) -> impl Future<Output = Result<Bytes, Error>> + Send {
-        self.bytes_limited(DEFAULT_BODY_LIMIT)
+        let limit = self
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+        self.bytes_limited(limit)
     }
 
     fn bytes_limited(self, limit: usize) -> impl Future<Output = Result<Bytes, Error>> + Send {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use conduit_core::http::{self, Version};
-use conduit_core::{Body, BoxError, Handler};
+use conduit_core::{Body, BodyLimit, BoxError, Handler};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -95,7 +95,14 @@ pub(crate) async fn serve<H, I>(
             let head = req.method() == http::Method::HEAD;
             let guard = FinishGuard(activity.clone());
             let read_timeout = ctx.read_timeout;
-            let req = req.map(|b| request_body(b, ctx.max_body, || Instant::now() + read_timeout));
+            let (mut parts, incoming) = req.into_parts();
+            let body = request_body(incoming, ctx.max_body, || Instant::now() + read_timeout);
+            if !http_body::Body::is_end_stream(&body) {
+                // Only requests with a body pay for the extension.
+                let limit = usize::try_from(ctx.max_body).unwrap_or(usize::MAX);
+                parts.extensions.insert(BodyLimit(limit));
+            }
+            let req = http::Request::from_parts(parts, body);
             let fut = CatchPanic {
                 inner: ctx.handler.call(req),
             };

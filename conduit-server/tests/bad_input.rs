@@ -530,3 +530,35 @@ async fn bad_input_is_logged() {
         );
     }
 }
+
+/// The server's `max_body_bytes` is the one knob: raising it raises what the body helpers
+/// (`req.bytes()`, `req.json()`, ...) accept, past their 2 MiB default.
+#[tokio::test]
+async fn body_helpers_follow_the_server_body_limit() {
+    use conduit_core::RequestExt;
+    let handler =
+        |req: conduit_core::Request| async move { req.bytes().await.map(|b| b.len().to_string()) };
+    let srv = start(config().max_body_bytes(4 << 20), handler).await;
+    let post = |len: usize| {
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {len}\r\n\r\n"
+        );
+        let mut bytes = head.into_bytes();
+        bytes.resize(bytes.len() + len, b'a');
+        bytes
+    };
+    let reply = raw(srv.addr, &post(3 << 20), Duration::from_secs(10)).await;
+    assert_eq!(status_of(&reply), 200, "{}", &reply[..reply.len().min(200)]);
+    assert!(
+        reply.ends_with(&(3usize << 20).to_string()),
+        "{}",
+        &reply[..reply.len().min(200)]
+    );
+    // declared over the limit: refused without reading, so send only the head
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        5 << 20
+    );
+    let reply = raw(srv.addr, head.as_bytes(), Duration::from_secs(10)).await;
+    assert_eq!(status_of(&reply), 413, "{}", &reply[..reply.len().min(200)]);
+}
