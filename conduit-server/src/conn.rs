@@ -95,14 +95,13 @@ pub(crate) async fn serve<H, I>(
             let head = req.method() == http::Method::HEAD;
             let guard = FinishGuard(activity.clone());
             let read_timeout = ctx.read_timeout;
-            let (mut parts, incoming) = req.into_parts();
-            let body = request_body(incoming, ctx.max_body, || Instant::now() + read_timeout);
-            if !http_body::Body::is_end_stream(&body) {
+            let mut req =
+                req.map(|b| request_body(b, ctx.max_body, || Instant::now() + read_timeout));
+            if !http_body::Body::is_end_stream(req.body()) {
                 // Only requests with a body pay for the extension.
                 let limit = usize::try_from(ctx.max_body).unwrap_or(usize::MAX);
-                parts.extensions.insert(BodyLimit(limit));
+                req.extensions_mut().insert(BodyLimit(limit));
             }
-            let req = http::Request::from_parts(parts, body);
             let fut = CatchPanic {
                 inner: ctx.handler.call(req),
             };
