@@ -5,6 +5,7 @@ pub use bytes;
 pub use http;
 
 mod body;
+mod connect_info;
 mod error;
 mod handler;
 mod middleware;
@@ -13,6 +14,7 @@ mod response;
 mod router;
 
 pub use body::{Body, to_bytes};
+pub use connect_info::ConnectInfo;
 pub use error::{BoxError, Error};
 pub use handler::{BoxFuture, BoxHandler, Handler};
 pub use middleware::{FromFn, FromFnHandler, HandlerExt, Middleware, Next, from_fn};

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use conduit_core::http::{self, Version};
-use conduit_core::{Body, BodyLimit, BoxError, Handler};
+use conduit_core::{Body, BodyLimit, BoxError, ConnectInfo, Handler};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -77,19 +77,21 @@ impl<H: Handler> ConnContext<H> {
 pub(crate) async fn serve<H, I>(
     ctx: Arc<ConnContext<H>>,
     io: I,
-    peer: SocketAddr,
+    info: ConnectInfo,
     mut drain: oneshot::Receiver<()>,
 ) where
     H: Handler,
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let accepted = Instant::now();
+    let peer = info.peer_addr();
     let activity = Arc::new(Activity::default());
     let io = TokioIo::new(TimedIo::new(io, activity.clone()));
 
     let service = {
         let ctx = ctx.clone();
         let activity = activity.clone();
+        let info = info.clone();
         service_fn(move |req: http::Request<Incoming>| {
             activity.request_started(req.version() == Version::HTTP_2);
             let head = req.method() == http::Method::HEAD;
@@ -102,6 +104,7 @@ pub(crate) async fn serve<H, I>(
                 let limit = usize::try_from(ctx.max_body).unwrap_or(usize::MAX);
                 req.extensions_mut().insert(BodyLimit(limit));
             }
+            req.extensions_mut().insert(info.clone());
             let fut = CatchPanic {
                 inner: ctx.handler.call(req),
             };
