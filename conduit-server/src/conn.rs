@@ -160,8 +160,8 @@ async fn serve_with<H, I>(
             let fut = match conformance::check(&mut req) {
                 Ok(()) => {
                     let read_timeout = ctx.read_timeout;
-                    let mut req = req
-                        .map(|b| request_body(b, ctx.max_body, || Instant::now() + read_timeout));
+                    let deadline = || Instant::now() + read_timeout;
+                    let mut req = req.map(|b| request_body(b, ctx.max_body, deadline, peer));
                     if !http_body::Body::is_end_stream(req.body()) {
                         // Only requests with a body pay for the extension.
                         let limit = usize::try_from(ctx.max_body).unwrap_or(usize::MAX);
@@ -261,7 +261,7 @@ fn log_conn_error(peer: SocketAddr, err: &(dyn std::error::Error + 'static)) {
     if let Some(t) = err.downcast_ref::<Timeout>() {
         match t.0 {
             Expired::Idle => tracing::debug!(%peer, "closing idle connection"),
-            _ => tracing::info!(%peer, reason = %t, "closing connection"),
+            _ => tracing::info!(%peer, reason = %t, "closing connection: {t}"),
         }
         return;
     }

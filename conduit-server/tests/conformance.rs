@@ -321,7 +321,14 @@ async fn http11_over_tls_is_never_upgraded_to_h2() {
 #[tokio::test]
 async fn rejections_are_logged_with_status_reason_and_peer() {
     let (logs, _guard) = Logs::capture();
-    let srv = start(config().max_header_bytes(256 * 1024), app()).await;
+    let srv = start(
+        config()
+            .max_header_bytes(256 * 1024)
+            .max_body_bytes(16)
+            .read_timeout(Duration::from_millis(300)),
+        app(),
+    )
+    .await;
 
     async fn send_raw(addr: std::net::SocketAddr, bytes: &[u8]) -> (String, String) {
         let mut s = TcpStream::connect(addr).await.unwrap();
@@ -352,6 +359,20 @@ async fn rejections_are_logged_with_status_reason_and_peer() {
     let (reply, me_bad) = send_raw(srv.addr, b"NOT HTTP\r\n\r\n").await;
     assert_eq!(status_of(&reply), 400, "{reply}");
 
+    let (reply, me_413) = send_raw(
+        srv.addr,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 100\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_of(&reply), 413, "{reply}");
+
+    let (reply, me_408) = send_raw(
+        srv.addr,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 10\r\n\r\nab",
+    )
+    .await;
+    assert_eq!(status_of(&reply), 408, "{reply}");
+
     let text = logs.text();
     let line_with = |needle: &str| {
         text.lines()
@@ -371,6 +392,10 @@ async fn rejections_are_logged_with_status_reason_and_peer() {
     assert!(l.contains(&me_host) && l.contains("status=400"), "{l}");
     let l = line_with("only allowed with OPTIONS (400)");
     assert!(l.contains(&me_star), "{l}");
+    let l = line_with("larger than max_body_bytes (413)");
+    assert!(l.contains(&me_413) && l.contains("status=413"), "{l}");
+    let l = line_with("within read_timeout (408)");
+    assert!(l.contains(&me_408) && l.contains("status=408"), "{l}");
     let l = line_with("rejected malformed request (400)");
     assert!(l.contains(&me_bad) && l.contains("status=400"), "{l}");
 }
