@@ -244,15 +244,15 @@ impl MethodRouter {
             None => self.other.iter().find(|(m, _)| m == method).map(|(_, h)| h),
         };
         if let Some(handler) = handler {
-            return Dispatch::Call(handler, req, false);
+            return Dispatch::Call(handler, req, false, None);
         }
         if *method == Method::HEAD {
             if let Some(get) = &self.standard[GET] {
-                return Dispatch::Call(get, req, true);
+                return Dispatch::Call(get, req, true, None);
             }
         }
         if let Some(any) = &self.any {
-            return Dispatch::Call(any, req, false);
+            return Dispatch::Call(any, req, false, None);
         }
         Dispatch::Respond(self.method_not_allowed(method))
     }

@@ -67,7 +67,7 @@ use crate::{
 };
 
 pub use method::{MethodRouter, any, delete, get, head, options, patch, post, put};
-pub use params::{OriginalUri, PathParams};
+pub use params::{MatchedPath, OriginalUri, PathParams};
 
 use nest::strip_prefix;
 
@@ -80,14 +80,15 @@ const REST: &str = "__conduit_mount_rest";
 
 /// What a router decided, synchronously, for one request.
 enum Dispatch<'a> {
-    /// Call this handler; `true` = a HEAD answered by GET (drop the body afterwards).
-    Call(&'a BoxHandler, Request, bool),
+    /// Call this handler; `true` = a HEAD answered by GET (drop the body afterwards); the
+    /// template to record on the response, if any.
+    Call(&'a BoxHandler, Request, bool, Option<MatchedPath>),
     /// Answer right away (405, 400 on a bad parameter, ...).
     Respond(Response),
 }
 
 enum Step<F> {
-    Pending(F, bool),
+    Pending(F, bool, Option<MatchedPath>),
     Ready(Response),
 }
 
@@ -95,14 +96,27 @@ enum Step<F> {
 #[inline]
 fn run(dispatch: Dispatch<'_>) -> impl Future<Output = Response> + Send + use<> {
     let step = match dispatch {
-        Dispatch::Call(handler, req, head) => Step::Pending(handler.call(req), head),
+        Dispatch::Call(handler, req, head, matched) => {
+            Step::Pending(handler.call(req), head, matched)
+        }
         Dispatch::Respond(res) => Step::Ready(res),
     };
     async move {
         match step {
             Step::Ready(res) => res,
-            Step::Pending(fut, false) => fut.await,
-            Step::Pending(fut, true) => head_response(fut.await),
+            Step::Pending(fut, head, matched) => {
+                let mut res = fut.await;
+                if head {
+                    res = head_response(res);
+                }
+                if let Some(matched) = matched {
+                    // A nested router or mounted handler already recorded a finer template.
+                    if res.extensions().get::<MatchedPath>().is_none() {
+                        res.extensions_mut().insert(matched);
+                    }
+                }
+                res
+            }
         }
     }
 }
@@ -143,8 +157,22 @@ struct Inner {
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 enum Endpoint {
-    Route { path: String, methods: MethodRouter },
-    Mount { prefix: String, handler: BoxHandler },
+    Route {
+        path: String,
+        methods: MethodRouter,
+        /// The full template (with the prefixes of the routers this one is nested in).
+        matched: MatchedPath,
+    },
+    Mount {
+        prefix: String,
+        handler: BoxHandler,
+        /// The prefix, for a mounted handler; unused for a nested router (its routes record
+        /// their own, finer templates).
+        matched: MatchedPath,
+        /// The router behind `handler`, for [`Router::nest`]: kept so that nesting it again
+        /// can prefix its templates and `layer` can wrap its routes.
+        nested: Option<Router>,
+    },
 }
 
 impl Default for Router {
@@ -159,7 +187,7 @@ impl fmt::Debug for Router {
         let mut mounts = Vec::new();
         for endpoint in &self.inner.endpoints {
             match endpoint {
-                Endpoint::Route { path, methods } => {
+                Endpoint::Route { path, methods, .. } => {
                     routes.push((path.as_str(), methods.allow.clone()))
                 }
                 Endpoint::Mount { prefix, .. } => mounts.push(prefix.as_str()),
@@ -222,7 +250,9 @@ impl Router {
         check_path("route", path);
         let inner = self.inner_mut();
         let existing = inner.endpoints.iter_mut().find_map(|e| match e {
-            Endpoint::Route { path: p, methods } if p == path => Some(methods),
+            Endpoint::Route {
+                path: p, methods, ..
+            } if p == path => Some(methods),
             _ => None,
         });
         if let Some(existing) = existing {
@@ -233,6 +263,7 @@ impl Router {
         inner.endpoints.push(Endpoint::Route {
             path: path.to_owned(),
             methods,
+            matched: MatchedPath::new(path),
         });
         self.insert("route", path, index);
         self
@@ -271,16 +302,53 @@ impl Router {
     /// # });
     /// ```
     pub fn layer<M: Middleware<BoxHandler>>(mut self, middleware: M) -> Self {
+        self.layer_by_ref(&middleware);
+        self
+    }
+
+    /// [`layer`](Self::layer), recursing into nested routers (so their routes keep their
+    /// templates and can still be prefixed by an outer `nest`).
+    fn layer_by_ref<M: Middleware<BoxHandler>>(&mut self, middleware: &M) {
         let mut wrap = |h: &mut BoxHandler| *h = BoxHandler::new(middleware.wrap(h.clone()));
         let inner = self.inner_mut();
         for endpoint in &mut inner.endpoints {
             match endpoint {
                 Endpoint::Route { methods, .. } => methods.for_each_handler(&mut wrap),
+                Endpoint::Mount {
+                    handler,
+                    nested: Some(router),
+                    ..
+                } => {
+                    router.layer_by_ref(middleware);
+                    *handler = BoxHandler::new(router.clone());
+                }
                 Endpoint::Mount { handler, .. } => wrap(handler),
             }
         }
         wrap(&mut inner.fallback);
-        self
+    }
+
+    /// Prefix every template of this router (and of routers nested in it) with `base`.
+    fn prefix_templates(&mut self, base: &str) {
+        for endpoint in &mut self.inner_mut().endpoints {
+            match endpoint {
+                Endpoint::Route { matched, .. } => {
+                    *matched = MatchedPath::new(&params::join_template(base, matched.as_str()));
+                }
+                Endpoint::Mount {
+                    handler,
+                    matched,
+                    nested,
+                    ..
+                } => {
+                    *matched = MatchedPath::new(&params::join_template(base, matched.as_str()));
+                    if let Some(router) = nested {
+                        router.prefix_templates(base);
+                        *handler = BoxHandler::new(router.clone());
+                    }
+                }
+            }
+        }
     }
 
     /// Share `value` with every handler of this router (and of routers nested in it), as a
@@ -322,7 +390,7 @@ impl Router {
         let (index, params, rest) = {
             let path = req.uri().path();
             let Ok(matched) = inner.matcher.at(path) else {
-                return Dispatch::Call(&inner.fallback, req, false);
+                return Dispatch::Call(&inner.fallback, req, false, None);
             };
             let mut rest = None;
             let mut params = None;
@@ -350,9 +418,28 @@ impl Router {
             }
         }
         match &inner.endpoints[index] {
-            Endpoint::Route { methods, .. } => methods.dispatch(req),
-            Endpoint::Mount { handler, .. } => match strip_prefix(&mut req, rest) {
-                Ok(()) => Dispatch::Call(handler, req, false),
+            Endpoint::Route {
+                methods, matched, ..
+            } => {
+                req.extensions_mut().insert(matched.clone());
+                match methods.dispatch(req) {
+                    Dispatch::Call(handler, req, head, _) => {
+                        Dispatch::Call(handler, req, head, Some(matched.clone()))
+                    }
+                    respond => respond, // 405: no template
+                }
+            }
+            Endpoint::Mount {
+                handler,
+                matched,
+                nested,
+                ..
+            } => match strip_prefix(&mut req, rest) {
+                Ok(()) if nested.is_some() => Dispatch::Call(handler, req, false, None),
+                Ok(()) => {
+                    req.extensions_mut().insert(matched.clone());
+                    Dispatch::Call(handler, req, false, Some(matched.clone()))
+                }
                 Err(err) => Dispatch::Respond(err.into_response()),
             },
         }

@@ -2,7 +2,7 @@
 
 use http::Uri;
 
-use super::{Endpoint, OriginalUri, REST, Router, check_path};
+use super::{Endpoint, MatchedPath, OriginalUri, REST, Router, check_path};
 use crate::{BoxHandler, Error, Handler, Request};
 
 impl Router {
@@ -13,19 +13,26 @@ impl Router {
     /// `/`, `/api/users` becomes `/users`) and the query unchanged. The URI before stripping is
     /// in the [`OriginalUri`] extension (set by the outermost mount only). `prefix` may have
     /// parameters (`/users/{id}`); they are added to the [`PathParams`]. A trailing `/` on
-    /// `prefix` is ignored; `/` mounts at the root (nothing is stripped).
+    /// `prefix` is ignored; `/` mounts at the root (nothing is stripped). The [`MatchedPath`]
+    /// of a mounted handler is the prefix (without a trailing `/`).
     ///
     /// # Panics
     ///
     /// If `prefix` is invalid or conflicts with a route or mount already added.
-    pub fn mount<H: Handler>(mut self, prefix: &str, handler: H) -> Self {
+    pub fn mount<H: Handler>(self, prefix: &str, handler: H) -> Self {
+        self.mount_endpoint(prefix, BoxHandler::new(handler), None)
+    }
+
+    fn mount_endpoint(mut self, prefix: &str, handler: BoxHandler, nested: Option<Router>) -> Self {
         check_path("mount prefix", prefix);
         let base = prefix.trim_end_matches('/');
         let inner = self.inner_mut();
         let index = inner.endpoints.len();
         inner.endpoints.push(Endpoint::Mount {
             prefix: prefix.to_owned(),
-            handler: BoxHandler::new(handler),
+            handler,
+            matched: MatchedPath::new(if base.is_empty() { "/" } else { base }),
+            nested,
         });
         if !base.is_empty() {
             self.insert("mount", base, index);
@@ -39,13 +46,18 @@ impl Router {
     ///
     /// The nested router keeps its own fallback, middleware and state; the outer router's
     /// state is visible to it too (extensions accumulate; the inner value wins for a type both
-    /// have).
+    /// have). Its routes' [`MatchedPath`]s get the prefix (`/api` + `/users/{id}` is
+    /// `/api/users/{id}`; its `/` route is `/api`), and a [`layer`](Router::layer) of the
+    /// outer router added afterwards wraps the nested router's handlers one by one, as it
+    /// wraps its own.
     ///
     /// # Panics
     ///
     /// As [`mount`](Self::mount).
-    pub fn nest(self, prefix: &str, router: Router) -> Self {
-        self.mount(prefix, router)
+    pub fn nest(self, prefix: &str, mut router: Router) -> Self {
+        router.prefix_templates(prefix);
+        let handler = BoxHandler::new(router.clone());
+        self.mount_endpoint(prefix, handler, Some(router))
     }
 }
 

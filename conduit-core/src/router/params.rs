@@ -1,6 +1,7 @@
 //! [`PathParams`] and [`OriginalUri`]: what routing leaves in a request's extensions.
 
 use std::fmt;
+use std::sync::Arc;
 
 use http::Uri;
 use percent_encoding::percent_decode_str;
@@ -124,3 +125,66 @@ impl fmt::Debug for PathParams {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginalUri(pub Uri);
+
+/// The route template that matched the request, e.g. `/users/{id}` (a request and response
+/// extension; read it with [`RequestExt::matched_path`](crate::RequestExt::matched_path)).
+///
+/// The router puts it into the request's extensions before calling the route's handler, and
+/// into the response's extensions afterwards, so middleware wrapping the whole router
+/// (logging, metrics) can label every routed response by its template rather than by its
+/// raw path. Under [`Router::nest`](crate::Router::nest) it is the full template (`/api/users/{id}`);
+/// for a [`Router::mount`](crate::Router::mount) it is the mount's prefix. Responses of the
+/// router itself (404 from the fallback, 405) carry none.
+///
+/// Built once per route when the router is built: a request pays one `Arc` clone for each
+/// copy.
+///
+/// ```
+/// use conduit_core::{Handler, MatchedPath, Request, RequestExt, Router, get};
+///
+/// let users = Router::new().route("/{id}", get(|req: Request| async move {
+///     req.matched_path().unwrap_or_default().to_owned()
+/// }));
+/// let app = Router::new().nest("/api/users", users);
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let res = app.call(Request::get("/api/users/7").body(Default::default()).unwrap()).await;
+/// assert_eq!(res.extensions().get::<MatchedPath>().unwrap().as_str(), "/api/users/{id}");
+/// let body = conduit_core::to_bytes(res.into_body(), usize::MAX).await.unwrap();
+/// assert_eq!(body, "/api/users/{id}");
+/// # });
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct MatchedPath(Arc<str>);
+
+impl MatchedPath {
+    pub(super) fn new(template: &str) -> Self {
+        Self(Arc::from(template))
+    }
+
+    /// The route template, as registered (with the prefixes of the routers it is nested in).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for MatchedPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for MatchedPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `base` + `path`, where `path` `/` under a non-empty base is the base itself.
+pub(super) fn join_template(base: &str, path: &str) -> String {
+    let base = base.trim_end_matches('/');
+    if path == "/" && !base.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}{path}")
+    }
+}

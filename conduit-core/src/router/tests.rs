@@ -357,12 +357,129 @@ async fn state_present_missing_and_nested() {
         !text.contains("Inner"),
         "type names are logged, not sent: {text}"
     );
-    // Without state the handler sees no extension map at all.
+    // Without state the handler sees only the matched template.
     let app = Router::new().route(
         "/",
         get(|r: Request| async move { r.extensions().len().to_string() }),
     );
-    assert_eq!(get_text(&app, "/").await.1, "0");
+    assert_eq!(get_text(&app, "/").await.1, "1");
+}
+
+/// What a handler sees as `matched_path`, and what the response carries.
+async fn matched(app: &Router, method: Method, uri: &str) -> (StatusCode, String, Option<String>) {
+    let res = app.call(req(method, uri)).await;
+    let on_response = res
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let status = res.status();
+    (status, body(res).await, on_response)
+}
+
+fn show_matched() -> MethodRouter {
+    get(|r: Request| async move {
+        format!(
+            "{} {}",
+            r.matched_path().unwrap_or("-"),
+            r.param("id").unwrap_or("-")
+        )
+    })
+}
+
+#[tokio::test]
+async fn matched_path_on_request_and_response() {
+    let users = Router::new()
+        .route("/", show_matched())
+        .route("/{id}", show_matched())
+        .route("/{id}/posts/{*rest}", show_matched());
+    let teams = Router::new().nest("/{team}/users", users.clone());
+    let app = Router::new()
+        .route("/", show_matched())
+        .route("/items/{id}", show_matched())
+        .nest("/api/users", users)
+        .nest("/teams", teams)
+        .mount("/files", |r: Request| async move {
+            r.matched_path().unwrap_or("-").to_owned()
+        })
+        .layer(from_fn(|req: Request, next: Next| async move {
+            // A layer sees the template too, also for nested routes.
+            let seen = req.matched_path().unwrap_or("-").to_owned();
+            let mut res = next.run(req).await;
+            res.headers_mut()
+                .insert("x-seen", HeaderValue::from_str(&seen).unwrap());
+            res
+        }));
+    let full = |t: &str| Some(t.to_owned());
+    assert_eq!(
+        matched(&app, Method::GET, "/").await,
+        (StatusCode::OK, "/ -".into(), full("/"))
+    );
+    assert_eq!(
+        matched(&app, Method::GET, "/items/42").await,
+        (StatusCode::OK, "/items/{id} 42".into(), full("/items/{id}"))
+    );
+    assert_eq!(
+        matched(&app, Method::GET, "/api/users/7").await,
+        (
+            StatusCode::OK,
+            "/api/users/{id} 7".into(),
+            full("/api/users/{id}")
+        )
+    );
+    assert_eq!(
+        matched(&app, Method::GET, "/api/users").await,
+        (StatusCode::OK, "/api/users -".into(), full("/api/users"))
+    );
+    assert_eq!(
+        matched(&app, Method::GET, "/api/users/7/posts/a/b").await.2,
+        full("/api/users/{id}/posts/{*rest}")
+    );
+    assert_eq!(
+        matched(&app, Method::GET, "/teams/red/users/9").await,
+        (
+            StatusCode::OK,
+            "/teams/{team}/users/{id} 9".into(),
+            full("/teams/{team}/users/{id}")
+        )
+    );
+    assert_eq!(
+        matched(&app, Method::GET, "/files/a/b.txt").await,
+        (StatusCode::OK, "/files".into(), full("/files"))
+    );
+    // HEAD through GET keeps it.
+    assert_eq!(
+        matched(&app, Method::HEAD, "/items/1").await.2,
+        full("/items/{id}")
+    );
+    // 404 (outer and nested fallback) and 405 carry none.
+    assert_eq!(matched(&app, Method::GET, "/nowhere").await.2, None);
+    assert_eq!(matched(&app, Method::GET, "/api/users/7/x").await.2, None);
+    let (status, _, on_response) = matched(&app, Method::DELETE, "/items/1").await;
+    assert_eq!(
+        (status, on_response),
+        (StatusCode::METHOD_NOT_ALLOWED, None)
+    );
+    let (status, _, on_response) = matched(&app, Method::DELETE, "/api/users/1").await;
+    assert_eq!(
+        (status, on_response),
+        (StatusCode::METHOD_NOT_ALLOWED, None)
+    );
+    // The layer added after nesting wrapped the nested routes and saw their templates.
+    let res = app.call(req(Method::GET, "/teams/a/users/1")).await;
+    assert_eq!(res.headers()["x-seen"], "/teams/{team}/users/{id}");
+    let res = app.call(req(Method::GET, "/files/x")).await;
+    assert_eq!(res.headers()["x-seen"], "/files");
+}
+
+#[tokio::test]
+async fn matched_path_is_shared_not_rebuilt() {
+    // The template is built once per route: two requests get the same Arc.
+    let app = Router::new().route("/a/{id}", get(|_r: Request| async { "" }));
+    let one = app.call(req(Method::GET, "/a/1")).await;
+    let two = app.call(req(Method::GET, "/a/2")).await;
+    let one = one.extensions().get::<MatchedPath>().unwrap();
+    let two = two.extensions().get::<MatchedPath>().unwrap();
+    assert!(std::ptr::eq(one.as_str(), two.as_str()));
 }
 
 #[tokio::test]
