@@ -22,3 +22,8 @@ pub use conduit_server as server;
 pub use conduit_server::{
     Config, Readiness, Server, ServerError, ShutdownHandle, TlsConfig, TlsVersion, run,
 };
+
+/// Standard middleware: request id, recovery, logging, timeout, compression (feature
+/// `middleware`).
+#[cfg(feature = "middleware")]
+pub use conduit_middleware as middleware;
