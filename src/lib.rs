@@ -22,3 +22,9 @@ pub use conduit_server as server;
 pub use conduit_server::{
     Config, Readiness, Server, ServerError, ShutdownHandle, TlsConfig, TlsVersion, run,
 };
+
+/// Static files: `ServeDir`, `ServeFile`, the hot-file cache (feature `static`).
+#[cfg(feature = "static")]
+pub use conduit_static as static_files;
+#[cfg(feature = "static")]
+pub use conduit_static::{ServeDir, ServeFile};
