@@ -113,7 +113,10 @@ pub fn resolve_path(path: &str, allow_hidden: bool) -> Result<ResolvedPath<'_>, 
     let dir = rest.is_empty() || rest.ends_with('/');
     let trimmed = rest.strip_suffix('/').unwrap_or(rest);
     // Fast path: nothing to decode and no empty segments: the input is the answer.
-    let plain = !trimmed.contains('%') && !trimmed.contains("//") && !trimmed.starts_with('/');
+    let plain = !trimmed.contains('%')
+        && !trimmed.contains("//")
+        && !trimmed.starts_with('/')
+        && !trimmed.ends_with('/');
     if plain {
         if !trimmed.is_empty() {
             for seg in trimmed.split('/') {
@@ -187,6 +190,8 @@ mod tests {
         let r = resolve_path("/", false).unwrap();
         assert_eq!(r.relative(), "");
         assert!(r.is_dir_request());
+        let r = resolve_path("/a//", false).unwrap(); // found by tests/fuzz_resolver.rs
+        assert_eq!((r.relative(), r.is_dir_request()), ("a", true));
         let r = resolve_path("//a///b/", false).unwrap();
         assert_eq!(r.relative(), "a/b");
         assert!(r.is_dir_request());
