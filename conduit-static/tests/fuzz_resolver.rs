@@ -26,10 +26,55 @@ impl Rng {
 
 /// Pieces attackers combine.
 const TOKENS: &[&str] = &[
-    "/", "/", "/", "..", ".", "%2e", "%2E", "%2f", "%2F", "%5c", "%5C", "\\", "%00", "%", "%%",
-    "%2", "%c0%af", "%c0%ae", "%e2%88%95", "%ef%bc%8f", "C:", "c:", ":", "::$DATA", "a", "b.txt",
-    ".git", ".env", "%252e", "%252f", "~", "%ff", "%fe", "%u002e", ";", "?", "#", "é", "%C3%A9",
-    "..%2f", "%2e%2e", "%2e%2e%2f", "....", "//", "\0", "\u{202e}", "%0a", "%20", " ",
+    "/",
+    "/",
+    "/",
+    "..",
+    ".",
+    "%2e",
+    "%2E",
+    "%2f",
+    "%2F",
+    "%5c",
+    "%5C",
+    "\\",
+    "%00",
+    "%",
+    "%%",
+    "%2",
+    "%c0%af",
+    "%c0%ae",
+    "%e2%88%95",
+    "%ef%bc%8f",
+    "C:",
+    "c:",
+    ":",
+    "::$DATA",
+    "a",
+    "b.txt",
+    ".git",
+    ".env",
+    "%252e",
+    "%252f",
+    "~",
+    "%ff",
+    "%fe",
+    "%u002e",
+    ";",
+    "?",
+    "#",
+    "é",
+    "%C3%A9",
+    "..%2f",
+    "%2e%2e",
+    "%2e%2e%2f",
+    "....",
+    "//",
+    "\0",
+    "\u{202e}",
+    "%0a",
+    "%20",
+    " ",
 ];
 
 const SEEDS: &[&str] = &[
@@ -109,5 +154,8 @@ fn generated_and_mutated_paths_never_escape_the_root() {
         check(&p);
     }
     // Sanity: the generator does produce accepted paths, so the invariants were exercised.
-    assert!(accepted > 1000, "only {accepted} generated paths were accepted");
+    assert!(
+        accepted > 1000,
+        "only {accepted} generated paths were accepted"
+    );
 }
