@@ -22,3 +22,9 @@ pub use conduit_server as server;
 pub use conduit_server::{
     Config, Readiness, Server, ServerError, ShutdownHandle, TlsConfig, TlsVersion, run,
 };
+
+/// Streaming responses: JSON arrays, NDJSON, chunked bodies, SSE and the SSE hub (feature `stream`).
+#[cfg(feature = "stream")]
+pub use conduit_stream as stream;
+#[cfg(feature = "stream")]
+pub use conduit_stream::{Chunked, Event, Hub, JsonArray, LastEventId, Ndjson, Sse};

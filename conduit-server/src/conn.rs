@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use conduit_core::http::{self, Version};
-use conduit_core::{Body, BodyLimit, BoxError, Handler};
+use conduit_core::{Body, BodyLimit, BoxError, Handler, ShutdownSignal};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -90,11 +90,14 @@ pub(crate) async fn serve<H, I>(
     let service = {
         let ctx = ctx.clone();
         let activity = activity.clone();
+        // Per connection, so the per-request clone touches no cache line shared across workers.
+        let streams = Arc::new(ctx.shutdown.streams().clone());
         service_fn(move |req: http::Request<Incoming>| {
             activity.request_started(req.version() == Version::HTTP_2);
             let head = req.method() == http::Method::HEAD;
             let guard = FinishGuard(activity.clone());
             let read_timeout = ctx.read_timeout;
+            let streams = streams.clone();
             let mut req =
                 req.map(|b| request_body(b, ctx.max_body, || Instant::now() + read_timeout));
             if !http_body::Body::is_end_stream(req.body()) {
@@ -107,6 +110,10 @@ pub(crate) async fn serve<H, I>(
             };
             async move {
                 let mut res = fut.await;
+                if let Some(signal) = res.extensions().get::<ShutdownSignal>() {
+                    // A long-lived body (SSE) asked to hear about shutdown; see `ShutdownSignal`.
+                    streams.link(signal);
+                }
                 if head {
                     res = conduit_core::head_response(res);
                 }
