@@ -159,7 +159,7 @@ impl<B: Backend> Hub<B> {
     pub fn sse(
         &self,
         req: &Request,
-    ) -> impl Future<Output = Result<Sse<HubStream>, Error>> + Send + 'static {
+    ) -> impl Future<Output = Result<Sse<HubStream>, Error>> + Send + use<B> {
         let last = req.last_event_id().map(str::to_owned);
         let hub = self.clone();
         async move { Ok(Sse::new(hub.subscribe(last.as_deref()).await?)) }
