@@ -223,6 +223,7 @@ pub struct Sse<S> {
     keep_alive: Option<Duration>,
     keep_alive_event: Event,
     on_shutdown: Option<Event>,
+    retry: Option<Duration>,
 }
 
 impl<S> Sse<S> {
@@ -233,7 +234,15 @@ impl<S> Sse<S> {
             keep_alive: Some(DEFAULT_KEEP_ALIVE),
             keep_alive_event: Event::default().comment(""),
             on_shutdown: None,
+            retry: None,
         }
+    }
+
+    /// Start the stream with a `retry` field: how long the browser waits before it
+    /// reconnects (browsers default to about 3 s).
+    pub fn retry(mut self, after: Duration) -> Self {
+        self.retry = Some(after);
+        self
     }
 
     /// Send a keep-alive comment after `interval` without events. A dead client is noticed
@@ -271,9 +280,13 @@ where
 {
     fn into_response(self) -> Response {
         let shutdown = ShutdownSignal::new();
+        let mut buf = BytesMut::new();
+        if let Some(retry) = self.retry {
+            Event::default().retry(retry).encode(&mut buf);
+        }
         let body = SseBody {
             stream: self.stream,
-            buf: BytesMut::new(),
+            buf,
             keep_alive: self.keep_alive,
             keep_alive_event: self.keep_alive_event,
             sleep: None,
