@@ -32,3 +32,8 @@ pub use conduit_middleware as middleware;
 pub use conduit_static as static_files;
 #[cfg(feature = "static")]
 pub use conduit_static::{ServeDir, ServeFile};
+/// Streaming responses: JSON arrays, NDJSON, chunked bodies, SSE and the SSE hub (feature `stream`).
+#[cfg(feature = "stream")]
+pub use conduit_stream as stream;
+#[cfg(feature = "stream")]
+pub use conduit_stream::{Chunked, Event, Hub, JsonArray, LastEventId, Ndjson, Sse};

@@ -1,0 +1,440 @@
+//! Server-Sent Events: the [`Event`] builder and the [`Sse`] response.
+//!
+//! `Sse` sends `Content-Type: text/event-stream`, `Cache-Control: no-cache` and
+//! `X-Accel-Buffering: no` (so nginx does not buffer the stream), writes each event as soon as
+//! it is produced (events ready together share a write), and sends a keep-alive comment after
+//! [`DEFAULT_KEEP_ALIVE`] (15 s, configurable) without an event. The keep-alive write is also
+//! what notices a client that went away: its stream (and subscription) is dropped within about
+//! one interval.
+//!
+//! When the server's graceful shutdown begins, the stream ends cleanly (after an optional
+//! final event), so the drain never waits on an open event stream; browsers reconnect by
+//! themselves, with `Last-Event-ID`, to whichever instance is up.
+//!
+//! ```
+//! use std::time::Duration;
+//! use conduit_core::{IntoResponse, Request};
+//! use conduit_stream::sse::{Event, LastEventId, Sse};
+//!
+//! async fn events(req: Request) -> impl IntoResponse {
+//!     let after: u64 = req.last_event_id().and_then(|id| id.parse().ok()).unwrap_or(0);
+//!     let events = (after + 1..after + 4).map(|i| {
+//!         Ok::<_, conduit_stream::sse::EventError>(
+//!             Event::default().id(i.to_string())?.event("tick")?.data(format!("tick {i}")),
+//!         )
+//!     });
+//!     Sse::new(tokio_stream::iter(events))
+//!         .keep_alive(Duration::from_secs(5))
+//!         .on_shutdown(Event::default().event("bye").unwrap().data("server restarting"))
+//! }
+//! # let _ = events;
+//! ```
+//!
+//! Wire format of one event (fields in the order they were set, a blank line after):
+//!
+//! ```
+//! use conduit_stream::sse::Event;
+//! let ev = Event::default().id("7").unwrap().event("tick").unwrap().data("a\nb").retry_ms(3000);
+//! assert_eq!(ev.to_bytes(), "id: 7\nevent: tick\ndata: a\ndata: b\nretry: 3000\n\n");
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use conduit_core::{Body, BoxError, IntoResponse, Response, ShutdownSignal};
+use futures_core::Stream;
+use http::HeaderValue;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http_body::{Frame, SizeHint};
+use serde::Serialize;
+use tokio::time::{Instant, Sleep};
+
+/// How long an `Sse` stream may stay silent before a keep-alive comment is sent.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// A field value that cannot go on the wire: `id` and `event` must not contain CR, LF or NUL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventError {
+    field: &'static str,
+}
+
+impl fmt::Display for EventError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SSE `{}` field must not contain CR, LF or NUL",
+            self.field
+        )
+    }
+}
+
+impl std::error::Error for EventError {}
+
+/// One Server-Sent Event, encoded as it is built. Cheap to clone (shared bytes).
+///
+/// Fields are written in the order they are set; setting `id` or `event` twice writes both
+/// lines and the last one wins, as the SSE parsing rules say.
+#[derive(Clone, Default)]
+pub struct Event {
+    buf: Bytes,
+    id: Option<Bytes>,
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("wire", &String::from_utf8_lossy(&self.buf))
+            .finish()
+    }
+}
+
+fn has_line_break(s: &str) -> bool {
+    s.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))
+}
+
+impl Event {
+    fn push(mut self, parts: &[&[u8]]) -> Self {
+        let extra: usize = parts.iter().map(|p| p.len()).sum();
+        let mut b = BytesMut::with_capacity(self.buf.len() + extra);
+        b.extend_from_slice(&self.buf);
+        for p in parts {
+            b.extend_from_slice(p);
+        }
+        self.buf = b.freeze();
+        self
+    }
+
+    /// The `id` field (what the browser sends back as `Last-Event-ID` when it reconnects).
+    pub fn id(mut self, id: impl AsRef<str>) -> Result<Self, EventError> {
+        let id = id.as_ref();
+        if has_line_break(id) {
+            return Err(EventError { field: "id" });
+        }
+        self.id = Some(Bytes::copy_from_slice(id.as_bytes()));
+        Ok(self.push(&[b"id: ", id.as_bytes(), b"\n"]))
+    }
+
+    /// The `event` field: the event type (`addEventListener(type, ..)` in the browser).
+    pub fn event(self, event: impl AsRef<str>) -> Result<Self, EventError> {
+        let event = event.as_ref();
+        if has_line_break(event) {
+            return Err(EventError { field: "event" });
+        }
+        Ok(self.push(&[b"event: ", event.as_bytes(), b"\n"]))
+    }
+
+    /// The `data` field. Line breaks (LF, CRLF or CR) split it over several `data:` lines,
+    /// which the browser joins back with LF. Calling it again adds more lines.
+    pub fn data(mut self, data: impl AsRef<str>) -> Self {
+        let data = data.as_ref();
+        let mut b = BytesMut::with_capacity(self.buf.len() + data.len() + 8);
+        b.extend_from_slice(&self.buf);
+        let mut rest = data;
+        loop {
+            let end = rest.find(['\r', '\n']).unwrap_or(rest.len());
+            b.put_slice(b"data: ");
+            b.put_slice(&rest.as_bytes()[..end]);
+            b.put_u8(b'\n');
+            if end == rest.len() {
+                break;
+            }
+            let skip = if rest[end..].starts_with("\r\n") {
+                2
+            } else {
+                1
+            };
+            rest = &rest[end + skip..];
+        }
+        self.buf = b.freeze();
+        self
+    }
+
+    /// The `data` field as JSON (one line: serde_json never writes a raw line break).
+    pub fn json_data<T: Serialize + ?Sized>(self, value: &T) -> Result<Self, serde_json::Error> {
+        let json = serde_json::to_vec(value)?;
+        Ok(self.push(&[b"data: ", &json, b"\n"]))
+    }
+
+    /// The `retry` field: how long the browser waits before reconnecting.
+    pub fn retry(self, after: Duration) -> Self {
+        self.retry_ms(u64::try_from(after.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// The `retry` field in milliseconds.
+    pub fn retry_ms(self, ms: u64) -> Self {
+        self.push(&[b"retry: ", ms.to_string().as_bytes(), b"\n"])
+    }
+
+    /// A comment line (`: text`), ignored by the browser. Line breaks start new comment lines.
+    pub fn comment(self, text: impl AsRef<str>) -> Self {
+        let mut ev = self;
+        for line in text.as_ref().split(['\r', '\n']) {
+            ev = ev.push(&[b": ", line.as_bytes(), b"\n"]);
+        }
+        ev
+    }
+
+    /// The last `id` set, if any.
+    pub fn get_id(&self) -> Option<&str> {
+        self.id
+            .as_ref()
+            .map(|b| std::str::from_utf8(b).expect("ids are set from &str"))
+    }
+
+    /// The event as it goes on the wire, including the blank line that ends it.
+    pub fn to_bytes(&self) -> String {
+        let mut b = BytesMut::new();
+        self.encode(&mut b);
+        String::from_utf8(b.to_vec()).expect("built from &str")
+    }
+
+    pub(crate) fn encode(&self, out: &mut BytesMut) {
+        out.reserve(self.buf.len() + 1);
+        out.put_slice(&self.buf);
+        out.put_u8(b'\n');
+    }
+}
+
+/// Access to the `Last-Event-ID` request header that a reconnecting `EventSource` sends.
+pub trait LastEventId {
+    /// The header's value, if present and valid UTF-8 without line breaks.
+    fn last_event_id(&self) -> Option<&str>;
+}
+
+impl<B> LastEventId for http::Request<B> {
+    fn last_event_id(&self) -> Option<&str> {
+        self.headers()
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|s| !has_line_break(s))
+    }
+}
+
+/// A Server-Sent Events response from a `Stream` of `Result<Event, E>`.
+///
+/// An `Err` from the stream is logged and aborts the response (the browser reconnects).
+#[derive(Debug)]
+pub struct Sse<S> {
+    stream: S,
+    keep_alive: Option<Duration>,
+    keep_alive_event: Event,
+    on_shutdown: Option<Event>,
+    retry: Option<Duration>,
+}
+
+impl<S> Sse<S> {
+    /// Events from `stream`, with keep-alive comments every [`DEFAULT_KEEP_ALIVE`].
+    pub fn new(stream: S) -> Self {
+        Self {
+            stream,
+            keep_alive: Some(DEFAULT_KEEP_ALIVE),
+            keep_alive_event: Event::default().comment(""),
+            on_shutdown: None,
+            retry: None,
+        }
+    }
+
+    /// Start the stream with a `retry` field: how long the browser waits before it
+    /// reconnects (browsers default to about 3 s).
+    pub fn retry(mut self, after: Duration) -> Self {
+        self.retry = Some(after);
+        self
+    }
+
+    /// Send a keep-alive comment after `interval` without events. A dead client is noticed
+    /// (and the stream dropped) within about one interval.
+    pub fn keep_alive(mut self, interval: Duration) -> Self {
+        self.keep_alive = Some(interval.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// The keep-alive text (a comment, by default an empty one: `:\n\n`).
+    pub fn keep_alive_text(mut self, text: &str) -> Self {
+        self.keep_alive_event = Event::default().comment(text);
+        self
+    }
+
+    /// No keep-alive comments: a silent stream stays silent, and a dead client is only noticed
+    /// when the next event is written.
+    pub fn no_keep_alive(mut self) -> Self {
+        self.keep_alive = None;
+        self
+    }
+
+    /// An event sent as the last one when the server shuts down (by default the stream just
+    /// ends).
+    pub fn on_shutdown(mut self, event: Event) -> Self {
+        self.on_shutdown = Some(event);
+        self
+    }
+}
+
+impl<S, E> IntoResponse for Sse<S>
+where
+    S: Stream<Item = Result<Event, E>> + Send + 'static,
+    E: Into<BoxError>,
+{
+    fn into_response(self) -> Response {
+        let shutdown = ShutdownSignal::new();
+        let mut buf = BytesMut::new();
+        if let Some(retry) = self.retry {
+            Event::default().retry(retry).encode(&mut buf);
+        }
+        let body = SseBody {
+            stream: self.stream,
+            buf,
+            keep_alive: self.keep_alive,
+            keep_alive_event: self.keep_alive_event,
+            sleep: None,
+            shutdown: shutdown.clone(),
+            on_shutdown: self.on_shutdown,
+            done: false,
+        };
+        let mut res = Response::new(Body::new(body));
+        let h = res.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        res.extensions_mut().insert(shutdown);
+        res
+    }
+}
+
+/// Stop coalescing ready events into one frame past this size.
+const MAX_FRAME: usize = 16 * 1024;
+
+pin_project_lite::pin_project! {
+    struct SseBody<S> {
+        #[pin]
+        stream: S,
+        buf: BytesMut,
+        keep_alive: Option<Duration>,
+        keep_alive_event: Event,
+        sleep: Option<Pin<Box<Sleep>>>,
+        shutdown: ShutdownSignal,
+        on_shutdown: Option<Event>,
+        done: bool,
+    }
+}
+
+impl<S, E> http_body::Body for SseBody<S>
+where
+    S: Stream<Item = Result<Event, E>>,
+    E: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        if this.shutdown.poll_triggered(cx).is_ready() {
+            *this.done = true;
+            this.buf.clear();
+            return match this.on_shutdown.take() {
+                Some(ev) => {
+                    ev.encode(this.buf);
+                    Poll::Ready(Some(Ok(Frame::data(this.buf.split().freeze()))))
+                }
+                None => Poll::Ready(None),
+            };
+        }
+        loop {
+            if this.buf.len() >= MAX_FRAME {
+                break;
+            }
+            match this.stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(ev))) => ev.encode(this.buf),
+                Poll::Ready(Some(Err(e))) => {
+                    let e: BoxError = e.into();
+                    tracing::error!(error = %e, "event stream failed; aborting the response");
+                    *this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None) => {
+                    *this.done = true;
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        if !this.buf.is_empty() {
+            if let (Some(interval), Some(sleep)) = (*this.keep_alive, this.sleep.as_mut()) {
+                sleep.as_mut().reset(Instant::now() + interval);
+            }
+            return Poll::Ready(Some(Ok(Frame::data(this.buf.split().freeze()))));
+        }
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        let Some(interval) = *this.keep_alive else {
+            return Poll::Pending;
+        };
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(interval)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            sleep.as_mut().reset(Instant::now() + interval);
+            // Register the new deadline's waker before handing out the frame.
+            let _ = sleep.as_mut().poll(cx);
+            this.keep_alive_event.encode(this.buf);
+            return Poll::Ready(Some(Ok(Frame::data(this.buf.split().freeze()))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.buf.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_line_breaks_in_id_and_event() {
+        assert_eq!(
+            Event::default().id("a\nb").unwrap_err().to_string(),
+            "SSE `id` field must not contain CR, LF or NUL"
+        );
+        assert!(Event::default().id("a\rb").is_err());
+        assert!(Event::default().id("a\0b").is_err());
+        assert!(Event::default().event("x\r\ny").is_err());
+        assert!(Event::default().event("ok").is_ok());
+    }
+
+    #[test]
+    fn wire_format() {
+        let ev = Event::default()
+            .comment("hi")
+            .event("e")
+            .unwrap()
+            .data("one\r\ntwo\rthree\nfour")
+            .json_data(&serde_json::json!({"a": "x\ny"}))
+            .unwrap();
+        assert_eq!(
+            ev.to_bytes(),
+            ": hi\nevent: e\ndata: one\ndata: two\ndata: three\ndata: four\ndata: {\"a\":\"x\\ny\"}\n\n"
+        );
+        assert_eq!(Event::default().data("").to_bytes(), "data: \n\n");
+        assert_eq!(
+            Event::default().data("trailing\n").to_bytes(),
+            "data: trailing\ndata: \n\n"
+        );
+        assert_eq!(Event::default().id("1").unwrap().get_id(), Some("1"));
+    }
+}
