@@ -11,11 +11,13 @@
 //!   first replays the retained ticks after it
 //! - `/stream/json?n=N` a JSON array of N objects `{"id":i,"name":"item-i"}`, streamed
 //! - `/stream/ndjson?n=N` the same as NDJSON
+//! - `/static/*` the files under ROOT (`conduit::ServeDir`, default settings)
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use conduit::{
-    Config, Event, Hub, IntoResponse, Json, JsonArray, Ndjson, Request, RequestExt, Router, get,
+    Config, Event, Hub, IntoResponse, Json, JsonArray, Ndjson, Request, RequestExt, Router,
+    ServeDir, get,
 };
 use serde::{Deserialize, Serialize};
 
@@ -69,7 +71,7 @@ fn hub() -> &'static Hub {
     })
 }
 
-fn app() -> Router {
+fn app(root: &str) -> Router {
     Router::new()
         .route(
             "/sse",
@@ -95,12 +97,13 @@ fn app() -> Router {
                 })
             }),
         )
+        .mount("/static", ServeDir::new(root))
 }
 
 fn main() -> Result<(), conduit::ServerError> {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:18090".into());
-    let _root = args
+    let root = args
         .next()
         .unwrap_or_else(|| "/tmp/conduit-compare-root".into());
     // Server defaults, as a user would run them. Two knobs for like-for-like comparisons:
@@ -113,5 +116,5 @@ fn main() -> Result<(), conduit::ServerError> {
     if std::env::var("CONDUIT_H2_PING").as_deref() == Ok("0") {
         config = config.http2_keep_alive_interval(None);
     }
-    conduit::run(config, app())
+    conduit::run(config, app(&root))
 }

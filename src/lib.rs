@@ -28,3 +28,9 @@ pub use conduit_server::{
 pub use conduit_stream as stream;
 #[cfg(feature = "stream")]
 pub use conduit_stream::{Chunked, Event, Hub, JsonArray, LastEventId, Ndjson, Sse};
+
+/// Static files: `ServeDir`, `ServeFile`, the hot-file cache (feature `static`).
+#[cfg(feature = "static")]
+pub use conduit_static as static_files;
+#[cfg(feature = "static")]
+pub use conduit_static::{ServeDir, ServeFile};
