@@ -293,6 +293,7 @@ where
             shutdown: shutdown.clone(),
             on_shutdown: self.on_shutdown,
             done: false,
+            error: None,
         };
         let mut res = Response::new(Body::new(body));
         let h = res.headers_mut();
@@ -318,6 +319,8 @@ pin_project_lite::pin_project! {
         shutdown: ShutdownSignal,
         on_shutdown: Option<Event>,
         done: bool,
+        // An error that arrived after events still in `buf`: those go out first.
+        error: Option<BoxError>,
     }
 }
 
@@ -334,6 +337,9 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
+        if let Some(e) = this.error.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
         if *this.done {
             return Poll::Ready(None);
         }
@@ -358,7 +364,11 @@ where
                     let e: BoxError = e.into();
                     tracing::error!(error = %e, "event stream failed; aborting the response");
                     *this.done = true;
-                    return Poll::Ready(Some(Err(e)));
+                    if this.buf.is_empty() {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    *this.error = Some(e);
+                    break;
                 }
                 Poll::Ready(None) => {
                     *this.done = true;
@@ -393,7 +403,7 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done && self.buf.is_empty()
+        self.done && self.buf.is_empty() && self.error.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -436,5 +446,20 @@ mod tests {
             "data: trailing\ndata: \n\n"
         );
         assert_eq!(Event::default().id("1").unwrap().get_id(), Some("1"));
+    }
+
+    #[tokio::test]
+    async fn retry_goes_first_and_errors_abort() {
+        use http_body_util::BodyExt;
+        let events = vec![Ok(Event::default().data("x")), Err("gone")];
+        let res = Sse::new(tokio_stream::iter(events))
+            .retry(Duration::from_millis(1500))
+            .into_response();
+        assert!(res.extensions().get::<ShutdownSignal>().is_some());
+        let mut body = res.into_body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&first[..], b"retry: 1500\n\ndata: x\n\n");
+        assert!(body.frame().await.unwrap().is_err());
+        assert!(body.frame().await.is_none());
     }
 }

@@ -409,33 +409,35 @@ async fn sse_exact_wire_format_and_headers() {
 
 #[tokio::test]
 async fn sse_keep_alive_comments_then_a_final_event_on_shutdown() {
-    let srv = start_with(
-        Hub::new(),
-        config().shutdown_timeout(Duration::from_secs(120)),
-    )
-    .await;
-    let res = request(srv.addr, false, "/sse-silent", &[]).await;
-    let mut body = res.into_body();
-    assert_eq!(&next_data(&mut body).await.unwrap()[..], b": \n\n");
-    assert_eq!(&next_data(&mut body).await.unwrap()[..], b": \n\n");
-    // Graceful shutdown: the stream ends with its final event instead of holding the drain
-    // open until the 120 s deadline.
-    srv.handle.shutdown();
-    let mut rest = Vec::new();
-    while let Some(d) = next_data(&mut body).await {
-        rest.extend_from_slice(&d);
+    for h2 in [false, true] {
+        let srv = start_with(
+            Hub::new(),
+            config().shutdown_timeout(Duration::from_secs(120)),
+        )
+        .await;
+        let res = request(srv.addr, h2, "/sse-silent", &[]).await;
+        let mut body = res.into_body();
+        assert_eq!(&next_data(&mut body).await.unwrap()[..], b": \n\n");
+        assert_eq!(&next_data(&mut body).await.unwrap()[..], b": \n\n");
+        // Graceful shutdown: the stream ends with its final event instead of holding the
+        // drain open until the 120 s deadline.
+        srv.handle.shutdown();
+        let mut rest = Vec::new();
+        while let Some(d) = next_data(&mut body).await {
+            rest.extend_from_slice(&d);
+        }
+        let rest = String::from_utf8(rest).unwrap();
+        assert!(
+            rest.ends_with("event: bye\ndata: shutting down\n\n"),
+            "h2={h2}: {rest:?}"
+        );
+        tokio::time::timeout(GUARD, srv.task)
+            .await
+            .expect("shutdown does not wait for the SSE stream")
+            .unwrap()
+            .unwrap();
+        assert!(srv.shared.dropped.load(Ordering::SeqCst));
     }
-    let rest = String::from_utf8(rest).unwrap();
-    assert!(
-        rest.ends_with("event: bye\ndata: shutting down\n\n"),
-        "{rest:?}"
-    );
-    tokio::time::timeout(GUARD, srv.task)
-        .await
-        .expect("shutdown does not wait for the SSE stream")
-        .unwrap()
-        .unwrap();
-    assert!(srv.shared.dropped.load(Ordering::SeqCst));
 }
 
 async fn wait_for(flag: &AtomicBool) -> bool {
