@@ -39,6 +39,8 @@ start() {
     echo "bench_server did not start" >&2; exit 1
 }
 kb() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$PID/status"; }
+# server CPU time (user + system) in clock ticks
+cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 
 echo
 echo "== JSON array: peak server RSS by item count"
@@ -54,6 +56,7 @@ stop
 load() {
     start
     echo "server RSS before clients: $(kb VmRSS) KiB"
+    cpu0=$(cpu)
     "${pin_client[@]}" target/release/examples/sse_load "$ADDR" "$CLIENTS" "$1" &
     CLIENT=$!
     max=0
@@ -63,6 +66,7 @@ load() {
     done
     wait "$CLIENT" || echo "sse_load failed" >&2
     echo "server RSS peak: $max KiB ($((max / 1024)) MiB), $((max * 1024 / CLIENTS)) bytes a connection"
+    echo "server CPU during the run: $(( ($(cpu) - cpu0) * 1000 / $(getconf CLK_TCK) )) ms (machine load: $(cut -d' ' -f1-3 /proc/loadavg))"
     stop
 }
 
