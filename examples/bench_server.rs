@@ -6,7 +6,8 @@
 //! arrive with conduit-static and conduit-middleware):
 //! - `/`     "Hello, World!" as text/plain
 //! - `/json` `{"message":"Hello, World!"}` as application/json, serialized per request
-use conduit::{Config, Json, Request, Router, get};
+//! - `/static/*` the files under ROOT (`conduit::ServeDir`, default settings)
+use conduit::{Config, Json, Request, Router, ServeDir, get};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -14,7 +15,7 @@ struct Message {
     message: &'static str,
 }
 
-fn app() -> Router {
+fn app(root: &str) -> Router {
     Router::new()
         .route("/", get(|_req: Request| async { "Hello, World!" }))
         .route(
@@ -25,12 +26,13 @@ fn app() -> Router {
                 })
             }),
         )
+        .mount("/static", ServeDir::new(root))
 }
 
 fn main() -> Result<(), conduit::ServerError> {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:18090".into());
-    let _root = args
+    let root = args
         .next()
         .unwrap_or_else(|| "/tmp/conduit-compare-root".into());
     // Server defaults, as a user would run them. Two knobs for like-for-like comparisons:
@@ -43,5 +45,5 @@ fn main() -> Result<(), conduit::ServerError> {
     if std::env::var("CONDUIT_H2_PING").as_deref() == Ok("0") {
         config = config.http2_keep_alive_interval(None);
     }
-    conduit::run(config, app())
+    conduit::run(config, app(&root))
 }
