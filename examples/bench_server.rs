@@ -7,7 +7,13 @@
 //! - `/`     "Hello, World!" as text/plain
 //! - `/json` `{"message":"Hello, World!"}` as application/json, serialized per request
 //! - `/static/*` the files under ROOT (`conduit::ServeDir`, default settings)
-use conduit::{Config, Json, Request, Router, ServeDir, get};
+//! - `/stack` "Hello, World!" behind the recommended middleware stack (request id, logging,
+//!   recovery, timeout, compression), as the axum peer puts tower-http's layers on it
+//! - `/gz/*` the compression middleware (default settings) over `ServeDir` on ROOT
+use std::time::Duration;
+
+use conduit::middleware::{Compression, Logging, Recovery, RequestId, Timeout};
+use conduit::{Config, HandlerExt, Json, Request, Router, ServeDir, get};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -27,6 +33,16 @@ fn app(root: &str) -> Router {
             }),
         )
         .mount("/static", ServeDir::new(root))
+        .route(
+            "/stack",
+            get((|_req: Request| async { "Hello, World!" })
+                .with(Compression::new())
+                .with(Timeout::new(Duration::from_secs(30)))
+                .with(Recovery::new())
+                .with(Logging::new())
+                .with(RequestId::new())),
+        )
+        .mount("/gz", ServeDir::new(root).with(Compression::new()))
 }
 
 fn main() -> Result<(), conduit::ServerError> {
