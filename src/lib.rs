@@ -29,6 +29,11 @@ pub use conduit_stream as stream;
 #[cfg(feature = "stream")]
 pub use conduit_stream::{Chunked, Event, Hub, JsonArray, LastEventId, Ndjson, Sse};
 
+/// Standard middleware: request id, recovery, logging, timeout, compression (feature
+/// `middleware`).
+#[cfg(feature = "middleware")]
+pub use conduit_middleware as middleware;
+
 /// Static files: `ServeDir`, `ServeFile`, the hot-file cache (feature `static`).
 #[cfg(feature = "static")]
 pub use conduit_static as static_files;
