@@ -611,3 +611,26 @@ async fn hub_slow_consumer_skips_ahead_and_is_told() {
     srv.handle.shutdown();
     srv.task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn head_on_an_event_stream_answers_headers_and_ends() {
+    let srv = start().await;
+    for h2 in [false, true] {
+        let req = http::Request::head(format!("http://{}/events", srv.addr))
+            .header("host", srv.addr.to_string())
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let res = match client(srv.addr, h2).await {
+            Client::H1(mut c) => c.send_request(req).await,
+            Client::H2(mut c) => c.send_request(req).await,
+        }
+        .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-type"], "text/event-stream");
+        assert!(body_of(res).await.unwrap().is_empty(), "h2={h2}");
+    }
+    // the subscriptions made for the HEAD requests were dropped with their bodies
+    assert_eq!(srv.shared.hub.backend().subscribers(), 0);
+    srv.handle.shutdown();
+    srv.task.await.unwrap().unwrap();
+}
