@@ -5,18 +5,22 @@
 //! Routes:
 //! - `/`     "Hello, World!" as text/plain
 //! - `/json` `{"message":"Hello, World!"}` as application/json, serialized per request
-//! - `/static/*` the files under ROOT (`conduit::ServeDir`, default settings)
 //! - `/sse` Server-Sent Events from a hub that publishes `event: tick`, `id: <seq>`,
 //!   `data: {"seq":<seq>}` every 100 ms (from the first subscription on); a `Last-Event-ID`
 //!   first replays the retained ticks after it
 //! - `/stream/json?n=N` a JSON array of N objects `{"id":i,"name":"item-i"}`, streamed
 //! - `/stream/ndjson?n=N` the same as NDJSON
+//! - `/static/*` the files under ROOT (`conduit::ServeDir`, default settings)
+//! - `/stack` "Hello, World!" behind the recommended middleware stack (request id, logging,
+//!   recovery, timeout, compression), as the axum peer puts tower-http's layers on it
+//! - `/gz/*` the compression middleware (default settings) over `ServeDir` on ROOT
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use conduit::middleware::{Compression, Logging, Recovery, RequestId, Timeout};
 use conduit::{
-    Config, Event, Hub, IntoResponse, Json, JsonArray, Ndjson, Request, RequestExt, Router,
-    ServeDir, get,
+    Config, Event, HandlerExt, Hub, IntoResponse, Json, JsonArray, Ndjson, Request, RequestExt,
+    Router, ServeDir, get,
 };
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +101,16 @@ fn app(root: &str) -> Router {
             }),
         )
         .mount("/static", ServeDir::new(root))
+        .route(
+            "/stack",
+            get((|_req: Request| async { "Hello, World!" })
+                .with(Compression::new())
+                .with(Timeout::new(Duration::from_secs(30)))
+                .with(Recovery::new())
+                .with(Logging::new())
+                .with(RequestId::new())),
+        )
+        .mount("/gz", ServeDir::new(root).with(Compression::new()))
 }
 
 fn main() -> Result<(), conduit::ServerError> {

@@ -4,7 +4,8 @@
 //! cargo run --example live_events        # then open http://127.0.0.1:8080/
 //! ```
 //!
-//! - `/`       the page (`examples/live_events/index.html`): subscribes with `EventSource`
+//! - `/`       the page (`examples/live_events/index.html`, served by conduit-static's
+//!   `ServeFile`): subscribes with `EventSource`
 //! - `/events` the SSE stream: a `tick` every second from the hub; a browser that reconnects
 //!   (after a network blip or a server restart) sends `Last-Event-ID` and gets the ticks it
 //!   missed from the hub's replay buffer
@@ -12,26 +13,27 @@
 //! Stop it with Ctrl-C: open streams end at once, so graceful shutdown does not wait on them.
 use std::time::Duration;
 
-use conduit::{Config, Event, Html, Hub, IntoResponse, Request, Router, Server, get};
+use conduit::{Config, Event, Hub, IntoResponse, Request, Router, ServeFile, Server, get};
 
-/// The page, served from memory.
-const PAGE: &str = include_str!("live_events/index.html");
+/// The page, next to this file.
+const PAGE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/live_events/index.html"
+);
 
 /// The app: the page and the event stream of `hub`.
 fn app(hub: Hub) -> Router {
-    Router::new()
-        .route("/", get(|_req: Request| async { Html(PAGE) }))
-        .route(
-            "/events",
-            get(move |req: Request| {
-                let sse = hub.sse(&req);
-                async move {
-                    sse.await
-                        .map(|s| s.retry(Duration::from_secs(1)))
-                        .into_response()
-                }
-            }),
-        )
+    Router::new().route("/", get(ServeFile::new(PAGE))).route(
+        "/events",
+        get(move |req: Request| {
+            let sse = hub.sse(&req);
+            async move {
+                sse.await
+                    .map(|s| s.retry(Duration::from_secs(1)))
+                    .into_response()
+            }
+        }),
+    )
 }
 
 #[tokio::main]

@@ -5,7 +5,11 @@
 //! ```sh
 //! ulimit -n 65536
 //! cargo run --release --example sse_load -- [ADDR] [CLIENTS] [TICKS]   # 127.0.0.1:18090 10000 50
+//! cargo run --release --example sse_load -- [ADDR] [CLIENTS] idle     # baseline: GET / kept open
 //! ```
+//!
+//! `idle` opens the same number of keep-alive connections that each made one `GET /`, holds
+//! them 3 s and exits: the server's memory then is the per-connection baseline that SSE adds to.
 //!
 //! The server stamps no time into the events (`data: {"seq":N}`), so the delay of tick N at
 //! client i is measured from the **first** client that received tick N: it is the fan-out
@@ -13,19 +17,23 @@
 //! microseconds after the publish). Reported: p50 / p99 / max of that delay over every
 //! (tick, client) pair, ticks counted only once every client is connected.
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-type Arrivals = Arc<Mutex<HashMap<u64, Vec<Instant>>>>;
+/// One client's arrivals (its own lock, so clients never contend): (seq, when).
+type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
 
 async fn client(
+    path: &'static str,
     addr: String,
     connected: Arc<AtomicUsize>,
-    start_seq: Arc<std::sync::atomic::AtomicU64>,
+    start_seq: Arc<AtomicU64>,
+    latest: Arc<AtomicU64>,
+    counted_total: Arc<AtomicUsize>,
     arrivals: Arrivals,
 ) -> std::io::Result<()> {
     let mut s = loop {
@@ -34,7 +42,7 @@ async fn client(
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     };
-    s.write_all(b"GET /sse HTTP/1.1\r\nhost: bench\r\naccept: text/event-stream\r\n\r\n")
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: bench\r\n\r\n").as_bytes())
         .await?;
     let mut counted = false;
     let mut buf = vec![0u8; 2048];
@@ -50,25 +58,33 @@ async fn client(
             connected.fetch_add(1, Ordering::SeqCst);
         }
         pending.extend_from_slice(&buf[..n]);
-        // Find every `{"seq":N}` in what arrived; keep a short tail for a split marker.
-        let text = String::from_utf8_lossy(&pending).into_owned();
-        let mut rest = text.as_str();
-        while let Some(i) = rest.find("{\"seq\":") {
-            let after = &rest[i + 7..];
-            let Some(end) = after.find('}') else {
+        // Find every `{"seq":N}` in what arrived; keep the unparsed tail for a split marker.
+        let mut at = 0;
+        while let Some(i) = find(&pending[at..], b"{\"seq\":") {
+            let digits = at + i + 7;
+            let Some(end) = pending[digits..].iter().position(|&b| b == b'}') else {
                 break;
             };
-            if let Ok(seq) = after[..end].parse::<u64>() {
-                let from = start_seq.load(Ordering::SeqCst);
+            let seq = std::str::from_utf8(&pending[digits..digits + end])
+                .ok()
+                .and_then(|d| d.parse::<u64>().ok());
+            if let Some(seq) = seq {
+                latest.fetch_max(seq, Ordering::Relaxed);
+                let from = start_seq.load(Ordering::Relaxed);
                 if from != 0 && seq >= from {
-                    arrivals.lock().unwrap().entry(seq).or_default().push(now);
+                    arrivals.lock().unwrap().push((seq, now));
+                    counted_total.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            rest = &after[end..];
+            at = digits + end;
         }
-        let keep = rest.len().min(32);
-        pending = rest.as_bytes()[rest.len() - keep..].to_vec();
+        let keep_from = at.max(pending.len().saturating_sub(16));
+        pending.drain(..keep_from);
     }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -84,18 +100,28 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:18090".into());
     let clients: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
-    let ticks: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(50);
+    let ticks_arg = args.next().unwrap_or_else(|| "50".into());
+    let idle = ticks_arg == "idle";
+    let ticks: u64 = ticks_arg.parse().unwrap_or(50);
+    let path = if idle { "/" } else { "/sse" };
 
     let connected = Arc::new(AtomicUsize::new(0));
-    let start_seq = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let arrivals: Arrivals = Arc::default();
+    let start_seq = Arc::new(AtomicU64::new(0));
+    let latest = Arc::new(AtomicU64::new(0));
+    let counted_total = Arc::new(AtomicUsize::new(0));
+    let mut all: Vec<Arrivals> = Vec::with_capacity(clients);
     let t0 = Instant::now();
     for _ in 0..clients {
+        let arrivals = Arrivals::default();
+        all.push(arrivals.clone());
         tokio::spawn(client(
+            path,
             addr.clone(),
             connected.clone(),
             start_seq.clone(),
-            arrivals.clone(),
+            latest.clone(),
+            counted_total.clone(),
+            arrivals,
         ));
     }
     while connected.load(Ordering::SeqCst) < clients {
@@ -109,47 +135,36 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!("{clients} clients connected in {:.1?}", t0.elapsed());
-    // Learn the current sequence from any client, then count from the next tick on.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    start_seq.store(u64::MAX, Ordering::SeqCst);
-    // Cheap way to find the current seq: one more connection reading one event.
-    let mut s = TcpStream::connect(&addr).await.expect("connect");
-    s.write_all(b"GET /sse HTTP/1.1\r\nhost: bench\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = vec![0u8; 4096];
-    let seq_now = loop {
-        let n = s.read(&mut buf).await.unwrap();
-        let t = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if let Some(i) = t.rfind("{\"seq\":") {
-            let after = &t[i + 7..];
-            if let Some(end) = after.find('}') {
-                break after[..end].parse::<u64>().unwrap();
-            }
-        }
-    };
-    drop(s);
+    if idle {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        std::process::exit(0);
+    }
+    // Count from two ticks after the latest one any client has seen.
+    while latest.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seq_now = latest.load(Ordering::SeqCst);
     let first = seq_now + 2;
     start_seq.store(first, Ordering::SeqCst);
     let last = first + ticks - 1;
     let deadline = Instant::now() + Duration::from_millis(100 * ticks + 30_000);
-    loop {
-        let done = arrivals
-            .lock()
-            .unwrap()
-            .get(&last)
-            .is_some_and(|v| v.len() >= clients);
-        if done || Instant::now() > deadline {
-            break;
-        }
+    let want = clients * ticks as usize;
+    while counted_total.load(Ordering::Relaxed) < want && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let arrivals = arrivals.lock().unwrap();
+    let mut by_seq: HashMap<u64, Vec<Instant>> = HashMap::new();
+    for a in &all {
+        for &(seq, t) in a.lock().unwrap().iter() {
+            if seq <= last {
+                by_seq.entry(seq).or_default().push(t);
+            }
+        }
+    }
     let mut delays = Vec::new();
     let mut missing = 0usize;
     for seq in first..=last {
-        let Some(v) = arrivals.get(&seq) else {
+        let Some(v) = by_seq.get(&seq) else {
             missing += clients;
             continue;
         };

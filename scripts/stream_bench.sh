@@ -39,6 +39,8 @@ start() {
     echo "bench_server did not start" >&2; exit 1
 }
 kb() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$PID/status"; }
+# server CPU time (user + system) in clock ticks
+cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 
 echo
 echo "== JSON array: peak server RSS by item count"
@@ -50,17 +52,28 @@ for n in 10000 1000000 10000000; do
 done
 stop
 
+# Runs sse_load with $1 as its third argument and prints the server's peak RSS meanwhile.
+load() {
+    start
+    echo "server RSS before clients: $(kb VmRSS) KiB"
+    cpu0=$(cpu)
+    "${pin_client[@]}" target/release/examples/sse_load "$ADDR" "$CLIENTS" "$1" &
+    CLIENT=$!
+    max=0
+    while kill -0 "$CLIENT" 2>/dev/null; do
+        r=$(kb VmRSS); [ "${r:-0}" -gt "$max" ] && max=$r
+        sleep 0.5
+    done
+    wait "$CLIENT" || echo "sse_load failed" >&2
+    echo "server RSS peak: $max KiB ($((max / 1024)) MiB), $((max * 1024 / CLIENTS)) bytes a connection"
+    echo "server CPU during the run: $(( ($(cpu) - cpu0) * 1000 / $(getconf CLK_TCK) )) ms (machine load: $(cut -d' ' -f1-3 /proc/loadavg))"
+    stop
+}
+
 echo
-echo "== SSE: $CLIENTS clients"
-start
-echo "server RSS before clients: $(kb VmRSS) KiB"
-"${pin_client[@]}" target/release/examples/sse_load "$ADDR" "$CLIENTS" "$TICKS" &
-CLIENT=$!
-max=0
-while kill -0 "$CLIENT" 2>/dev/null; do
-    r=$(kb VmRSS); [ "${r:-0}" -gt "$max" ] && max=$r
-    sleep 0.5
-done
-wait "$CLIENT"
-echo "server RSS peak while serving $CLIENTS SSE clients: $max KiB ($((max / 1024)) MiB); VmHWM $(kb VmHWM) KiB"
-stop
+echo "== Baseline: $CLIENTS idle keep-alive connections (one GET / each)"
+load idle
+
+echo
+echo "== SSE: $CLIENTS clients, $TICKS ticks"
+load "$TICKS"

@@ -1,5 +1,5 @@
 //! A real browser against a real server: headless Chromium opens the `live_events` page
-//! (`examples/live_events/index.html`), which subscribes with `EventSource` and POSTs every
+//! (`examples/live_events/index.html`, served by conduit-static's `ServeFile`), which subscribes with `EventSource` and POSTs every
 //! event it receives back to `/seen`. The test publishes, restarts the server on the same
 //! port while publishing more, and checks that the browser reconnected by itself and that the
 //! hub's replay (after the browser's `Last-Event-ID`) delivered exactly the missed events.
@@ -12,17 +12,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use conduit::{
-    Config, Event, Html, Hub, IntoResponse, Request, RequestExt, Router, Server, get, post,
+    Config, Event, Hub, IntoResponse, Request, RequestExt, Router, ServeFile, Server, get, post,
 };
 
-const PAGE: &str = include_str!("../examples/live_events/index.html");
+/// The `live_events` example's page, served as the example serves it (conduit-static).
+const PAGE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/live_events/index.html"
+);
 const GUARD: Duration = Duration::from_secs(90);
 
 type Seen = Arc<Mutex<Vec<String>>>;
 
 fn app(hub: Hub, seen: Seen) -> Router {
     Router::new()
-        .route("/", get(|_req: Request| async { Html(PAGE) }))
+        .route("/", get(ServeFile::new(PAGE)))
         .route(
             "/events",
             get(move |req: Request| {

@@ -41,7 +41,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -74,12 +74,14 @@ impl fmt::Display for EventError {
 
 impl std::error::Error for EventError {}
 
-/// One Server-Sent Event, encoded as it is built. Cheap to clone (shared bytes).
+/// One Server-Sent Event, encoded as it is built. Cheap to clone (shared bytes): a hub
+/// hands every subscriber the same bytes, and a lone event goes on the wire without a copy.
 ///
 /// Fields are written in the order they are set; setting `id` or `event` twice writes both
 /// lines and the last one wins, as the SSE parsing rules say.
 #[derive(Clone, Default)]
 pub struct Event {
+    /// The fields followed by the blank line that ends the event; empty for no fields.
     buf: Bytes,
     id: Option<Bytes>,
 }
@@ -97,13 +99,19 @@ fn has_line_break(s: &str) -> bool {
 }
 
 impl Event {
+    /// The fields, without the terminating blank line.
+    fn fields(&self) -> &[u8] {
+        &self.buf[..self.buf.len().saturating_sub(1)]
+    }
+
     fn push(mut self, parts: &[&[u8]]) -> Self {
         let extra: usize = parts.iter().map(|p| p.len()).sum();
-        let mut b = BytesMut::with_capacity(self.buf.len() + extra);
-        b.extend_from_slice(&self.buf);
+        let mut b = BytesMut::with_capacity(self.buf.len() + extra + 1);
+        b.extend_from_slice(self.fields());
         for p in parts {
             b.extend_from_slice(p);
         }
+        b.put_u8(b'\n');
         self.buf = b.freeze();
         self
     }
@@ -132,7 +140,7 @@ impl Event {
     pub fn data(mut self, data: impl AsRef<str>) -> Self {
         let data = data.as_ref();
         let mut b = BytesMut::with_capacity(self.buf.len() + data.len() + 8);
-        b.extend_from_slice(&self.buf);
+        b.extend_from_slice(self.fields());
         let mut rest = data;
         loop {
             let end = rest.find(['\r', '\n']).unwrap_or(rest.len());
@@ -149,6 +157,7 @@ impl Event {
             };
             rest = &rest[end + skip..];
         }
+        b.put_u8(b'\n');
         self.buf = b.freeze();
         self
     }
@@ -193,9 +202,16 @@ impl Event {
     }
 
     pub(crate) fn encode(&self, out: &mut BytesMut) {
-        out.reserve(self.buf.len() + 1);
-        out.put_slice(&self.buf);
-        out.put_u8(b'\n');
+        out.put_slice(&self.wire());
+    }
+
+    /// The event's wire bytes (shared, not copied).
+    pub(crate) fn wire(&self) -> Bytes {
+        if self.buf.is_empty() {
+            Bytes::from_static(b"\n")
+        } else {
+            self.buf.clone()
+        }
     }
 }
 
@@ -292,7 +308,10 @@ where
             sleep: None,
             shutdown: shutdown.clone(),
             on_shutdown: self.on_shutdown,
+            registered: None,
+            last_write: Instant::now(),
             done: false,
+            error: None,
         };
         let mut res = Response::new(Body::new(body));
         let h = res.headers_mut();
@@ -317,7 +336,14 @@ pin_project_lite::pin_project! {
         sleep: Option<Pin<Box<Sleep>>>,
         shutdown: ShutdownSignal,
         on_shutdown: Option<Event>,
+        // The waker last registered with `shutdown` (registering again only when it changes).
+        registered: Option<Waker>,
+        // When the last frame went out: the keep-alive timer is re-armed from it lazily, when
+        // it fires, rather than reset on every event.
+        last_write: Instant,
         done: bool,
+        // An error that arrived after events still in `buf`: those go out first.
+        error: Option<BoxError>,
     }
 }
 
@@ -334,31 +360,58 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
+        if let Some(e) = this.error.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
         if *this.done {
             return Poll::Ready(None);
         }
-        if this.shutdown.poll_triggered(cx).is_ready() {
+        let shutting_down = this.shutdown.is_triggered()
+            || (!this
+                .registered
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+                && {
+                    *this.registered = Some(cx.waker().clone());
+                    this.shutdown.poll_triggered(cx).is_ready()
+                });
+        if shutting_down {
             *this.done = true;
             this.buf.clear();
             return match this.on_shutdown.take() {
-                Some(ev) => {
-                    ev.encode(this.buf);
-                    Poll::Ready(Some(Ok(Frame::data(this.buf.split().freeze()))))
-                }
+                Some(ev) => Poll::Ready(Some(Ok(Frame::data(ev.wire())))),
                 None => Poll::Ready(None),
             };
         }
+        // A lone ready event is sent as its own shared bytes; several are copied into `buf`.
+        let mut single: Option<Bytes> = None;
         loop {
             if this.buf.len() >= MAX_FRAME {
                 break;
             }
             match this.stream.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(ev))) => ev.encode(this.buf),
+                Poll::Ready(Some(Ok(ev))) => {
+                    if single.is_none() && this.buf.is_empty() {
+                        single = Some(ev.wire());
+                    } else {
+                        if let Some(first) = single.take() {
+                            this.buf.put_slice(&first);
+                        }
+                        ev.encode(this.buf);
+                    }
+                }
                 Poll::Ready(Some(Err(e))) => {
                     let e: BoxError = e.into();
                     tracing::error!(error = %e, "event stream failed; aborting the response");
                     *this.done = true;
-                    return Poll::Ready(Some(Err(e)));
+                    if let Some(first) = single.take() {
+                        this.buf.put_slice(&first);
+                    }
+                    if this.buf.is_empty() {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    *this.error = Some(e);
+                    break;
                 }
                 Poll::Ready(None) => {
                     *this.done = true;
@@ -367,11 +420,16 @@ where
                 Poll::Pending => break,
             }
         }
-        if !this.buf.is_empty() {
-            if let (Some(interval), Some(sleep)) = (*this.keep_alive, this.sleep.as_mut()) {
-                sleep.as_mut().reset(Instant::now() + interval);
+        let frame = match single {
+            Some(bytes) => Some(bytes),
+            None if !this.buf.is_empty() => Some(this.buf.split().freeze()),
+            None => None,
+        };
+        if let Some(bytes) = frame {
+            if this.keep_alive.is_some() {
+                *this.last_write = Instant::now();
             }
-            return Poll::Ready(Some(Ok(Frame::data(this.buf.split().freeze()))));
+            return Poll::Ready(Some(Ok(Frame::data(bytes))));
         }
         if *this.done {
             return Poll::Ready(None);
@@ -381,19 +439,26 @@ where
         };
         let sleep = this
             .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(interval)));
-        if sleep.as_mut().poll(cx).is_ready() {
-            sleep.as_mut().reset(Instant::now() + interval);
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(*this.last_write + interval)));
+        while sleep.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            let due = *this.last_write + interval;
+            if due > now {
+                // Events went out since the timer was armed: re-arm for the real deadline.
+                sleep.as_mut().reset(due);
+                continue;
+            }
+            *this.last_write = now;
+            sleep.as_mut().reset(now + interval);
             // Register the new deadline's waker before handing out the frame.
             let _ = sleep.as_mut().poll(cx);
-            this.keep_alive_event.encode(this.buf);
-            return Poll::Ready(Some(Ok(Frame::data(this.buf.split().freeze()))));
+            return Poll::Ready(Some(Ok(Frame::data(this.keep_alive_event.wire()))));
         }
         Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done && self.buf.is_empty()
+        self.done && self.buf.is_empty() && self.error.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -436,5 +501,20 @@ mod tests {
             "data: trailing\ndata: \n\n"
         );
         assert_eq!(Event::default().id("1").unwrap().get_id(), Some("1"));
+    }
+
+    #[tokio::test]
+    async fn retry_goes_first_and_errors_abort() {
+        use http_body_util::BodyExt;
+        let events = vec![Ok(Event::default().data("x")), Err("gone")];
+        let res = Sse::new(tokio_stream::iter(events))
+            .retry(Duration::from_millis(1500))
+            .into_response();
+        assert!(res.extensions().get::<ShutdownSignal>().is_some());
+        let mut body = res.into_body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&first[..], b"retry: 1500\n\ndata: x\n\n");
+        assert!(body.frame().await.unwrap().is_err());
+        assert!(body.frame().await.is_none());
     }
 }

@@ -258,6 +258,9 @@ async fn request(
     headers: &[(&str, &str)],
 ) -> http::Response<Incoming> {
     let mut b = http::Request::get(format!("http://{addr}{path}"));
+    if !h2 {
+        b = b.header("host", addr.to_string()); // HTTP/2 sends :authority instead
+    }
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
@@ -348,6 +351,7 @@ async fn an_error_mid_stream_aborts_the_response() {
     // Here every item is ready at once, so on HTTP/2 the reset may even beat the headers.
     for h2 in [false, true] {
         let req = http::Request::get(format!("http://{}/json-fail", srv.addr))
+            .header("host", srv.addr.to_string())
             .body(Empty::<Bytes>::new())
             .unwrap();
         let res = match client(srv.addr, h2).await {
@@ -409,33 +413,35 @@ async fn sse_exact_wire_format_and_headers() {
 
 #[tokio::test]
 async fn sse_keep_alive_comments_then_a_final_event_on_shutdown() {
-    let srv = start_with(
-        Hub::new(),
-        config().shutdown_timeout(Duration::from_secs(120)),
-    )
-    .await;
-    let res = request(srv.addr, false, "/sse-silent", &[]).await;
-    let mut body = res.into_body();
-    assert_eq!(&next_data(&mut body).await.unwrap()[..], b": \n\n");
-    assert_eq!(&next_data(&mut body).await.unwrap()[..], b": \n\n");
-    // Graceful shutdown: the stream ends with its final event instead of holding the drain
-    // open until the 120 s deadline.
-    srv.handle.shutdown();
-    let mut rest = Vec::new();
-    while let Some(d) = next_data(&mut body).await {
-        rest.extend_from_slice(&d);
+    for h2 in [false, true] {
+        let srv = start_with(
+            Hub::new(),
+            config().shutdown_timeout(Duration::from_secs(120)),
+        )
+        .await;
+        let res = request(srv.addr, h2, "/sse-silent", &[]).await;
+        let mut body = res.into_body();
+        assert_eq!(&next_data(&mut body).await.unwrap()[..], b": \n\n");
+        assert_eq!(&next_data(&mut body).await.unwrap()[..], b": \n\n");
+        // Graceful shutdown: the stream ends with its final event instead of holding the
+        // drain open until the 120 s deadline.
+        srv.handle.shutdown();
+        let mut rest = Vec::new();
+        while let Some(d) = next_data(&mut body).await {
+            rest.extend_from_slice(&d);
+        }
+        let rest = String::from_utf8(rest).unwrap();
+        assert!(
+            rest.ends_with("event: bye\ndata: shutting down\n\n"),
+            "h2={h2}: {rest:?}"
+        );
+        tokio::time::timeout(GUARD, srv.task)
+            .await
+            .expect("shutdown does not wait for the SSE stream")
+            .unwrap()
+            .unwrap();
+        assert!(srv.shared.dropped.load(Ordering::SeqCst));
     }
-    let rest = String::from_utf8(rest).unwrap();
-    assert!(
-        rest.ends_with("event: bye\ndata: shutting down\n\n"),
-        "{rest:?}"
-    );
-    tokio::time::timeout(GUARD, srv.task)
-        .await
-        .expect("shutdown does not wait for the SSE stream")
-        .unwrap()
-        .unwrap();
-    assert!(srv.shared.dropped.load(Ordering::SeqCst));
 }
 
 async fn wait_for(flag: &AtomicBool) -> bool {
@@ -602,6 +608,29 @@ async fn hub_slow_consumer_skips_ahead_and_is_told() {
         "{delivered} of 400 delivered: some were skipped"
     );
     drop(s);
+    srv.handle.shutdown();
+    srv.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn head_on_an_event_stream_answers_headers_and_ends() {
+    let srv = start().await;
+    for h2 in [false, true] {
+        let req = http::Request::head(format!("http://{}/events", srv.addr))
+            .header("host", srv.addr.to_string())
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let res = match client(srv.addr, h2).await {
+            Client::H1(mut c) => c.send_request(req).await,
+            Client::H2(mut c) => c.send_request(req).await,
+        }
+        .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-type"], "text/event-stream");
+        assert!(body_of(res).await.unwrap().is_empty(), "h2={h2}");
+    }
+    // the subscriptions made for the HEAD requests were dropped with their bodies
+    assert_eq!(srv.shared.hub.backend().subscribers(), 0);
     srv.handle.shutdown();
     srv.task.await.unwrap().unwrap();
 }
