@@ -100,7 +100,6 @@ impl<H: Handler> Handler for RecoveryHandler<H> {
     fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<H> {
         let id = req.extensions().get::<RequestIdValue>().cloned();
         let method = req.method().clone();
-        let uri = req.uri().clone(); // a reference count, not a copy
         // Building the future may panic too (a handler that panics before its first await
         // point usually panics in `poll`, but a hand-written `call` can panic here).
         let fut = catch_unwind(AssertUnwindSafe(|| self.inner.call(req)));
@@ -115,7 +114,6 @@ impl<H: Handler> Handler for RecoveryHandler<H> {
                     tracing::error!(
                         request_id = id.as_ref().map(RequestIdValue::as_str),
                         %method,
-                        path = uri.path(),
                         panic = panic_message(&*payload),
                         "handler panicked before its response head; answering 500"
                     );
