@@ -114,7 +114,11 @@ impl<H> fmt::Debug for TimeoutHandler<H> {
 impl<H: Handler> Handler for TimeoutHandler<H> {
     fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<H> {
         let id = req.extensions().get::<RequestIdValue>().cloned();
-        let fut = tokio::time::timeout(self.config.duration, self.inner.call(req));
+        let fut = Deadline {
+            inner: self.inner.call(req),
+            deadline: tokio::time::Instant::now() + self.config.duration,
+            sleep: None,
+        };
         let config = self.config.clone();
         async move {
             // Awaited in its own statement, so a timed-out handler's future is dropped
@@ -149,6 +153,37 @@ impl<H: Handler> Handler for TimeoutHandler<H> {
                     res
                 }
             }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// `inner`, or `Err(())` once `deadline` passes. Unlike `tokio::time::timeout`, the timer
+    /// is only created (boxed, off the future's inline size) if `inner` is still pending after
+    /// its first poll, so a handler that answers at once never touches the timer wheel.
+    struct Deadline<F> {
+        #[pin]
+        inner: F,
+        deadline: tokio::time::Instant,
+        sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+impl<F: Future> Future for Deadline<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(out) = this.inner.poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        let deadline = *this.deadline;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(())),
+            Poll::Pending => Poll::Pending,
         }
     }
 }
