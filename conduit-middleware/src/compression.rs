@@ -56,6 +56,8 @@ use conduit_core::{Body, BoxError, Handler, Middleware, Request, Response};
 use http_body::{Frame, SizeHint};
 use tokio::io::AsyncWrite;
 
+use crate::future::MapOutput;
+
 /// A content coding conduit can produce (and decode, see [`Decompression`](crate::Decompression)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Encoding {
@@ -404,11 +406,9 @@ impl<H: Handler> Handler for CompressionHandler<H> {
         let negotiated = negotiate(req.headers(), &self.config.order);
         let head = req.method() == Method::HEAD;
         let config = self.config.clone();
-        let fut = self.inner.call(req);
-        async move {
-            let res = fut.await;
+        MapOutput::new(self.inner.call(req), move |res| {
             compress_response(&config, negotiated, head, res)
-        }
+        })
     }
 }
 

@@ -56,6 +56,7 @@ use conduit_core::{
 use http_body::Frame;
 use tracing::Level;
 
+use crate::future::MapOutput;
 use crate::request_id::RequestIdValue;
 
 /// The middleware: one event per request (see the [module docs](self)).
@@ -229,9 +230,7 @@ impl<H: Handler> Handler for LoggingHandler<H> {
                 start: Instant::now(),
             })
         });
-        let fut = self.inner.call(req);
-        async move {
-            let res = fut.await;
+        MapOutput::new(self.inner.call(req), move |res: Response| {
             let Some(req) = info else {
                 return res;
             };
@@ -257,7 +256,7 @@ impl<H: Handler> Handler for LoggingHandler<H> {
                     completed: false,
                 })
             })
-        }
+        })
     }
 }
 

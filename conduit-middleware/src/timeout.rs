@@ -41,6 +41,7 @@ use conduit_core::http::{HeaderValue, StatusCode, header};
 use conduit_core::{Body, BoxError, Handler, Middleware, Request, Response};
 use http_body::Frame;
 
+use crate::future::MapOutput;
 use crate::request_id::RequestIdValue;
 
 /// The middleware: a deadline for the response head, and optionally for the body.
@@ -115,45 +116,41 @@ impl<H: Handler> Handler for TimeoutHandler<H> {
     fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<H> {
         let id = req.extensions().get::<RequestIdValue>().cloned();
         let fut = Deadline {
-            inner: self.inner.call(req),
+            inner: Some(self.inner.call(req)),
             deadline: tokio::time::Instant::now() + self.config.duration,
             sleep: None,
         };
         let config = self.config.clone();
-        async move {
-            // Awaited in its own statement, so a timed-out handler's future is dropped
-            // (cancelled) before the 503 is built.
-            let result = fut.await;
-            match result {
-                Ok(res) => match config.body_timeout {
-                    Some(limit) if res.body().as_bytes().is_none() => res.map(|body| {
-                        Body::new(DeadlineBody {
-                            inner: body,
-                            sleep: Box::pin(tokio::time::sleep(limit)),
-                            limit,
-                            id,
-                            expired: false,
-                        })
-                    }),
-                    _ => res,
-                },
-                Err(_) => {
-                    tracing::warn!(
-                        request_id = id.as_ref().map(RequestIdValue::as_str),
-                        timeout_ms = config.duration.as_millis() as u64,
-                        status = config.status.as_u16(),
-                        "handler did not answer in time; cancelled it"
-                    );
-                    let mut res = Response::new(Body::from(config.message.clone()));
-                    *res.status_mut() = config.status;
-                    res.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/plain; charset=utf-8"),
-                    );
-                    res
-                }
+        // Deadline drops a timed-out handler's future (cancelling it) before the 503 is built.
+        MapOutput::new(fut, move |result: Result<Response, ()>| match result {
+            Ok(res) => match config.body_timeout {
+                Some(limit) if res.body().as_bytes().is_none() => res.map(|body| {
+                    Body::new(DeadlineBody {
+                        inner: body,
+                        sleep: Box::pin(tokio::time::sleep(limit)),
+                        limit,
+                        id,
+                        expired: false,
+                    })
+                }),
+                _ => res,
+            },
+            Err(_) => {
+                tracing::warn!(
+                    request_id = id.as_ref().map(RequestIdValue::as_str),
+                    timeout_ms = config.duration.as_millis() as u64,
+                    status = config.status.as_u16(),
+                    "handler did not answer in time; cancelled it"
+                );
+                let mut res = Response::new(Body::from(config.message.clone()));
+                *res.status_mut() = config.status;
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                res
             }
-        }
+        })
     }
 }
 
@@ -163,7 +160,7 @@ pin_project_lite::pin_project! {
     /// its first poll, so a handler that answers at once never touches the timer wheel.
     struct Deadline<F> {
         #[pin]
-        inner: F,
+        inner: Option<F>,
         deadline: tokio::time::Instant,
         sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     }
@@ -173,8 +170,11 @@ impl<F: Future> Future for Deadline<F> {
     type Output = Result<F::Output, ()>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Poll::Ready(out) = this.inner.poll(cx) {
+        let mut this = self.project();
+        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+            return Poll::Ready(Err(()));
+        };
+        if let Poll::Ready(out) = inner.poll(cx) {
             return Poll::Ready(Ok(out));
         }
         let deadline = *this.deadline;
@@ -182,7 +182,10 @@ impl<F: Future> Future for Deadline<F> {
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(())),
+            Poll::Ready(()) => {
+                this.inner.set(None); // cancel the handler now
+                Poll::Ready(Err(()))
+            }
             Poll::Pending => Poll::Pending,
         }
     }
