@@ -574,9 +574,25 @@ fn listing(req: &Head<'_>, html: String) -> Response {
 fn respond(shared: &Shared, req: &Head<'_>, res: &Resource) -> Response {
     let headers = req.headers;
     let head = *req.method == Method::HEAD;
+    // One pass over the request headers instead of a lookup per header that matters.
+    let mut conditional = false;
+    let mut range_header = None;
+    let mut accept_encoding = None;
+    for (name, value) in headers {
+        if name == header::IF_MATCH
+            || name == header::IF_NONE_MATCH
+            || name == header::IF_MODIFIED_SINCE
+            || name == header::IF_UNMODIFIED_SINCE
+        {
+            conditional = true;
+        } else if name == header::RANGE {
+            range_header = Some(value);
+        } else if name == header::ACCEPT_ENCODING {
+            accept_encoding = Some(value);
+        }
+    }
     let rep = if res.vary {
-        let chosen = headers
-            .get(header::ACCEPT_ENCODING)
+        let chosen = accept_encoding
             .and_then(|v| v.to_str().ok())
             .and_then(|ae| Encoding::negotiate(ae, &res.encodings));
         res.reps
@@ -586,6 +602,15 @@ fn respond(shared: &Shared, req: &Head<'_>, res: &Resource) -> Response {
     } else {
         &res.reps[0]
     };
+    if !conditional && (head || range_header.is_none()) {
+        // The common case: a plain 200 from prepared headers.
+        let body = if head {
+            Body::empty()
+        } else {
+            whole_body(shared, rep)
+        };
+        return finish(StatusCode::OK, rep.ok_headers.clone(), body);
+    }
     let v = Validators {
         etag: rep.etag.as_bytes(),
         modified_secs: rep.modified_secs,
@@ -597,7 +622,10 @@ fn respond(shared: &Shared, req: &Head<'_>, res: &Resource) -> Response {
     if res.vary {
         h.insert(header::VARY, ACCEPT_ENCODING);
     }
-    if let Some(status) = precond::evaluate(headers, &v) {
+    if let Some(status) = conditional
+        .then(|| precond::evaluate(headers, &v))
+        .flatten()
+    {
         if status == StatusCode::PRECONDITION_FAILED {
             tracing::info!(
                 status = 412,
@@ -614,7 +642,7 @@ fn respond(shared: &Shared, req: &Head<'_>, res: &Resource) -> Response {
         h.insert(header::CONTENT_ENCODING, enc.header_value());
     }
     // RFC 9110 14.2: Range is only defined for GET.
-    if let (false, Some(range)) = (head, headers.get(header::RANGE)) {
+    if let (false, Some(range)) = (head, range_header) {
         if precond::if_range_allows(headers, &v) {
             match range::parse(range.as_bytes(), rep.len) {
                 RangeRequest::Full => {}
@@ -639,19 +667,23 @@ fn respond(shared: &Shared, req: &Head<'_>, res: &Resource) -> Response {
     let body = if head {
         Body::empty()
     } else {
-        match &rep.data {
-            Some(data) => Body::from(data.clone()),
-            None => file_body(
-                shared,
-                rep,
-                vec![Part::File {
-                    offset: 0,
-                    len: rep.len,
-                }],
-            ),
-        }
+        whole_body(shared, rep)
     };
     finish(StatusCode::OK, h, body)
+}
+
+fn whole_body(shared: &Shared, rep: &crate::load::Rep) -> Body {
+    match &rep.data {
+        Some(data) => Body::from(data.clone()),
+        None => file_body(
+            shared,
+            rep,
+            vec![Part::File {
+                offset: 0,
+                len: rep.len,
+            }],
+        ),
+    }
 }
 
 fn finish(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
