@@ -86,7 +86,9 @@ pub(crate) struct FileBody {
 }
 
 impl FileBody {
-    pub(crate) fn new(file: Arc<File>, parts: Vec<Part>, pool: Arc<BufPool>) -> Self {
+    pub(crate) fn new(file: Arc<File>, mut parts: Vec<Part>, pool: Arc<BufPool>) -> Self {
+        // An empty span would read 0 bytes, which means "the file shrank".
+        parts.retain(|p| !matches!(p, Part::File { len: 0, .. }));
         let remaining = parts
             .iter()
             .map(|p| match p {
