@@ -6,7 +6,9 @@
 //! arrive with conduit-static and conduit-middleware):
 //! - `/`     "Hello, World!" as text/plain
 //! - `/json` `{"message":"Hello, World!"}` as application/json, serialized per request
-//! - `/static/*` the files under ROOT (`conduit::ServeDir`, default settings)
+//! - `/static/*` the files under ROOT (`conduit::ServeDir`, default settings; set
+//!   `CONDUIT_STATIC_CACHE_MAX_FILE=BYTES` to hold only files up to that size in memory, e.g. 0
+//!   to measure the streamed path: larger files are read in chunks on the blocking pool)
 use conduit::{Config, Json, Request, Router, ServeDir, get};
 use serde::Serialize;
 
@@ -26,7 +28,18 @@ fn app(root: &str) -> Router {
                 })
             }),
         )
-        .mount("/static", ServeDir::new(root))
+        .mount("/static", static_files(root))
+}
+
+fn static_files(root: &str) -> ServeDir {
+    let dir = ServeDir::new(root);
+    match std::env::var("CONDUIT_STATIC_CACHE_MAX_FILE").map(|v| v.parse::<u64>()) {
+        Ok(Ok(max_file_size)) => dir.cache(Some(conduit::static_files::CacheConfig {
+            max_file_size,
+            ..Default::default()
+        })),
+        _ => dir,
+    }
 }
 
 fn main() -> Result<(), conduit::ServerError> {
