@@ -426,7 +426,7 @@ struct Head<'a> {
     method: &'a Method,
     headers: &'a HeaderMap,
     uri: &'a http::Uri,
-    original: Option<&'a http::Uri>,
+    extensions: &'a http::Extensions,
 }
 
 impl<'a> Head<'a> {
@@ -435,7 +435,7 @@ impl<'a> Head<'a> {
             method: req.method(),
             headers: req.headers(),
             uri: req.uri(),
-            original: req.extensions().get::<OriginalUri>().map(|o| &o.0),
+            extensions: req.extensions(),
         }
     }
 
@@ -444,7 +444,7 @@ impl<'a> Head<'a> {
             method: &parts.method,
             headers: &parts.headers,
             uri: &parts.uri,
-            original: parts.extensions.get::<OriginalUri>().map(|o| &o.0),
+            extensions: &parts.extensions,
         }
     }
 }
@@ -536,7 +536,10 @@ async fn spa(shared: &Arc<Shared>, req: &Head<'_>, file: String) -> Response {
 }
 
 fn redirect(req: &Head<'_>) -> Response {
-    let uri = req.original.unwrap_or(req.uri);
+    let uri = req
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(req.uri, |o| &o.0);
     // Collapse leading slashes: `//evil.example/` would be a redirect to another host.
     let path = format!("/{}/", uri.path().trim_start_matches('/'));
     let location = match uri.query() {
