@@ -6,6 +6,8 @@ pub mod config;
 mod conn;
 mod error;
 mod io;
+#[cfg(feature = "pool")]
+pub mod pool;
 mod server;
 pub mod shutdown;
 mod tls;
