@@ -4,6 +4,8 @@
 mod body;
 pub mod config;
 mod conn;
+#[cfg(feature = "profiling")]
+pub mod debug;
 mod error;
 mod io;
 #[cfg(feature = "pool")]
