@@ -275,8 +275,14 @@ impl<M: Manager> Pool<M> {
     /// waiting and later `get` calls fail with [`PoolError::Closed`]. Idempotent.
     pub fn close(&self) {
         if !self.inner.is_closed() {
+            let before = self.stats();
             self.inner.close();
-            tracing::info!(stats = ?self.stats(), "database pool closed");
+            tracing::info!(
+                open = before.open,
+                in_use = before.in_use,
+                idle = before.idle,
+                "database pool closed"
+            );
         }
     }
 
