@@ -9,6 +9,11 @@
 //! | `GET /debug/pprof/heap` | `501`: see below |
 //! | `GET /debug/stats` | JSON: tokio workers, alive tasks, global queue depth, resident memory, threads, open connections, in-flight requests, uptime, and any [`Debug::stat`] you add (e.g. the database pool) |
 //!
+//! Samples taken while a thread runs inside libc, libgcc, libpthread or the vDSO are dropped
+//! (unwinding there from a signal handler can deadlock), so time in `malloc`, `memcpy` and
+//! syscall wrappers is under-counted; `CONDUIT_PPROF_BLOCKLIST=libgcc,vdso` (comma-separated)
+//! keeps libc samples at that risk.
+//!
 //! `seconds` defaults to 30 and must be 1–300 (`400` otherwise); one profile runs at a time
 //! (`409` while one is running). Sampling uses `SIGPROF` and costs little, but it is a
 //! profiler: leave it off in production unless you need it.
@@ -64,6 +69,10 @@ const MAX_SECONDS: u64 = 300;
 /// Samples per second, as Go's default (`runtime.SetCPUProfileRate(100)`, less one to avoid
 /// lock-step with timers).
 const FREQUENCY: i32 = 99;
+
+/// Shared objects whose samples are dropped, so the unwinder never runs inside them (unwinding
+/// from a signal in the loader or libgcc can deadlock). `CONDUIT_PPROF_BLOCKLIST` overrides.
+const BLOCKLIST: [&str; 4] = ["libc", "libgcc", "pthread", "vdso"];
 
 type StatFn = Arc<dyn Fn() -> Value + Send + Sync>;
 
@@ -431,10 +440,13 @@ fn cpu_profile(seconds: u64, svg: bool) -> Result<Vec<u8>, conduit_core::BoxErro
     use pprof::protos::Message;
     let guard = pprof::ProfilerGuardBuilder::default()
         .frequency(FREQUENCY)
-        .blocklist(&["libc", "libgcc", "pthread", "vdso"])
+        .blocklist(&blocklist())
         .build()?;
     std::thread::sleep(Duration::from_secs(seconds));
-    let report = guard.report().build()?;
+    let report = guard
+        .report()
+        .frames_post_processor(trim_unwinder_frames)
+        .build()?;
     drop(guard);
     let mut out = Vec::new();
     if svg {
@@ -443,6 +455,32 @@ fn cpu_profile(seconds: u64, svg: bool) -> Result<Vec<u8>, conduit_core::BoxErro
         report.pprof()?.write_to_vec(&mut out)?;
     }
     Ok(out)
+}
+
+fn blocklist() -> Vec<String> {
+    match std::env::var("CONDUIT_PPROF_BLOCKLIST") {
+        Ok(v) => v
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        Err(_) => BLOCKLIST.map(String::from).to_vec(),
+    }
+}
+
+/// pprof-rs drops its signal handler frame but, without inlining (debug builds), the unwinder's
+/// own frames stay on top of every stack and would take 100 % "flat" time. Drop them.
+fn trim_unwinder_frames(frames: &mut pprof::Frames) {
+    let is_unwinder = |syms: &Vec<pprof::Symbol>| {
+        syms.iter().all(|s| {
+            let name = s.name();
+            name.starts_with("backtrace::") || name.contains("pprof::backtrace::")
+        })
+    };
+    let skip = frames.frames.iter().take_while(|f| is_unwinder(f)).count();
+    if skip < frames.frames.len() {
+        frames.frames.drain(..skip);
+    }
 }
 
 /// Middleware made by [`Debug::in_flight`]: counts requests whose handler is running.

@@ -138,6 +138,25 @@ async fn cpu_profile_under_load_is_valid_pprof_protobuf_and_svg() {
     assert!(types.contains(&("cpu", "nanoseconds")), "{types:?}");
     assert!(!profile.sample.is_empty(), "no samples under load");
     assert!(!profile.function.is_empty());
+    // The unwinder's own frames are trimmed: leaves are the server's code, not `backtrace::`.
+    let leaf_name = |sample: &pprof::protos::Sample| {
+        let loc = profile
+            .location
+            .iter()
+            .find(|l| l.id == sample.location_id[0])
+            .unwrap();
+        let func = profile
+            .function
+            .iter()
+            .find(|f| f.id == loc.line[0].function_id)
+            .unwrap();
+        strings[func.name as usize].clone()
+    };
+    let leaves: Vec<String> = profile.sample.iter().map(leaf_name).collect();
+    assert!(
+        leaves.iter().all(|n| !n.starts_with("backtrace::")),
+        "{leaves:?}"
+    );
 
     let (status, headers, body) = fetch(
         profiling.local_addr(),
