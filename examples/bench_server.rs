@@ -6,7 +6,14 @@
 //! arrive with conduit-static and conduit-middleware):
 //! - `/`     "Hello, World!" as text/plain
 //! - `/json` `{"message":"Hello, World!"}` as application/json, serialized per request
-use conduit::{Config, Json, Request, Router, get};
+//! - `/static/*` the files under ROOT (`conduit::ServeDir`, default settings)
+//! - `/stack` "Hello, World!" behind the recommended middleware stack (request id, logging,
+//!   recovery, timeout, compression), as the axum peer puts tower-http's layers on it
+//! - `/gz/*` the compression middleware (default settings) over `ServeDir` on ROOT
+use std::time::Duration;
+
+use conduit::middleware::{Compression, Logging, Recovery, RequestId, Timeout};
+use conduit::{Config, HandlerExt, Json, Request, Router, ServeDir, get};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -14,7 +21,7 @@ struct Message {
     message: &'static str,
 }
 
-fn app() -> Router {
+fn app(root: &str) -> Router {
     Router::new()
         .route("/", get(|_req: Request| async { "Hello, World!" }))
         .route(
@@ -25,12 +32,23 @@ fn app() -> Router {
                 })
             }),
         )
+        .mount("/static", ServeDir::new(root))
+        .route(
+            "/stack",
+            get((|_req: Request| async { "Hello, World!" })
+                .with(Compression::new())
+                .with(Timeout::new(Duration::from_secs(30)))
+                .with(Recovery::new())
+                .with(Logging::new())
+                .with(RequestId::new())),
+        )
+        .mount("/gz", ServeDir::new(root).with(Compression::new()))
 }
 
 fn main() -> Result<(), conduit::ServerError> {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:18090".into());
-    let _root = args
+    let root = args
         .next()
         .unwrap_or_else(|| "/tmp/conduit-compare-root".into());
     // Server defaults, as a user would run them. Two knobs for like-for-like comparisons:
@@ -43,5 +61,5 @@ fn main() -> Result<(), conduit::ServerError> {
     if std::env::var("CONDUIT_H2_PING").as_deref() == Ok("0") {
         config = config.http2_keep_alive_interval(None);
     }
-    conduit::run(config, app())
+    conduit::run(config, app(&root))
 }

@@ -68,6 +68,13 @@ fi
 step "cargo test --workspace --benches (criterion's test mode: each bench runs once, debug build)"
 cargo test --workspace --benches
 
+# conduit-static's path-resolver fuzz target needs nightly (cargo-fuzz); on stable the same
+# property runs, bounded by iteration count, as conduit-static/tests/fuzz_resolver.rs above.
+if cargo +nightly fuzz --version >/dev/null 2>&1; then
+    step "cargo +nightly fuzz run resolve_path (conduit-static, 100000 runs)"
+    (cd conduit-static && cargo +nightly fuzz run resolve_path -- -runs=100000)
+fi
+
 step "cargo test --workspace --doc"
 cargo test --workspace --doc
 

@@ -22,3 +22,13 @@ pub use conduit_server as server;
 pub use conduit_server::{
     Config, Readiness, Server, ServerError, ShutdownHandle, TlsConfig, TlsVersion, run,
 };
+
+/// Standard middleware: request id, recovery, logging, timeout, compression (feature
+/// `middleware`).
+#[cfg(feature = "middleware")]
+pub use conduit_middleware as middleware;
+/// Static files: `ServeDir`, `ServeFile`, the hot-file cache (feature `static`).
+#[cfg(feature = "static")]
+pub use conduit_static as static_files;
+#[cfg(feature = "static")]
+pub use conduit_static::{ServeDir, ServeFile};

@@ -5,6 +5,7 @@ pub use bytes;
 pub use http;
 
 mod body;
+mod connect_info;
 mod error;
 mod handler;
 mod middleware;
@@ -13,14 +14,15 @@ mod response;
 mod router;
 
 pub use body::{Body, to_bytes};
+pub use connect_info::ConnectInfo;
 pub use error::{BoxError, Error};
 pub use handler::{BoxFuture, BoxHandler, Handler};
 pub use middleware::{FromFn, FromFnHandler, HandlerExt, Middleware, Next, from_fn};
 pub use request::{BodyLimit, DEFAULT_BODY_LIMIT, RequestExt};
 pub use response::{Html, IntoResponse, Json, head_response};
 pub use router::{
-    MethodRouter, OriginalUri, PathParams, Router, any, delete, get, head, options, patch, post,
-    put,
+    MatchedPath, MethodRouter, OriginalUri, PathParams, Router, any, delete, get, head, options,
+    patch, post, put,
 };
 
 /// An HTTP request with a conduit [`Body`].

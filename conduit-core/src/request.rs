@@ -56,7 +56,7 @@ use bytes::Bytes;
 use http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
-use crate::{Error, PathParams, Request};
+use crate::{ConnectInfo, Error, MatchedPath, PathParams, Request};
 
 /// The most bytes the body helpers read when the request carries no [`BodyLimit`] (a request
 /// not built by the server) and no [`bytes_limited`](RequestExt::bytes_limited) says otherwise:
@@ -96,6 +96,15 @@ pub trait RequestExt: sealed::Sealed + Sized {
 
     /// All path parameters of the matched route (empty if it has none).
     fn params(&self) -> &PathParams;
+
+    /// The connection the request arrived on (peer and local address, TLS ALPN and SNI), put
+    /// in every request by the server; `None` for a request the server did not read.
+    fn connect_info(&self) -> Option<&ConnectInfo>;
+
+    /// The template of the route that matched (`/users/{id}`), set by the
+    /// [`Router`](crate::Router) before it calls the route's handler (see [`MatchedPath`]);
+    /// `None` outside a router.
+    fn matched_path(&self) -> Option<&str>;
 
     /// Deserialize the query string (`?a=1&b=x`; none is the same as empty) into `T`.
     ///
@@ -143,6 +152,18 @@ impl RequestExt for Request {
     #[inline]
     fn params(&self) -> &PathParams {
         self.extensions().get::<PathParams>().unwrap_or(&NO_PARAMS)
+    }
+
+    #[inline]
+    fn connect_info(&self) -> Option<&ConnectInfo> {
+        self.extensions().get::<ConnectInfo>()
+    }
+
+    #[inline]
+    fn matched_path(&self) -> Option<&str> {
+        self.extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str)
     }
 
     fn query<T: DeserializeOwned>(&self) -> Result<T, Error> {

@@ -3,6 +3,7 @@
 
 mod body;
 pub mod config;
+mod conformance;
 mod conn;
 #[cfg(feature = "profiling")]
 pub mod debug;
@@ -10,6 +11,7 @@ mod error;
 mod io;
 #[cfg(feature = "pool")]
 pub mod pool;
+mod preface;
 mod server;
 pub mod shutdown;
 mod tls;

@@ -17,13 +17,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use conduit_core::Handler;
+use conduit_core::{ConnectInfo, Handler};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use crate::conn::{self, ConnContext};
+use crate::conn::{self, ConnContext, Protocol};
 use crate::shutdown::{ConnGuard, ShutdownHandle};
 use crate::{Config, ServerError, tls};
 
@@ -151,13 +151,25 @@ impl Server {
             let task = tokio::spawn(async move {
                 let _guard = guard;
                 let _permit = permit;
+                // One getsockname per connection: with a wildcard bind, the listener's address
+                // is not the address the client reached.
+                let local = stream.local_addr().unwrap_or(local_addr);
+                let info = ConnectInfo::new(peer, local);
                 match tls {
-                    None => conn::serve(ctx, stream, peer, drain).await,
+                    None => conn::serve(ctx, stream, info, Protocol::Detect, drain).await,
                     Some(acceptor) => {
                         if let Some(tls_stream) =
                             handshake(&acceptor, stream, peer, handshake_timeout).await
                         {
-                            conn::serve(ctx, tls_stream, peer, drain).await;
+                            let session = tls_stream.get_ref().1;
+                            // ALPN decides: `h2` is HTTP/2 only, anything else HTTP/1.1 only.
+                            let protocol = match session.alpn_protocol() {
+                                Some(b"h2") => Protocol::Http2,
+                                _ => Protocol::Http1,
+                            };
+                            let info =
+                                info.with_tls(session.alpn_protocol(), session.server_name());
+                            conn::serve(ctx, tls_stream, info, protocol, drain).await;
                         }
                     }
                 }

@@ -2,8 +2,6 @@
 //! timeout, and typed errors for bad certificate files.
 mod common;
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,65 +9,8 @@ use common::*;
 use conduit_server::{Server, ServerError, TlsConfig, TlsVersion};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-
-struct Cert {
-    dir: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-    der: CertificateDer<'static>,
-}
-
-impl Drop for Cert {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn make_cert(tag: &str) -> Cert {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let dir = std::env::temp_dir().join(format!("conduit-tls-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    std::fs::write(&cert, ck.cert.pem()).unwrap();
-    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
-    Cert {
-        dir,
-        cert,
-        key,
-        der: ck.cert.der().clone(),
-    }
-}
-
-fn client_config(
-    cert: &Cert,
-    alpn: &[&[u8]],
-    versions: &[&'static rustls::SupportedProtocolVersion],
-) -> rustls::ClientConfig {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.der.clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    cfg
-}
-
-async fn connect(
-    addr: std::net::SocketAddr,
-    cfg: rustls::ClientConfig,
-) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-    let tcp = TcpStream::connect(addr).await?;
-    tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-}
 
 fn req() -> http::Request<Full<Bytes>> {
     http::Request::get("https://localhost/version")
