@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use conduit_core::http::{self, Version};
-use conduit_core::{Body, BodyLimit, BoxError, ConnectInfo, Handler};
+use conduit_core::{Body, BodyLimit, BoxError, ConnectInfo, Handler, ShutdownSignal};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -152,11 +152,14 @@ async fn serve_with<H, I>(
         let ctx = ctx.clone();
         let activity = activity.clone();
         let info = info.clone();
+        // Per connection, so the per-request clone touches no cache line shared across workers.
+        let streams = Arc::new(ctx.shutdown.streams().clone());
         service_fn(move |mut req: http::Request<Incoming>| {
             let version = req.version();
             activity.request_started(version == Version::HTTP_2);
             let head = req.method() == http::Method::HEAD;
             let guard = FinishGuard(activity.clone());
+            let streams = streams.clone();
             let fut = match conformance::check(&mut req) {
                 Ok(()) => {
                     let read_timeout = ctx.read_timeout;
@@ -182,6 +185,10 @@ async fn serve_with<H, I>(
                     Ok(fut) => fut.await,
                     Err(early) => early.response(version),
                 };
+                if let Some(signal) = res.extensions().get::<ShutdownSignal>() {
+                    // A long-lived body (SSE) asked to hear about shutdown; see `ShutdownSignal`.
+                    streams.link(signal);
+                }
                 if head {
                     res = conduit_core::head_response(res);
                 }
