@@ -131,6 +131,56 @@ async fn optimized_server_serves_db_rows_stats_and_closes_the_pool_on_sigterm() 
     assert_eq!(rows.len(), 70);
     drop(c);
 
+    // The middleware stack: a request id on every response, gzip when asked for.
+    let mut c = h1_client(addr).await;
+    let r = send(
+        &mut c,
+        request("GET", "/items?limit=500")
+            .header("accept-encoding", "gzip")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert!(r.header("x-request-id").is_some());
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&r.body[..]), &mut json).unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&json).unwrap();
+    assert_eq!(rows.len(), 500);
+
+    // Static files.
+    let r = get(addr, "/static/style.css").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("etag").is_some());
+    assert!(r.header("content-type").unwrap().starts_with("text/css"));
+    assert_eq!(
+        get(addr, "/static/../Cargo.toml").await.status.as_u16() / 100,
+        4
+    );
+
+    // The SSE feed: a tick arrives within a few seconds.
+    let mut c = h1_client(addr).await;
+    let res = c.send_request(get_req("/events")).await.unwrap();
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut body = res.into_body();
+    let mut seen = String::new();
+    let got_tick = tokio::time::timeout(Duration::from_secs(30), async {
+        use http_body_util::BodyExt;
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.unwrap().into_data() {
+                seen.push_str(&String::from_utf8_lossy(&data));
+                if seen.contains("event: tick") && seen.contains("\"seq\"") {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await;
+    assert!(matches!(got_tick, Ok(true)), "no tick event: {seen:?}");
+    drop(body);
+    drop(c);
+
     // The profiling port: stats include the pool; the app port has no debug routes.
     let r = get(profile, "/debug/stats").await;
     assert_eq!(r.status, 200);

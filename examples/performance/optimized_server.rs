@@ -1,6 +1,7 @@
-//! The production shape of a conduit server: a database pool over a real SQLite file, rows
-//! streamed as a JSON array, profiling on a separate localhost-only port, and a graceful
-//! shutdown whose hook closes the pool. See `examples/performance/README.md`.
+//! The production shape of a conduit server: the standard middleware stack, static files, an
+//! SSE feed, a database pool over a real SQLite file with rows streamed as a JSON array,
+//! profiling on a separate localhost-only port, and a graceful shutdown whose hook closes the
+//! pool. See `examples/performance/README.md`.
 //!
 //! ```text
 //! cargo run --release --example optimized_server
@@ -8,6 +9,8 @@
 //! curl localhost:8080/json                  # {"message":"Hello, World!"}
 //! curl localhost:8080/items/42              # one row from SQLite
 //! curl 'localhost:8080/items?limit=1000'    # rows streamed as a JSON array
+//! curl -N localhost:8080/events             # SSE: a tick every second
+//! curl localhost:8080/static/               # static files (ETag, ranges, compression)
 //! curl localhost:6060/debug/stats           # runtime, connections, in-flight, pool
 //! curl -o cpu.pb 'localhost:6060/debug/pprof/profile?seconds=10'
 //! scripts/load_test.sh targets              # in another terminal
@@ -15,18 +18,20 @@
 //!
 //! Environment: `ADDR` (default `127.0.0.1:8080`), `PROFILE_ADDR` (default `127.0.0.1:6060`;
 //! `off` disables profiling), `DATABASE_PATH` (default a file in the temp directory, created
-//! and filled with `ITEMS` rows, default 10 000), `RUST_LOG` (default `info`).
+//! and filled with `ITEMS` rows, default 10 000), `STATIC_DIR` (default
+//! `examples/performance/static`), `RUST_LOG` (default `info`; access logs are at `debug`).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use conduit::http::{HeaderValue, StatusCode, header};
+use conduit::http::StatusCode;
+use conduit::middleware::{Compression, Logging, Recovery, RequestId, Timeout};
 use conduit::server::debug::Debug;
 use conduit::server::pool::{Pool, PoolConfig};
 use conduit::{
-    Body, Config, Error, HandlerExt, IntoResponse, Json, Request, RequestExt, Response, Router,
-    Server, get,
+    Config, Error, Event, HandlerExt, Hub, IntoResponse, Json, JsonArray, Request, RequestExt,
+    Response, Router, ServeDir, Server, get,
 };
 use deadpool_sqlite::{Manager, Runtime};
 use serde::{Deserialize, Serialize};
@@ -48,8 +53,6 @@ struct Page {
 }
 
 const MAX_LIMIT: u32 = 100_000;
-/// Rows per chunk of the streamed array: one write per chunk, not per row.
-const ROWS_PER_CHUNK: usize = 64;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -88,6 +91,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
         });
 
+    // The SSE feed: one publisher, every subscriber gets each tick (and a replay after
+    // Last-Event-ID on reconnect).
+    let hub = Hub::new();
+    tokio::spawn(tick(hub.clone(), db.clone()));
+    let static_dir = std::env::var("STATIC_DIR").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/performance/static").into()
+    });
+
     let app = Router::new()
         .route("/", get(|_req: Request| async { "Hello, World!" }))
         .route(
@@ -98,6 +109,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/ready", get(server.handle().readiness()))
         .route("/items", get(with_db(&db, list_items)))
         .route("/items/{id}", get(with_db(&db, one_item)))
+        .route(
+            "/events",
+            get(move |req: Request| {
+                let sse = hub.sse(&req);
+                async move {
+                    sse.await
+                        .map(|s| s.keep_alive(Duration::from_secs(15)))
+                        .into_response()
+                }
+            }),
+        )
+        .mount("/static", ServeDir::new(&static_dir))
+        // The recommended stack (conduit-middleware's README): the last `with` is outermost.
+        .with(Compression::new())
+        .with(Timeout::new(Duration::from_secs(30)))
+        .with(Recovery::new())
+        .with(Logging::new().success_level(tracing::Level::DEBUG))
+        .with(RequestId::new())
         .with(debug.in_flight());
 
     let profile_addr = std::env::var("PROFILE_ADDR").unwrap_or_else(|_| "127.0.0.1:6060".into());
@@ -147,6 +176,27 @@ async fn seed(db: &Db, items: i64) -> Result<(), Box<dyn std::error::Error>> {
     .await
     .map_err(|e| e.to_string())??;
     Ok(())
+}
+
+/// Publish a `tick` event every second with the pool's figures, until the process ends (SSE
+/// responses end by themselves when shutdown begins).
+async fn tick(hub: Hub, db: Db) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    for seq in 0u64.. {
+        every.tick().await;
+        let s = db.stats();
+        let data = serde_json::json!({"seq": seq, "db_open": s.open, "db_in_use": s.in_use});
+        let event = Event::default()
+            .event("tick")
+            .map_err(|e| e.to_string())
+            .and_then(|e| e.json_data(&data).map_err(|e| e.to_string()));
+        match event {
+            Ok(e) => {
+                let _ = hub.publish(e).await;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot build the tick event"),
+        }
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Response {
@@ -203,13 +253,14 @@ async fn list_items(db: Db, req: Request) -> Response {
         Ok(c) => c,
         Err(e) => return unavailable(e),
     };
-    let (tx, rx) = mpsc::channel::<Result<Bytes, Error>>(4);
+    // SQLite reads on a blocking thread and hands rows over a bounded channel (backpressure:
+    // it waits while the client is slow); conduit-stream's JsonArray writes them in frames of
+    // a few KiB and aborts the response if an error arrives mid-array.
+    let (tx, rx) = mpsc::channel::<Result<Item, Error>>(256);
     tokio::spawn(async move {
         let res = conn
             .interact(move |c| {
-                if let Err(e) = stream_rows(c, limit, &tx) {
-                    // An error after the first chunk must abort the response (the server then
-                    // drops the connection / resets the stream), never end a truncated array.
+                if let Err(e) = send_rows(c, limit, &tx) {
                     tracing::error!(error = %e, "streaming /items failed; aborting the response");
                     let _ = tx.blocking_send(Err(Error::internal(e)));
                 }
@@ -219,51 +270,36 @@ async fn list_items(db: Db, req: Request) -> Response {
             tracing::error!(error = %e, "streaming /items: the database task failed");
         }
     });
-    let mut res = Response::new(Body::from_stream(ChannelStream(rx)));
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    res
+    JsonArray::new(ChannelStream(rx)).into_response()
 }
 
-/// Run the query on the blocking thread, sending the JSON array in chunks of rows.
-fn stream_rows(
+/// Run the query on the blocking thread, sending each row.
+fn send_rows(
     c: &mut rusqlite::Connection,
     limit: u32,
-    tx: &mpsc::Sender<Result<Bytes, Error>>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    tx: &mpsc::Sender<Result<Item, Error>>,
+) -> rusqlite::Result<()> {
     let mut stmt =
         c.prepare_cached("SELECT id, name, price_cents FROM items ORDER BY id LIMIT ?1")?;
     let mut rows = stmt.query([limit])?;
-    let mut buf = BytesMut::with_capacity(8 * 1024);
-    buf.put_u8(b'[');
-    let mut n = 0usize;
     while let Some(r) = rows.next()? {
         let item = Item {
             id: r.get(0)?,
             name: r.get(1)?,
             price_cents: r.get(2)?,
         };
-        if n > 0 {
-            buf.put_u8(b',');
-        }
-        serde_json::to_writer((&mut buf).writer(), &item)?;
-        n += 1;
-        if n % ROWS_PER_CHUNK == 0 && tx.blocking_send(Ok(buf.split().freeze())).is_err() {
+        if tx.blocking_send(Ok(item)).is_err() {
             return Ok(()); // the client went away
         }
     }
-    buf.put_u8(b']');
-    let _ = tx.blocking_send(Ok(buf.freeze()));
     Ok(())
 }
 
 /// A `Stream` over an mpsc receiver (tokio's receiver has `poll_recv` but no `Stream` impl).
-struct ChannelStream(mpsc::Receiver<Result<Bytes, Error>>);
+struct ChannelStream(mpsc::Receiver<Result<Item, Error>>);
 
 impl futures_core::Stream for ChannelStream {
-    type Item = Result<Bytes, Error>;
+    type Item = Result<Item, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.0.poll_recv(cx)
