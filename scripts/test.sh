@@ -9,6 +9,7 @@
 #   cargo clippy --workspace --all-targets -- -D warnings
 #   cargo build --workspace --examples      (tests/basic_server.rs runs the built example)
 #   cargo nextest run --workspace           (or cargo test --workspace --lib --bins --tests)
+#   cargo test --workspace --benches        (each criterion bench once, so they cannot rot)
 #   cargo test --workspace --doc            (nextest does not run doctests)
 #   cargo doc --workspace --no-deps         (with warnings as errors)
 set -euo pipefail
@@ -65,6 +66,9 @@ else
     step "cargo test --workspace (cargo-nextest not installed)"
     cargo test --workspace --lib --bins --tests
 fi
+
+step "cargo test --workspace --benches (criterion's test mode: each bench runs once, debug build)"
+cargo test --workspace --benches
 
 # conduit-static's path-resolver fuzz target needs nightly (cargo-fuzz); on stable the same
 # property runs, bounded by iteration count, as conduit-static/tests/fuzz_resolver.rs above.

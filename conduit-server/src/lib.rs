@@ -5,8 +5,12 @@ mod body;
 pub mod config;
 mod conformance;
 mod conn;
+#[cfg(feature = "profiling")]
+pub mod debug;
 mod error;
 mod io;
+#[cfg(feature = "pool")]
+pub mod pool;
 mod preface;
 mod server;
 pub mod shutdown;

@@ -1,0 +1,216 @@
+//! The `optimized_server` example as a user runs it: the real binary with its SQLite file,
+//! real requests to the app and to the profiling port, then SIGTERM and a clean exit after the
+//! shutdown hook closed the pool. Needs the example built (`cargo build --examples`, which
+//! `cargo test`, `cargo nextest run` and `scripts/test.sh` do).
+mod common;
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn example_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps");
+    let bin = profile_dir
+        .join("examples")
+        .join(format!("optimized_server{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "example binary {} not found: run `cargo build --examples` first",
+        bin.display()
+    );
+    bin
+}
+
+fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("local_addr")
+}
+
+/// Kills the child and removes the database if the test ends early.
+struct Guard(Option<Child>, PathBuf);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.1.display()));
+        }
+    }
+}
+
+async fn wait_until_serving(addrs: &[SocketAddr], child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for addr in addrs {
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                panic!("optimized_server exited early with {status}");
+            }
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "nothing listens on {addr}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn optimized_server_serves_db_rows_stats_and_closes_the_pool_on_sigterm() {
+    let bin = example_binary();
+    let (addr, profile) = (free_addr(), free_addr());
+    let db = std::env::temp_dir().join(format!(
+        "conduit-optimized-test-{}.sqlite",
+        std::process::id()
+    ));
+    let child = Command::new(&bin)
+        .env("ADDR", addr.to_string())
+        .env("PROFILE_ADDR", profile.to_string())
+        .env("DATABASE_PATH", &db)
+        .env("ITEMS", "500")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let mut guard = Guard(Some(child), db);
+    let child = guard.0.as_mut().unwrap();
+    let readers = [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ]
+    .map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut out = String::new();
+            let _ = pipe.read_to_string(&mut out);
+            out
+        })
+    });
+    wait_until_serving(&[addr, profile], child).await;
+
+    let r = get(addr, "/").await;
+    assert_eq!((r.status.as_u16(), r.text()), (200, "Hello, World!"));
+    let r = get(addr, "/items/42").await;
+    assert_eq!(r.status, 200);
+    let item: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(item["id"], 42);
+    assert_eq!(item["name"], "item 42");
+    for (path, want) in [
+        ("/items/0", 404),
+        ("/items/x", 400),
+        ("/items?limit=-1", 400),
+        ("/items?limit=100001", 400),
+    ] {
+        assert_eq!(get(addr, path).await.status.as_u16(), want, "{path}");
+    }
+    // Streamed over HTTP/1.1 (chunked) and HTTP/2: the whole table, in order.
+    let r = get(addr, "/items?limit=1000").await;
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(rows.len(), 500);
+    assert!(
+        rows.iter()
+            .enumerate()
+            .all(|(i, row)| row["id"] == i as u64 + 1)
+    );
+    let mut c = h2_client(addr).await;
+    let r = send(&mut c, get_req("/items?limit=70")).await;
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(rows.len(), 70);
+    drop(c);
+
+    // The middleware stack: a request id on every response, gzip when asked for.
+    let mut c = h1_client(addr).await;
+    let r = send(
+        &mut c,
+        request("GET", "/items?limit=500")
+            .header("accept-encoding", "gzip")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert!(r.header("x-request-id").is_some());
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&r.body[..]), &mut json).unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&json).unwrap();
+    assert_eq!(rows.len(), 500);
+
+    // Static files.
+    let r = get(addr, "/static/style.css").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("etag").is_some());
+    assert!(r.header("content-type").unwrap().starts_with("text/css"));
+    assert_eq!(
+        get(addr, "/static/../Cargo.toml").await.status.as_u16() / 100,
+        4
+    );
+
+    // The SSE feed: a tick arrives within a few seconds.
+    let mut c = h1_client(addr).await;
+    let res = c.send_request(get_req("/events")).await.unwrap();
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut body = res.into_body();
+    let mut seen = String::new();
+    let got_tick = tokio::time::timeout(Duration::from_secs(30), async {
+        use http_body_util::BodyExt;
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.unwrap().into_data() {
+                seen.push_str(&String::from_utf8_lossy(&data));
+                if seen.contains("event: tick") && seen.contains("\"seq\"") {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await;
+    assert!(matches!(got_tick, Ok(true)), "no tick event: {seen:?}");
+    drop(body);
+    drop(c);
+
+    // The profiling port: stats include the pool; the app port has no debug routes.
+    let r = get(profile, "/debug/stats").await;
+    assert_eq!(r.status, 200);
+    let stats: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert!(stats["db_pool"]["open"].as_u64().unwrap() >= 1, "{stats}");
+    assert_eq!(stats["db_pool"]["max_open"], 100);
+    assert!(stats["tokio"]["workers"].as_u64().unwrap() >= 1);
+    assert_eq!(get(addr, "/debug/stats").await.status, 404);
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit within 30 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    guard.0 = None;
+    let output = readers.map(|t| t.join().unwrap()).concat();
+    assert!(status.success(), "exit status {status}; output:\n{output}");
+    assert!(
+        output.contains("running shutdown hook") && output.contains("database pool closed"),
+        "the pool was not closed by the shutdown hook; output:\n{output}"
+    );
+}
