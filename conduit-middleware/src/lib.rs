@@ -1,2 +1,18 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
+
+pub mod cache_control;
+pub mod client_ip;
+pub mod cors;
+pub mod etag;
+pub mod metrics;
+pub mod rate_limit;
+
+pub use cache_control::{CacheControl, CacheControlHandler};
+pub use client_ip::{ClientIp, ClientIpHandler, InvalidCidr, TrustedProxies};
+pub use cors::{Cors, CorsBuilder, CorsError, CorsHandler};
+pub use etag::{ETag, ETagHandler};
+pub use metrics::{Metrics, MetricsBuilder, MetricsEndpoint, MetricsHandler, MetricsRegistry};
+/// The Prometheus client library the metrics are built on, for registering your own.
+pub use prometheus_client;
+pub use rate_limit::{Decision, MemoryStore, Quota, RateLimit, RateLimitHandler, RateLimitStore};
