@@ -1,0 +1,318 @@
+//! [`Logging`]: one structured `tracing` event per request, when the response completes.
+//!
+//! The event (target `conduit_middleware::logging`, message `request`) has these fields:
+//!
+//! | field | value |
+//! | --- | --- |
+//! | `method` | `GET`, `POST`, ... |
+//! | `path` | the request path as received (no query string: it may hold secrets) |
+//! | `route` | the matched route template (`/users/{id}`, from [`MatchedPath`]); absent for 404/405 |
+//! | `status` | the response status code |
+//! | `latency_us` | microseconds from the request's arrival here to the response's completion |
+//! | `bytes` | response body bytes sent (after compression, when [`Compression`](crate::Compression) runs inside) |
+//! | `request_id` | from [`RequestId`](crate::RequestId), when it runs outside |
+//! | `version` | `HTTP/1.1`, `HTTP/2.0`, ... |
+//! | `peer` | the client's address, when the server provides it ([`ConnectInfo`](conduit_core::ConnectInfo)) |
+//! | `completed` | `false` when a streamed body ended early (error, client gone) |
+//!
+//! "Completes" means: for a body held in memory, when the head is ready (its size is known and
+//! it leaves in one write); for a streamed body, when its last frame has been sent or it is
+//! dropped (aborted).
+//!
+//! The level follows the status class, configurable: `INFO` for 1xx-3xx, `WARN` for 4xx, `ERROR`
+//! for 5xx by default. When no configured level is enabled for the target, the middleware
+//! does nothing per request (no clock read, no formatting, no allocation); when only some are,
+//! a response whose level is disabled is passed through untouched.
+//!
+//! Wrap the **whole router** (`router.with(Logging::new())`) so 404 and 405 are logged too; the
+//! router still records the matched route on the response.
+//!
+//! ```
+//! use conduit_core::{Handler, HandlerExt, Request, Router, get};
+//! use conduit_middleware::Logging;
+//! use tracing::Level;
+//!
+//! let app = Router::new()
+//!     .route("/users/{id}", get(|_req: Request| async { "hi" }))
+//!     .with(Logging::new().client_error_level(Level::INFO));
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let res = app.call(Request::get("/users/7").body(Default::default()).unwrap()).await;
+//! assert_eq!(res.status(), 200);
+//! # });
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use conduit_core::http::{Method, StatusCode, Uri, Version};
+use conduit_core::{
+    Body, BoxError, Handler, MatchedPath, Middleware, Request, RequestExt, Response,
+};
+use http_body::Frame;
+use tracing::Level;
+
+use crate::request_id::RequestIdValue;
+
+/// The middleware: one event per request (see the [module docs](self)).
+#[derive(Clone, Copy, Debug)]
+pub struct Logging {
+    success: Level,
+    client_error: Level,
+    server_error: Level,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Logging {
+    /// `INFO` for 1xx-3xx, `WARN` for 4xx, `ERROR` for 5xx.
+    pub fn new() -> Self {
+        Self {
+            success: Level::INFO,
+            client_error: Level::WARN,
+            server_error: Level::ERROR,
+        }
+    }
+
+    /// The level of 1xx, 2xx and 3xx responses.
+    #[must_use]
+    pub fn success_level(mut self, level: Level) -> Self {
+        self.success = level;
+        self
+    }
+
+    /// The level of 4xx responses.
+    #[must_use]
+    pub fn client_error_level(mut self, level: Level) -> Self {
+        self.client_error = level;
+        self
+    }
+
+    /// The level of 5xx responses.
+    #[must_use]
+    pub fn server_error_level(mut self, level: Level) -> Self {
+        self.server_error = level;
+        self
+    }
+
+    fn level_for(&self, status: StatusCode) -> Level {
+        if status.is_server_error() {
+            self.server_error
+        } else if status.is_client_error() {
+            self.client_error
+        } else {
+            self.success
+        }
+    }
+
+    /// The most verbose of the configured levels.
+    fn most_verbose(&self) -> Level {
+        self.success.max(self.client_error).max(self.server_error)
+    }
+}
+
+impl<H: Handler> Middleware<H> for Logging {
+    type Output = LoggingHandler<H>;
+
+    fn wrap(&self, inner: H) -> Self::Output {
+        LoggingHandler {
+            inner,
+            config: *self,
+        }
+    }
+}
+
+/// The handler built by [`Logging`].
+#[derive(Clone)]
+pub struct LoggingHandler<H> {
+    inner: H,
+    config: Logging,
+}
+
+impl<H> fmt::Debug for LoggingHandler<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoggingHandler")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Whether events at `level` of this module's target are enabled (one cached callsite check).
+#[inline]
+fn enabled(level: Level) -> bool {
+    if level == Level::ERROR {
+        tracing::enabled!(Level::ERROR)
+    } else if level == Level::WARN {
+        tracing::enabled!(Level::WARN)
+    } else if level == Level::INFO {
+        tracing::enabled!(Level::INFO)
+    } else if level == Level::DEBUG {
+        tracing::enabled!(Level::DEBUG)
+    } else {
+        tracing::enabled!(Level::TRACE)
+    }
+}
+
+/// What is known when the request arrives.
+struct RequestInfo {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    request_id: Option<RequestIdValue>,
+    peer: Option<SocketAddr>,
+    start: Instant,
+}
+
+/// What is known when the response head is ready.
+struct Event {
+    req: RequestInfo,
+    level: Level,
+    status: StatusCode,
+    route: Option<MatchedPath>,
+}
+
+impl Event {
+    fn emit(&self, bytes: u64, completed: bool) {
+        let latency_us = self.req.start.elapsed().as_micros() as u64;
+        macro_rules! event {
+            ($level:expr) => {
+                tracing::event!(
+                    $level,
+                    method = %self.req.method,
+                    path = self.req.uri.path(),
+                    route = self.route.as_ref().map(MatchedPath::as_str),
+                    status = self.status.as_u16(),
+                    latency_us,
+                    bytes,
+                    request_id = self.req.request_id.as_ref().map(RequestIdValue::as_str),
+                    version = ?self.req.version,
+                    peer = self.req.peer.map(tracing::field::display),
+                    completed,
+                    "request"
+                )
+            };
+        }
+        let level = self.level;
+        if level == Level::ERROR {
+            event!(Level::ERROR)
+        } else if level == Level::WARN {
+            event!(Level::WARN)
+        } else if level == Level::INFO {
+            event!(Level::INFO)
+        } else if level == Level::DEBUG {
+            event!(Level::DEBUG)
+        } else {
+            event!(Level::TRACE)
+        }
+    }
+}
+
+impl<H: Handler> Handler for LoggingHandler<H> {
+    fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<H> {
+        let config = self.config;
+        let info = enabled(config.most_verbose()).then(|| RequestInfo {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            request_id: req.extensions().get::<RequestIdValue>().cloned(),
+            peer: req.connect_info().map(|c| c.peer_addr()),
+            start: Instant::now(),
+        });
+        let fut = self.inner.call(req);
+        async move {
+            let res = fut.await;
+            let Some(req) = info else {
+                return res;
+            };
+            let level = config.level_for(res.status());
+            if !enabled(level) {
+                return res;
+            }
+            let event = Event {
+                req,
+                level,
+                status: res.status(),
+                route: res.extensions().get::<MatchedPath>().cloned(),
+            };
+            if let Some(bytes) = res.body().as_bytes() {
+                event.emit(bytes.len() as u64, true);
+                return res;
+            }
+            res.map(|inner| {
+                Body::new(LoggedBody {
+                    inner,
+                    event: Some(event),
+                    bytes: 0,
+                    completed: false,
+                })
+            })
+        }
+    }
+}
+
+/// A streamed body that counts its bytes and emits the event when it ends or is dropped.
+struct LoggedBody {
+    inner: Body,
+    event: Option<Event>,
+    bytes: u64,
+    completed: bool,
+}
+
+impl http_body::Body for LoggedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let poll = Pin::new(&mut self.inner).poll_frame(cx);
+        match &poll {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes += data.len() as u64;
+                }
+                if self.inner.is_end_stream() {
+                    self.finish(true);
+                }
+            }
+            Poll::Ready(None) => self.finish(true),
+            Poll::Ready(Some(Err(_))) => self.finish(false),
+            Poll::Pending => {}
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl LoggedBody {
+    fn finish(&mut self, completed: bool) {
+        self.completed = completed;
+        if let Some(event) = self.event.take() {
+            event.emit(self.bytes, completed);
+        }
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        if let Some(event) = self.event.take() {
+            event.emit(self.bytes, self.completed);
+        }
+    }
+}

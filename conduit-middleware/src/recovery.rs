@@ -1,0 +1,204 @@
+//! [`Recovery`]: a panicking handler becomes a 500 and a log line; the server keeps serving.
+//!
+//! - A panic **before the response head** (while the handler's future runs) is caught: the
+//!   client gets `500 Internal Server Error` with a short body (never the panic message), and
+//!   an `error` event is logged with the panic message and the request id (when a
+//!   [`RequestId`](crate::RequestId) runs outside).
+//! - A panic **while the body streams** cannot change the status any more: the body ends with
+//!   an error, so the server ends that response cleanly (HTTP/1: the connection is closed;
+//!   HTTP/2: the stream is reset) and the panic is logged. Bodies already in memory cannot
+//!   panic and are passed through untouched (no extra allocation).
+//!
+//! ```
+//! use conduit_core::{Handler, HandlerExt, Request};
+//! use conduit_middleware::Recovery;
+//!
+//! let app = (|req: Request| async move {
+//!     if req.uri().path() == "/boom" {
+//!         panic!("something broke");
+//!     }
+//!     "fine"
+//! })
+//! .with(Recovery::new());
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let res = app.call(Request::get("/boom").body(Default::default()).unwrap()).await;
+//! assert_eq!(res.status(), 500);
+//! let res = app.call(Request::get("/").body(Default::default()).unwrap()).await;
+//! assert_eq!(res.status(), 200);
+//! # });
+//! ```
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use conduit_core::http::{HeaderValue, StatusCode, header};
+use conduit_core::{Body, BoxError, Handler, Middleware, Request, Response};
+use http_body::Frame;
+
+use crate::request_id::RequestIdValue;
+
+/// The middleware: catch panics (see the [module docs](self)).
+#[derive(Clone, Debug, Default)]
+pub struct Recovery {
+    _private: (),
+}
+
+impl Recovery {
+    /// Catch panics of the wrapped handler and of the bodies it streams.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<H: Handler> Middleware<H> for Recovery {
+    type Output = RecoveryHandler<H>;
+
+    fn wrap(&self, inner: H) -> Self::Output {
+        RecoveryHandler { inner }
+    }
+}
+
+/// The handler built by [`Recovery`].
+#[derive(Clone)]
+pub struct RecoveryHandler<H> {
+    inner: H,
+}
+
+impl<H> fmt::Debug for RecoveryHandler<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RecoveryHandler")
+    }
+}
+
+/// The text of a panic payload (`&str` or `String`; other payloads are named as such).
+pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "non-string panic payload"
+    }
+}
+
+fn internal_error() -> Response {
+    let mut res = Response::new(Body::from("Internal Server Error"));
+    *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+impl<H: Handler> Handler for RecoveryHandler<H> {
+    fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<H> {
+        let id = req.extensions().get::<RequestIdValue>().cloned();
+        let method = req.method().clone();
+        let uri = req.uri().clone(); // a reference count, not a copy
+        // Building the future may panic too (a handler that panics before its first await
+        // point usually panics in `poll`, but a hand-written `call` can panic here).
+        let fut = catch_unwind(AssertUnwindSafe(|| self.inner.call(req)));
+        async move {
+            let caught = match fut {
+                Ok(fut) => CatchUnwind { inner: fut }.await,
+                Err(payload) => Err(payload),
+            };
+            match caught {
+                Ok(res) => guard_body(res, id),
+                Err(payload) => {
+                    tracing::error!(
+                        request_id = id.as_ref().map(RequestIdValue::as_str),
+                        %method,
+                        path = uri.path(),
+                        panic = panic_message(&*payload),
+                        "handler panicked before its response head; answering 500"
+                    );
+                    internal_error()
+                }
+            }
+        }
+    }
+}
+
+/// Wrap a streaming body so a panic while it is polled ends the response instead of the
+/// connection task.
+fn guard_body(res: Response, id: Option<RequestIdValue>) -> Response {
+    if res.body().as_bytes().is_some() {
+        return res; // in memory: polling it cannot panic
+    }
+    res.map(|body| {
+        Body::new(GuardedBody {
+            inner: body,
+            id,
+            failed: false,
+        })
+    })
+}
+
+pin_project_lite::pin_project! {
+    struct CatchUnwind<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.project().inner;
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(res)) => Poll::Ready(Ok(res)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    }
+}
+
+struct GuardedBody {
+    inner: Body,
+    id: Option<RequestIdValue>,
+    failed: bool,
+}
+
+impl http_body::Body for GuardedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.failed {
+            return Poll::Ready(None);
+        }
+        let this = &mut *self;
+        let inner = &mut this.inner;
+        match catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll_frame(cx))) {
+            Ok(poll) => poll,
+            Err(payload) => {
+                this.failed = true;
+                tracing::error!(
+                    request_id = this.id.as_ref().map(RequestIdValue::as_str),
+                    panic = panic_message(&*payload),
+                    "response body panicked while streaming; ending the response"
+                );
+                Poll::Ready(Some(Err("response body panicked".into())))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.failed || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

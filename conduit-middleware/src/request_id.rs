@@ -1,0 +1,235 @@
+//! [`RequestId`]: give every request an id, reachable from the request and echoed on the
+//! response.
+//!
+//! An incoming `X-Request-Id` (the header name is configurable) is reused when it is sane: 1 to
+//! 128 bytes of visible ASCII. Otherwise (missing, empty, too long, spaces or control bytes,
+//! non-ASCII) a fresh id is generated: a random per-process prefix and a counter
+//! (`3f9a1c2e7b4d5a60-1a`), unique across processes and cheap (no lock, no syscall). The id is
+//! stored as a [`RequestIdValue`] request extension (read it with
+//! [`RequestIdExt::request_id`]) and set on the response under the same header name.
+//!
+//! ```
+//! use conduit_core::{Handler, HandlerExt, Request};
+//! use conduit_middleware::{RequestId, RequestIdExt};
+//!
+//! let app = (|req: Request| async move { req.request_id().unwrap_or_default().to_owned() })
+//!     .with(RequestId::new());
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let req = Request::get("/").header("x-request-id", "abc-123").body(Default::default()).unwrap();
+//! let res = app.call(req).await;
+//! assert_eq!(res.headers()["x-request-id"], "abc-123");
+//!
+//! let req = Request::get("/").header("x-request-id", "bad id").body(Default::default()).unwrap();
+//! let res = app.call(req).await;
+//! assert_ne!(res.headers()["x-request-id"], "bad id");
+//! # });
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use conduit_core::http::header::HeaderName;
+use conduit_core::http::{HeaderValue, Request as HttpRequest};
+use conduit_core::{Handler, Middleware, Request, Response};
+
+/// The default header: `x-request-id`.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest incoming id that is reused.
+pub const MAX_LEN: usize = 128;
+
+/// The middleware: reuse or generate a request id (see the [module docs](self)).
+#[derive(Clone, Debug)]
+pub struct RequestId {
+    header: HeaderName,
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RequestId {
+    /// Use `X-Request-Id`.
+    pub fn new() -> Self {
+        Self {
+            header: X_REQUEST_ID,
+        }
+    }
+
+    /// Read and write the id under `header` instead (e.g. `x-correlation-id`).
+    #[must_use]
+    pub fn header(mut self, header: HeaderName) -> Self {
+        self.header = header;
+        self
+    }
+}
+
+impl<H: Handler> Middleware<H> for RequestId {
+    type Output = RequestIdHandler<H>;
+
+    fn wrap(&self, inner: H) -> Self::Output {
+        RequestIdHandler {
+            inner,
+            header: self.header.clone(),
+        }
+    }
+}
+
+/// The handler built by [`RequestId`].
+#[derive(Clone)]
+pub struct RequestIdHandler<H> {
+    inner: H,
+    header: HeaderName,
+}
+
+impl<H> fmt::Debug for RequestIdHandler<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestIdHandler")
+            .field("header", &self.header)
+            .finish()
+    }
+}
+
+/// The request's id, as a request extension.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestIdValue(HeaderValue);
+
+impl RequestIdValue {
+    /// The id (always visible ASCII).
+    pub fn as_str(&self) -> &str {
+        // Only sane (visible ASCII) or generated values are ever stored.
+        self.0.to_str().unwrap_or_default()
+    }
+
+    /// The id as a header value.
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.0
+    }
+}
+
+impl fmt::Display for RequestIdValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `req.request_id()`: the id [`RequestId`] gave the request.
+pub trait RequestIdExt {
+    /// The request's id, if a [`RequestId`] middleware is on the way.
+    fn request_id(&self) -> Option<&str>;
+}
+
+impl<B> RequestIdExt for HttpRequest<B> {
+    #[inline]
+    fn request_id(&self) -> Option<&str> {
+        self.extensions()
+            .get::<RequestIdValue>()
+            .map(RequestIdValue::as_str)
+    }
+}
+
+/// Whether an incoming id is reused: 1 to [`MAX_LEN`] bytes of visible ASCII.
+pub fn is_sane(value: &[u8]) -> bool {
+    !value.is_empty() && value.len() <= MAX_LEN && value.iter().all(|b| (0x21..=0x7e).contains(b))
+}
+
+/// A fresh id: `{random process prefix:016x}-{counter:x}`.
+pub fn generate() -> HeaderValue {
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        // RandomState is seeded from the OS; mix in the pid and the time for good measure.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            h.write_u128(t.as_nanos());
+        }
+        h.finish()
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // 16 + 1 + 16 hex digits at most.
+    let mut buf = [0u8; 33];
+    let mut len = hex(prefix, 16, &mut buf);
+    buf[len] = b'-';
+    len += 1;
+    len += hex(n, 1, &mut buf[len..]);
+    HeaderValue::from_bytes(&buf[..len]).expect("hex digits and '-' are valid")
+}
+
+/// Write `v` in lowercase hex, at least `min` digits; return the number of digits.
+fn hex(v: u64, min: usize, out: &mut [u8]) -> usize {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digits = (((64 - v.leading_zeros()) as usize).div_ceil(4)).max(min);
+    for i in 0..digits {
+        out[digits - 1 - i] = DIGITS[((v >> (4 * i)) & 0xf) as usize];
+    }
+    digits
+}
+
+impl<H: Handler> Handler for RequestIdHandler<H> {
+    fn call(&self, mut req: Request) -> impl Future<Output = Response> + Send + use<H> {
+        let id = match req.headers().get(&self.header) {
+            Some(v) if is_sane(v.as_bytes()) => v.clone(),
+            Some(v) => {
+                let fresh = generate();
+                tracing::debug!(
+                    header = %self.header,
+                    len = v.len(),
+                    replaced_by = ?fresh,
+                    "request id: incoming value is not 1-128 visible ASCII bytes; generated a new one"
+                );
+                req.headers_mut().insert(self.header.clone(), fresh.clone());
+                fresh
+            }
+            None => generate(),
+        };
+        req.extensions_mut().insert(RequestIdValue(id.clone()));
+        let header = self.header.clone();
+        let fut = self.inner.call(req);
+        async move {
+            let mut res = fut.await;
+            res.headers_mut().insert(header, id);
+            res
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanity() {
+        assert!(is_sane(b"abc-123_~!"));
+        assert!(is_sane(&[b'a'; 128]));
+        assert!(!is_sane(&[b'a'; 129]));
+        assert!(!is_sane(b""));
+        assert!(!is_sane(b"a b"));
+        assert!(!is_sane(b"a\tb"));
+        assert!(!is_sane("é".as_bytes()));
+    }
+
+    #[test]
+    fn generated_ids_are_unique_and_sane() {
+        let a = generate();
+        let b = generate();
+        assert_ne!(a, b);
+        assert!(is_sane(a.as_bytes()));
+        let s = a.to_str().unwrap();
+        let (prefix, counter) = s.split_once('-').unwrap();
+        assert_eq!(prefix.len(), 16);
+        assert!(!counter.is_empty());
+        let mut buf = [0u8; 16];
+        assert_eq!(hex(0, 1, &mut buf), 1);
+        assert_eq!(&buf[..1], b"0");
+        assert_eq!(hex(0x1a2b, 1, &mut buf), 4);
+        assert_eq!(&buf[..4], b"1a2b");
+        assert_eq!(hex(u64::MAX, 16, &mut buf), 16);
+        assert_eq!(&buf, b"ffffffffffffffff");
+    }
+}

@@ -1,0 +1,195 @@
+//! [`Timeout`]: answer `503 Service Unavailable` when the handler has not produced its
+//! response head by a deadline, and cancel the handler.
+//!
+//! Like Go's `http.TimeoutHandler`: when the deadline passes, the handler's future is
+//! **dropped** (its work stops at its current await point; nothing is left running) and the
+//! client gets the configured status (503 by default; 408 or 504 for those who prefer them)
+//! with a short text body. A response whose head was produced in time is not cut by this
+//! deadline; [`body_timeout`](Timeout::body_timeout) separately limits how long its body may
+//! stream (when it passes, the body ends with an error: the server closes the HTTP/1
+//! connection or resets the HTTP/2 stream, and a line is logged).
+//!
+//! Per router: `router.with(Timeout::new(..))` (or [`Router::layer`](conduit_core::Router::layer)
+//! to time route handlers only); per route: `get(handler.with(Timeout::new(..)))`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use conduit_core::{Handler, HandlerExt, Request};
+//! use conduit_middleware::Timeout;
+//!
+//! let app = (|_req: Request| async {
+//!     tokio::time::sleep(Duration::from_secs(60)).await;
+//!     "too late"
+//! })
+//! .with(Timeout::new(Duration::from_millis(10)));
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let res = app.call(Request::get("/").body(Default::default()).unwrap()).await;
+//! assert_eq!(res.status(), 503);
+//! # });
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use conduit_core::http::{HeaderValue, StatusCode, header};
+use conduit_core::{Body, BoxError, Handler, Middleware, Request, Response};
+use http_body::Frame;
+
+use crate::request_id::RequestIdValue;
+
+/// The middleware: a deadline for the response head, and optionally for the body.
+#[derive(Clone, Debug)]
+pub struct Timeout {
+    duration: Duration,
+    status: StatusCode,
+    message: Cow<'static, str>,
+    body_timeout: Option<Duration>,
+}
+
+impl Timeout {
+    /// Answer 503 when the handler has not answered within `duration`.
+    pub fn new(duration: Duration) -> Self {
+        Self {
+            duration,
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: Cow::Borrowed("Service Unavailable: the request timed out"),
+            body_timeout: None,
+        }
+    }
+
+    /// Answer with `status` instead of 503 (e.g. 408 Request Timeout, 504 Gateway Timeout).
+    #[must_use]
+    pub fn status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// The body of the timeout response (`text/plain`).
+    #[must_use]
+    pub fn message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    /// Also limit how long a response body may stream, counted from when its head is ready.
+    #[must_use]
+    pub fn body_timeout(mut self, limit: Duration) -> Self {
+        self.body_timeout = Some(limit);
+        self
+    }
+}
+
+impl<H: Handler> Middleware<H> for Timeout {
+    type Output = TimeoutHandler<H>;
+
+    fn wrap(&self, inner: H) -> Self::Output {
+        TimeoutHandler {
+            inner,
+            config: Arc::new(self.clone()),
+        }
+    }
+}
+
+/// The handler built by [`Timeout`].
+#[derive(Clone)]
+pub struct TimeoutHandler<H> {
+    inner: H,
+    config: Arc<Timeout>,
+}
+
+impl<H> fmt::Debug for TimeoutHandler<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimeoutHandler")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<H: Handler> Handler for TimeoutHandler<H> {
+    fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<H> {
+        let id = req.extensions().get::<RequestIdValue>().cloned();
+        let fut = tokio::time::timeout(self.config.duration, self.inner.call(req));
+        let config = self.config.clone();
+        async move {
+            match fut.await {
+                Ok(res) => match config.body_timeout {
+                    Some(limit) if res.body().as_bytes().is_none() => res.map(|body| {
+                        Body::new(DeadlineBody {
+                            inner: body,
+                            sleep: Box::pin(tokio::time::sleep(limit)),
+                            limit,
+                            id,
+                            expired: false,
+                        })
+                    }),
+                    _ => res,
+                },
+                Err(_) => {
+                    tracing::warn!(
+                        request_id = id.as_ref().map(RequestIdValue::as_str),
+                        timeout_ms = config.duration.as_millis() as u64,
+                        status = config.status.as_u16(),
+                        "handler did not answer in time; cancelled it"
+                    );
+                    let mut res = Response::new(Body::from(config.message.clone()));
+                    *res.status_mut() = config.status;
+                    res.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; charset=utf-8"),
+                    );
+                    res
+                }
+            }
+        }
+    }
+}
+
+/// A body that ends with an error once its deadline passes.
+struct DeadlineBody {
+    inner: Body,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    limit: Duration,
+    id: Option<RequestIdValue>,
+    expired: bool,
+}
+
+impl http_body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.expired {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            self.expired = true;
+            tracing::warn!(
+                request_id = self.id.as_ref().map(RequestIdValue::as_str),
+                body_timeout_ms = self.limit.as_millis() as u64,
+                "response body streamed past its deadline; ending the response"
+            );
+            return Poll::Ready(Some(Err("response body timed out".into())));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.expired || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
