@@ -6,7 +6,13 @@
 //! arrive with conduit-static and conduit-middleware):
 //! - `/`     "Hello, World!" as text/plain
 //! - `/json` `{"message":"Hello, World!"}` as application/json, serialized per request
-use conduit::{Config, Json, Request, Router, get};
+//! - `/etag/json` `/json` behind the conditional-response middleware (`ETag`, 304 on `If-None-Match`)
+//! - `/limited` "Hello, World!" behind a rate limit of a burst of 5, then 1 request/s per client IP
+//! - `/metrics` the Prometheus exposition of the metrics middleware (on `/stack`)
+use std::sync::OnceLock;
+
+use conduit::middleware::{ETag, Metrics, MetricsRegistry, Quota, RateLimit};
+use conduit::{Config, HandlerExt, Json, Request, Router, get};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -25,6 +31,34 @@ fn app() -> Router {
                 })
             }),
         )
+        .route("/etag/json", get(json.with(ETag::new())))
+        .route(
+            "/limited",
+            get((|_req: Request| async { "Hello, World!" })
+                .with(RateLimit::new(Quota::per_second(1).burst(5)))),
+        )
+        .route("/metrics", get(metrics_registry().handler()))
+}
+
+async fn json(_req: Request) -> Json<Message> {
+    Json(Message {
+        message: "Hello, World!",
+    })
+}
+
+/// The registry `/metrics` serves.
+fn metrics_registry() -> &'static MetricsRegistry {
+    static REGISTRY: OnceLock<MetricsRegistry> = OnceLock::new();
+    REGISTRY.get_or_init(MetricsRegistry::new)
+}
+
+/// The request metrics of `/stack` (registered once in [`metrics_registry`]).
+#[allow(dead_code)]
+fn stack_metrics() -> Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS
+        .get_or_init(|| Metrics::new(metrics_registry()))
+        .clone()
 }
 
 fn main() -> Result<(), conduit::ServerError> {
