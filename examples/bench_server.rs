@@ -6,13 +6,23 @@
 //! arrive with conduit-static and conduit-middleware):
 //! - `/`     "Hello, World!" as text/plain
 //! - `/json` `{"message":"Hello, World!"}` as application/json, serialized per request
+//! - `/static/*` the files under ROOT (`conduit::ServeDir`, default settings)
+//! - `/stack` "Hello, World!" behind the recommended middleware stack (request id, logging,
+//!   recovery, timeout, compression), as the axum peer puts tower-http's layers on it
+//! - `/gz/*` the compression middleware (default settings) over `ServeDir` on ROOT
 //! - `/etag/json` `/json` behind the conditional-response middleware (`ETag`, 304 on `If-None-Match`)
 //! - `/limited` "Hello, World!" behind a rate limit of a burst of 5, then 1 request/s per client IP
-//! - `/metrics` the Prometheus exposition of the metrics middleware (on `/stack`)
+//! - `/metrics` the Prometheus exposition of the metrics middleware on `/stack`
+//!
+//! `CONDUIT_STACK_METRICS=0` leaves the metrics middleware out of `/stack`, to measure its cost.
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use conduit::middleware::{ETag, Metrics, MetricsRegistry, Quota, RateLimit};
-use conduit::{Config, HandlerExt, Json, Request, Router, get};
+use conduit::middleware::{
+    Compression, ETag, Logging, Metrics, MetricsRegistry, Quota, RateLimit, Recovery, RequestId,
+    Timeout,
+};
+use conduit::{Config, HandlerExt, Json, MethodRouter, Request, Router, ServeDir, get};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -20,7 +30,7 @@ struct Message {
     message: &'static str,
 }
 
-fn app() -> Router {
+fn app(root: &str) -> Router {
     Router::new()
         .route("/", get(|_req: Request| async { "Hello, World!" }))
         .route(
@@ -31,6 +41,9 @@ fn app() -> Router {
                 })
             }),
         )
+        .mount("/static", ServeDir::new(root))
+        .route("/stack", stack())
+        .mount("/gz", ServeDir::new(root).with(Compression::new()))
         .route("/etag/json", get(json.with(ETag::new())))
         .route(
             "/limited",
@@ -38,6 +51,21 @@ fn app() -> Router {
                 .with(RateLimit::new(Quota::per_second(1).burst(5)))),
         )
         .route("/metrics", get(metrics_registry().handler()))
+}
+
+/// The recommended stack around "Hello, World!", with the request metrics between request id
+/// and logging (unless `CONDUIT_STACK_METRICS=0`).
+fn stack() -> MethodRouter {
+    let inner = (|_req: Request| async { "Hello, World!" })
+        .with(Compression::new())
+        .with(Timeout::new(Duration::from_secs(30)))
+        .with(Recovery::new())
+        .with(Logging::new());
+    if std::env::var("CONDUIT_STACK_METRICS").as_deref() == Ok("0") {
+        get(inner.with(RequestId::new()))
+    } else {
+        get(inner.with(stack_metrics()).with(RequestId::new()))
+    }
 }
 
 async fn json(_req: Request) -> Json<Message> {
@@ -53,7 +81,6 @@ fn metrics_registry() -> &'static MetricsRegistry {
 }
 
 /// The request metrics of `/stack` (registered once in [`metrics_registry`]).
-#[allow(dead_code)]
 fn stack_metrics() -> Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS
@@ -64,7 +91,7 @@ fn stack_metrics() -> Metrics {
 fn main() -> Result<(), conduit::ServerError> {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:18090".into());
-    let _root = args
+    let root = args
         .next()
         .unwrap_or_else(|| "/tmp/conduit-compare-root".into());
     // Server defaults, as a user would run them. Two knobs for like-for-like comparisons:
@@ -77,5 +104,5 @@ fn main() -> Result<(), conduit::ServerError> {
     if std::env::var("CONDUIT_H2_PING").as_deref() == Ok("0") {
         config = config.http2_keep_alive_interval(None);
     }
-    conduit::run(config, app())
+    conduit::run(config, app(&root))
 }

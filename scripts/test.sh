@@ -64,6 +64,13 @@ else
     cargo test --workspace --lib --bins --tests
 fi
 
+# conduit-static's path-resolver fuzz target needs nightly (cargo-fuzz); on stable the same
+# property runs, bounded by iteration count, as conduit-static/tests/fuzz_resolver.rs above.
+if cargo +nightly fuzz --version >/dev/null 2>&1; then
+    step "cargo +nightly fuzz run resolve_path (conduit-static, 100000 runs)"
+    (cd conduit-static && cargo +nightly fuzz run resolve_path -- -runs=100000)
+fi
+
 step "cargo test --workspace --doc"
 cargo test --workspace --doc
 

@@ -27,3 +27,8 @@ pub use conduit_server::{
 /// `middleware`).
 #[cfg(feature = "middleware")]
 pub use conduit_middleware as middleware;
+/// Static files: `ServeDir`, `ServeFile`, the hot-file cache (feature `static`).
+#[cfg(feature = "static")]
+pub use conduit_static as static_files;
+#[cfg(feature = "static")]
+pub use conduit_static::{ServeDir, ServeFile};

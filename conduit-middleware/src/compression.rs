@@ -16,9 +16,9 @@
 //!   304).
 //! - **Headers**: `Vary: Accept-Encoding` on every response it could have compressed (also when
 //!   it chose not to: the answer depends on the header either way); `Content-Length` and
-//!   `Accept-Ranges` dropped on compressed responses; a strong `ETag` `"x"` becomes `"x-gzip"`
-//!   (`-br`, `-zstd`, `-deflate`), so the encoded variant never shares the identity variant's
-//!   strong validator.
+//!   `Accept-Ranges` dropped on compressed responses; an `ETag` `"x"` becomes `"x-gzip"`
+//!   (`-br`, `-zstd`, `-deflate`; `W/"x"` becomes `W/"x-gzip"`), so the encoded variant never
+//!   shares the identity variant's validator.
 //! - **Streaming**: every frame of the body is flushed through the encoder as it comes, so an
 //!   SSE event or an NDJSON line reaches the client at once rather than when a buffer fills
 //!   (costs a few bytes per frame; a body in memory is one frame and pays nothing extra).
@@ -482,8 +482,10 @@ fn compress_response(
         HeaderValue::from_static(encoding.as_str()),
     );
     if let Some(etag) = headers.get(header::ETAG) {
+        // `"tag"` and `W/"tag"` both get the coding appended inside the quotes.
         let bytes = etag.as_bytes();
-        if bytes.len() >= 2 && bytes[0] == b'"' && bytes[bytes.len() - 1] == b'"' {
+        let opaque = bytes.strip_prefix(b"W/").unwrap_or(bytes);
+        if opaque.len() >= 2 && opaque[0] == b'"' && bytes[bytes.len() - 1] == b'"' {
             let mut tagged = Vec::with_capacity(bytes.len() + 8);
             tagged.extend_from_slice(&bytes[..bytes.len() - 1]);
             tagged.push(b'-');

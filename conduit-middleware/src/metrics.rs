@@ -564,7 +564,7 @@ impl Collector for RequestCollector {
 
         let mut family = encoder.encode_descriptor(
             "http_requests",
-            "HTTP responses sent, by method, route template and status",
+            "HTTP responses sent, by method, route template and status.",
             None,
             MetricType::Counter,
         )?;
@@ -573,7 +573,7 @@ impl Collector for RequestCollector {
         }
         let mut family = encoder.encode_descriptor(
             "http_request_duration_seconds",
-            "Time from the request to the response head, by method, route template and status",
+            "Time from the request to the response head, by method, route template and status.",
             None,
             MetricType::Histogram,
         )?;
@@ -586,7 +586,7 @@ impl Collector for RequestCollector {
         }
         let mut family = encoder.encode_descriptor(
             "http_response_body_bytes",
-            "Response body bytes sent, by method, route template and status",
+            "Response body bytes sent, by method, route template and status.",
             None,
             MetricType::Counter,
         )?;

@@ -117,7 +117,10 @@ impl<H: Handler> Handler for TimeoutHandler<H> {
         let fut = tokio::time::timeout(self.config.duration, self.inner.call(req));
         let config = self.config.clone();
         async move {
-            match fut.await {
+            // Awaited in its own statement, so a timed-out handler's future is dropped
+            // (cancelled) before the 503 is built.
+            let result = fut.await;
+            match result {
                 Ok(res) => match config.body_timeout {
                     Some(limit) if res.body().as_bytes().is_none() => res.map(|body| {
                         Body::new(DeadlineBody {

@@ -7,6 +7,7 @@
 //! actually polled and not ready, so requests without a body pay nothing.
 
 use std::future::Future as _;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -22,6 +23,7 @@ pub(crate) fn request_body(
     incoming: Incoming,
     limit: u64,
     deadline: impl FnOnce() -> Instant,
+    peer: SocketAddr,
 ) -> Body {
     use http_body::Body as _;
     if incoming.is_end_stream() {
@@ -33,6 +35,7 @@ pub(crate) fn request_body(
         read: 0,
         deadline: deadline(),
         sleep: None,
+        peer,
     })
 }
 
@@ -42,10 +45,19 @@ struct LimitedIncoming {
     read: u64,
     deadline: Instant,
     sleep: Option<Pin<Box<Sleep>>>,
+    /// For the log line of a rejection.
+    peer: SocketAddr,
 }
 
 impl LimitedIncoming {
+    #[cold]
     fn too_large(&self) -> BoxError {
+        tracing::info!(
+            peer = %self.peer,
+            status = 413,
+            limit = self.limit,
+            "rejected request body: larger than max_body_bytes (413)"
+        );
         Box::new(Error::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
@@ -88,6 +100,11 @@ impl http_body::Body for LimitedIncoming {
                     .sleep
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 ready!(sleep.as_mut().poll(cx));
+                tracing::info!(
+                    peer = %this.peer,
+                    status = 408,
+                    "rejected request body: not received within read_timeout (408)"
+                );
                 Poll::Ready(Some(Err(Box::new(Error::new(
                     StatusCode::REQUEST_TIMEOUT,
                     "the request body did not arrive within the read timeout",

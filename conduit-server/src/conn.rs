@@ -23,7 +23,9 @@ use tokio::time::Instant;
 
 use crate::Config;
 use crate::body::request_body;
+use crate::conformance::{self, Early};
 use crate::io::TimedIo;
+use crate::preface::{Preface, Replay, expect_preface};
 use crate::shutdown::ShutdownHandle;
 use crate::watchdog::{Activity, Expired, FinishGuard, Limits, Watchdog};
 
@@ -31,7 +33,12 @@ use crate::watchdog::{Activity, Expired, FinishGuard, Limits, Watchdog};
 pub(crate) struct ConnContext<H> {
     pub(crate) handler: H,
     shutdown: ShutdownHandle,
-    builder: auto::Builder<TokioExecutor>,
+    /// Plain text: HTTP/1.1, or HTTP/2 on its prior-knowledge preface (`http1_only` if off).
+    auto: auto::Builder<TokioExecutor>,
+    /// TLS without ALPN `h2`: HTTP/1.1 only.
+    http1: auto::Builder<TokioExecutor>,
+    /// TLS with ALPN `h2`: HTTP/2 only.
+    http2: auto::Builder<TokioExecutor>,
     limits: Limits,
     max_body: u64,
     read_timeout: Duration,
@@ -54,13 +61,17 @@ impl<H: Handler> ConnContext<H> {
             .max_header_list_size(config.max_header_bytes as u32)
             .keep_alive_interval(config.http2_keep_alive_interval)
             .keep_alive_timeout(config.http2_keep_alive_timeout);
-        if !config.http2 {
-            builder = builder.http1_only();
-        }
+        let auto = if config.http2 {
+            builder.clone()
+        } else {
+            builder.clone().http1_only()
+        };
         Self {
             handler,
             shutdown,
-            builder,
+            auto,
+            http1: builder.clone().http1_only(),
+            http2: builder.http2_only(),
             limits: Limits {
                 header: config.header_read_timeout,
                 idle: config.idle_timeout,
@@ -72,18 +83,67 @@ impl<H: Handler> ConnContext<H> {
     }
 }
 
+/// How a connection's protocol is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// Plain text: HTTP/2 if the client opens with the prior-knowledge preface, else HTTP/1.1.
+    Detect,
+    /// TLS without ALPN `h2`: HTTP/1.1 only.
+    Http1,
+    /// TLS with ALPN `h2`: HTTP/2 only; anything but the preface is answered with GOAWAY.
+    Http2,
+}
+
 /// Serve one accepted (and, for TLS, handshaken) connection until it ends, expires, or is
 /// drained.
 pub(crate) async fn serve<H, I>(
     ctx: Arc<ConnContext<H>>,
-    io: I,
+    mut io: I,
     info: ConnectInfo,
+    protocol: Protocol,
     mut drain: oneshot::Receiver<()>,
 ) where
     H: Handler,
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let accepted = Instant::now();
+    if protocol != Protocol::Http2 {
+        return serve_with(ctx, io, info, protocol, drain, accepted).await;
+    }
+    let peer = info.peer_addr();
+    let header_timeout = ctx.limits.header;
+    let preface = tokio::select! {
+        r = tokio::time::timeout(header_timeout, expect_preface(&mut io)) => r,
+        _ = &mut drain => return,
+    };
+    match preface {
+        Ok(Ok(Preface::Valid)) => {
+            serve_with(ctx, Replay::new(io), info, protocol, drain, accepted).await;
+        }
+        Ok(Ok(Preface::Invalid)) => tracing::info!(
+            %peer,
+            "rejected connection: ALPN h2 but no HTTP/2 preface (GOAWAY PROTOCOL_ERROR)"
+        ),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "connection closed before the HTTP/2 preface")
+        }
+        Err(_) => {
+            tracing::info!(%peer, reason = "header read timeout", "closing connection: no HTTP/2 preface in time")
+        }
+    }
+}
+
+async fn serve_with<H, I>(
+    ctx: Arc<ConnContext<H>>,
+    io: I,
+    info: ConnectInfo,
+    protocol: Protocol,
+    mut drain: oneshot::Receiver<()>,
+    accepted: Instant,
+) where
+    H: Handler,
+    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     let peer = info.peer_addr();
     let activity = Arc::new(Activity::default());
     let io = TokioIo::new(TimedIo::new(io, activity.clone()));
@@ -92,24 +152,36 @@ pub(crate) async fn serve<H, I>(
         let ctx = ctx.clone();
         let activity = activity.clone();
         let info = info.clone();
-        service_fn(move |req: http::Request<Incoming>| {
-            activity.request_started(req.version() == Version::HTTP_2);
+        service_fn(move |mut req: http::Request<Incoming>| {
+            let version = req.version();
+            activity.request_started(version == Version::HTTP_2);
             let head = req.method() == http::Method::HEAD;
             let guard = FinishGuard(activity.clone());
-            let read_timeout = ctx.read_timeout;
-            let mut req =
-                req.map(|b| request_body(b, ctx.max_body, || Instant::now() + read_timeout));
-            if !http_body::Body::is_end_stream(req.body()) {
-                // Only requests with a body pay for the extension.
-                let limit = usize::try_from(ctx.max_body).unwrap_or(usize::MAX);
-                req.extensions_mut().insert(BodyLimit(limit));
-            }
-            req.extensions_mut().insert(info.clone());
-            let fut = CatchPanic {
-                inner: ctx.handler.call(req),
+            let fut = match conformance::check(&mut req) {
+                Ok(()) => {
+                    let read_timeout = ctx.read_timeout;
+                    let deadline = || Instant::now() + read_timeout;
+                    let mut req = req.map(|b| request_body(b, ctx.max_body, deadline, peer));
+                    if !http_body::Body::is_end_stream(req.body()) {
+                        // Only requests with a body pay for the extension.
+                        let limit = usize::try_from(ctx.max_body).unwrap_or(usize::MAX);
+                        req.extensions_mut().insert(BodyLimit(limit));
+                    }
+                    req.extensions_mut().insert(info.clone());
+                    Ok(CatchPanic {
+                        inner: ctx.handler.call(req),
+                    })
+                }
+                Err(early) => {
+                    log_early(peer, &req, early);
+                    Err(early)
+                }
             };
             async move {
-                let mut res = fut.await;
+                let mut res = match fut {
+                    Ok(fut) => fut.await,
+                    Err(early) => early.response(version),
+                };
                 if head {
                     res = conduit_core::head_response(res);
                 }
@@ -121,7 +193,12 @@ pub(crate) async fn serve<H, I>(
         })
     };
 
-    let mut conn = pin!(ctx.builder.serve_connection(io, service));
+    let builder = match protocol {
+        Protocol::Detect => &ctx.auto,
+        Protocol::Http1 => &ctx.http1,
+        Protocol::Http2 => &ctx.http2,
+    };
+    let mut conn = pin!(builder.serve_connection(io, service));
     let mut watchdog = Watchdog::new(activity, ctx.limits, accepted);
     let mut draining = false;
     let mut drain_armed = false;
@@ -151,6 +228,24 @@ pub(crate) async fn serve<H, I>(
     }
 }
 
+/// Log a request the server answers itself, with the peer address and the reason.
+#[cold]
+fn log_early<B>(peer: SocketAddr, req: &http::Request<B>, early: Early) {
+    match early {
+        Early::OptionsStar => {
+            tracing::debug!(%peer, "answered OPTIONS * (200)");
+        }
+        Early::BadRequest(reason) => tracing::info!(
+            %peer,
+            status = 400,
+            method = %req.method(),
+            version = ?req.version(),
+            reason,
+            "rejected request: {reason} (400)"
+        ),
+    }
+}
+
 #[derive(Debug)]
 struct Timeout(Expired);
 
@@ -166,15 +261,24 @@ fn log_conn_error(peer: SocketAddr, err: &(dyn std::error::Error + 'static)) {
     if let Some(t) = err.downcast_ref::<Timeout>() {
         match t.0 {
             Expired::Idle => tracing::debug!(%peer, "closing idle connection"),
-            _ => tracing::info!(%peer, reason = %t, "closing connection"),
+            _ => tracing::info!(%peer, reason = %t, "closing connection: {t}"),
         }
         return;
     }
     if let Some(h) = err.downcast_ref::<hyper::Error>() {
+        // hyper answered these itself (HTTP/1); say which status it sent.
         if h.is_parse_too_large() {
-            tracing::info!(%peer, error = %h, "rejected request: headers too large (431)");
+            // Parse::UriTooLong and Parse::TooLarge share `is_parse_too_large`; only the
+            // message tells them apart.
+            if h.to_string().starts_with("URI too long") {
+                tracing::info!(%peer, status = 414, error = %h, "rejected request: URI too long (414)");
+            } else {
+                tracing::info!(%peer, status = 431, error = %h, "rejected request: headers too large (431)");
+            }
+        } else if h.is_parse_version_h2() {
+            tracing::info!(%peer, error = %h, "rejected connection: HTTP/2 preface on an HTTP/1.1-only connection (closed)");
         } else if h.is_parse() || h.is_parse_status() {
-            tracing::info!(%peer, error = %h, "rejected malformed request (400)");
+            tracing::info!(%peer, status = 400, error = %h, "rejected malformed request (400)");
         } else if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
             tracing::debug!(%peer, error = %h, "connection closed early");
         } else {

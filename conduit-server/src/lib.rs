@@ -3,9 +3,11 @@
 
 mod body;
 pub mod config;
+mod conformance;
 mod conn;
 mod error;
 mod io;
+mod preface;
 mod server;
 pub mod shutdown;
 mod tls;

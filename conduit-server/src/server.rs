@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use crate::conn::{self, ConnContext};
+use crate::conn::{self, ConnContext, Protocol};
 use crate::shutdown::{ConnGuard, ShutdownHandle};
 use crate::{Config, ServerError, tls};
 
@@ -156,15 +156,20 @@ impl Server {
                 let local = stream.local_addr().unwrap_or(local_addr);
                 let info = ConnectInfo::new(peer, local);
                 match tls {
-                    None => conn::serve(ctx, stream, info, drain).await,
+                    None => conn::serve(ctx, stream, info, Protocol::Detect, drain).await,
                     Some(acceptor) => {
                         if let Some(tls_stream) =
                             handshake(&acceptor, stream, peer, handshake_timeout).await
                         {
                             let session = tls_stream.get_ref().1;
+                            // ALPN decides: `h2` is HTTP/2 only, anything else HTTP/1.1 only.
+                            let protocol = match session.alpn_protocol() {
+                                Some(b"h2") => Protocol::Http2,
+                                _ => Protocol::Http1,
+                            };
                             let info =
                                 info.with_tls(session.alpn_protocol(), session.server_name());
-                            conn::serve(ctx, tls_stream, info, drain).await;
+                            conn::serve(ctx, tls_stream, info, protocol, drain).await;
                         }
                     }
                 }

@@ -348,32 +348,6 @@ async fn h2_streams_over_the_limit_are_refused() {
     );
 }
 
-fn frame(ty: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, ty, flags];
-    f.extend_from_slice(&stream.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-async fn read_frame(s: &mut TcpStream) -> (u8, u8, u32, Vec<u8>) {
-    tokio::time::timeout(Duration::from_secs(5), try_read_frame(s))
-        .await
-        .expect("frame in time")
-        .expect("frame")
-}
-
-/// The next frame as (type, flags, stream id, payload), or `None` once the server has closed.
-async fn try_read_frame(s: &mut TcpStream) -> Option<(u8, u8, u32, Vec<u8>)> {
-    let mut head = [0u8; 9];
-    s.read_exact(&mut head).await.ok()?;
-    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-    let mut payload = vec![0u8; len];
-    s.read_exact(&mut payload).await.ok()?;
-    let stream = u32::from_be_bytes(head[5..9].try_into().unwrap()) & 0x7fff_ffff;
-    Some((head[3], head[4], stream, payload))
-}
-
 /// The server PINGs a silent HTTP/2 peer and closes the connection when no PING ACK comes.
 #[tokio::test]
 async fn h2_keep_alive_ping_closes_a_dead_peer() {

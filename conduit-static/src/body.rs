@@ -1,0 +1,195 @@
+//! Streaming a file (or ranges of it) in bounded chunks, off the async workers.
+//!
+//! Each chunk is read with `pread` (`FileExt::read_at`, so one open file serves any number of
+//! concurrent downloads) inside `spawn_blocking`, into a buffer from a small pool. The chunk is
+//! handed to hyper as [`Bytes`] that *own* the pooled buffer: once hyper has written it and
+//! dropped it, the buffer goes back to the pool. A download therefore holds at most two chunks
+//! (one being written, one being read), whatever the file size, and a busy server reuses the
+//! same few buffers instead of allocating and zeroing a new one per chunk.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use tokio::task::JoinHandle;
+
+/// A pool of equally sized read buffers.
+#[derive(Debug)]
+pub(crate) struct BufPool {
+    size: usize,
+    keep: usize,
+    free: Mutex<Vec<Vec<u8>>>,
+}
+
+impl BufPool {
+    pub(crate) fn new(size: usize, keep: usize) -> Arc<Self> {
+        Arc::new(Self {
+            size,
+            keep,
+            free: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn take(&self) -> Vec<u8> {
+        let pooled = self.free.lock().map(|mut f| f.pop()).unwrap_or(None);
+        pooled.unwrap_or_else(|| vec![0; self.size])
+    }
+
+    fn give(&self, buf: Vec<u8>) {
+        if let Ok(mut free) = self.free.lock() {
+            if free.len() < self.keep {
+                free.push(buf);
+            }
+        }
+    }
+}
+
+/// The owner of a chunk's bytes: returns its buffer to the pool when hyper drops the chunk.
+struct Chunk {
+    buf: Vec<u8>,
+    len: usize,
+    pool: Arc<BufPool>,
+}
+
+impl AsRef<[u8]> for Chunk {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buf));
+    }
+}
+
+/// One piece of a response body: bytes in memory (multipart headers) or a span of the file.
+#[derive(Debug, Clone)]
+pub(crate) enum Part {
+    Bytes(Bytes),
+    File { offset: u64, len: u64 },
+}
+
+/// A response body read from an open file in bounded chunks.
+pub(crate) struct FileBody {
+    file: Arc<File>,
+    parts: VecDeque<Part>,
+    remaining: u64,
+    pool: Arc<BufPool>,
+    pending: Option<JoinHandle<io::Result<Bytes>>>,
+}
+
+impl FileBody {
+    pub(crate) fn new(file: Arc<File>, parts: Vec<Part>, pool: Arc<BufPool>) -> Self {
+        let remaining = parts
+            .iter()
+            .map(|p| match p {
+                Part::Bytes(b) => b.len() as u64,
+                Part::File { len, .. } => *len,
+            })
+            .sum();
+        Self {
+            file,
+            parts: parts.into(),
+            remaining,
+            pool,
+            pending: None,
+        }
+    }
+}
+
+impl http_body::Body for FileBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(pending) = &mut this.pending {
+                let joined = ready!(Pin::new(pending).poll(cx));
+                this.pending = None;
+                let chunk = match joined {
+                    Ok(Ok(chunk)) => chunk,
+                    Ok(Err(e)) => return Poll::Ready(Some(Err(e))),
+                    Err(e) => return Poll::Ready(Some(Err(io::Error::other(e)))),
+                };
+                if chunk.is_empty() {
+                    // The file shrank under us: end the response as broken, never pad it.
+                    return Poll::Ready(Some(Err(io::ErrorKind::UnexpectedEof.into())));
+                }
+                let n = chunk.len() as u64;
+                if let Some(Part::File { offset, len }) = this.parts.front_mut() {
+                    *offset += n;
+                    *len -= n;
+                    if *len == 0 {
+                        this.parts.pop_front();
+                    }
+                }
+                this.remaining -= n;
+                return Poll::Ready(Some(Ok(Frame::data(chunk))));
+            }
+            match this.parts.front() {
+                None => return Poll::Ready(None),
+                Some(Part::Bytes(_)) => {
+                    let Some(Part::Bytes(b)) = this.parts.pop_front() else {
+                        unreachable!("checked above")
+                    };
+                    this.remaining -= b.len() as u64;
+                    return Poll::Ready(Some(Ok(Frame::data(b))));
+                }
+                Some(&Part::File { offset, len }) => {
+                    let file = this.file.clone();
+                    let pool = this.pool.clone();
+                    let want = len.min(pool.size as u64) as usize;
+                    this.pending = Some(tokio::task::spawn_blocking(move || {
+                        let mut buf = pool.take();
+                        let n = read_at_most(&file, &mut buf[..want], offset)?;
+                        Ok(Bytes::from_owner(Chunk { buf, len: n, pool }))
+                    }));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0 && self.pending.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// `pread` until `buf` is full or the end of the file.
+fn read_at_most(file: &File, buf: &mut [u8], mut offset: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+impl Drop for FileBody {
+    fn drop(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            pending.abort(); // a blocking read cannot be interrupted, but its result is unwanted
+        }
+    }
+}

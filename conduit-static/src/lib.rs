@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod body;
+mod cache;
+mod encoding;
+mod listing;
+pub mod load;
+mod precond;
+mod range;
+pub mod resolve;
+mod serve;
+
+pub use cache::{CacheConfig, CacheStats};
+pub use encoding::Encoding;
+pub use load::EtagMode;
+pub use range::MAX_RANGES;
+pub use resolve::{PathRejection, ResolvedPath, resolve_path};
+pub use serve::{ServeDir, ServeFile};

@@ -1,0 +1,764 @@
+//! [`ServeDir`] and [`ServeFile`]: the handlers, their settings, and the response logic.
+//!
+//! A request goes: method check (GET/HEAD, else 405 + `Allow`) → [`resolve_path`] (400/404 for
+//! unsafe paths) → hot-file cache lookup → on a fresh hit, the response is built on the spot
+//! from prepared header values and shared bytes, without a system call; otherwise the resource
+//! is loaded (or revalidated) on a blocking thread, then answered the same way.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use conduit_core::{Body, Error, Handler, IntoResponse, OriginalUri, Request, Response};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+
+use crate::body::{BufPool, FileBody, Part};
+use crate::cache::{CacheConfig, CacheStats, Cached, FileCache};
+use crate::load::{Lookup, Resource, lookup};
+use crate::precond::{self, Validators};
+use crate::range::{self, RangeRequest};
+use crate::{Encoding, EtagMode, resolve_path};
+
+const DEFAULT_CACHE_CONTROL: &str = "public, max-age=31536000";
+const ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD");
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+const BYTES: HeaderValue = HeaderValue::from_static("bytes");
+const ACCEPT_ENCODING: HeaderValue = HeaderValue::from_static("accept-encoding");
+const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
+const X_CONTENT_TYPE_OPTIONS: header::HeaderName = header::X_CONTENT_TYPE_OPTIONS;
+
+/// Everything that decides how files are found and answered.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub root: PathBuf,
+    pub canonical_root: Option<PathBuf>,
+    /// ServeFile: `root` is the file, whatever the request path.
+    pub fixed: bool,
+    pub index: Option<String>,
+    pub redirect_dirs: bool,
+    pub listing: bool,
+    pub spa_fallback: Option<String>,
+    pub allow_hidden: bool,
+    pub follow_symlinks: bool,
+    pub precompressed: Vec<Encoding>,
+    pub etag: EtagMode,
+    pub cache_control: HeaderValue,
+    pub cache_control_ext: Vec<(String, HeaderValue)>,
+    pub cache_max_file: u64,
+    pub chunk_size: usize,
+}
+
+impl Settings {
+    pub(crate) fn content_type(&self, path: &Path) -> HeaderValue {
+        let mime = mime_guess::from_path(path)
+            .first_raw()
+            .unwrap_or("application/octet-stream");
+        let textual = mime.starts_with("text/")
+            || matches!(
+                mime,
+                "application/javascript"
+                    | "application/json"
+                    | "application/xml"
+                    | "application/xhtml+xml"
+                    | "application/manifest+json"
+                    | "image/svg+xml"
+            );
+        if textual {
+            HeaderValue::try_from(format!("{mime}; charset=utf-8"))
+        } else {
+            HeaderValue::try_from(mime)
+        }
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"))
+    }
+
+    pub(crate) fn cache_control_for(&self, ext: &str) -> HeaderValue {
+        self.cache_control_ext
+            .iter()
+            .find(|(e, _)| e.eq_ignore_ascii_case(ext))
+            .map_or_else(|| self.cache_control.clone(), |(_, v)| v.clone())
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    settings: Settings,
+    cache: Option<FileCache>,
+    pool: Arc<BufPool>,
+}
+
+/// Serves the files of a directory: mount it on a router (`router.mount("/static",
+/// ServeDir::new("public"))`) or use it as the whole app.
+///
+/// Defaults: `index.html` for directories, trailing-slash redirects, no listing, dotfiles
+/// hidden, symlinks leaving the root refused, precompressed `.br`/`.zst`/`.gz` variants served
+/// when present, `Cache-Control: public, max-age=31536000`, metadata ETags, and a hot-file cache
+/// ([`CacheConfig::default`]). Configure it before cloning or serving it: every setter starts
+/// a fresh cache.
+///
+/// ```no_run
+/// use conduit_core::Router;
+/// use conduit_static::{CacheConfig, ServeDir};
+///
+/// let assets = ServeDir::new("public")
+///     .immutable(true)                        // public, max-age=31536000, immutable
+///     .cache_control_for("html", "no-cache")  // but revalidate HTML on every use
+///     .spa_fallback("index.html");            // unknown paths get the app shell
+/// let app = Router::new().mount("/assets", assets);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServeDir {
+    shared: Arc<Shared>,
+}
+
+impl ServeDir {
+    /// Serve the directory `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        let settings = Settings {
+            canonical_root: std::fs::canonicalize(&root).ok(),
+            root,
+            fixed: false,
+            index: Some("index.html".into()),
+            redirect_dirs: true,
+            listing: false,
+            spa_fallback: None,
+            allow_hidden: false,
+            follow_symlinks: false,
+            precompressed: Encoding::ALL.to_vec(),
+            etag: EtagMode::Metadata,
+            cache_control: HeaderValue::from_static(DEFAULT_CACHE_CONTROL),
+            cache_control_ext: Vec::new(),
+            cache_max_file: CacheConfig::default().max_file_size,
+            chunk_size: 128 * 1024,
+        };
+        Self::build(settings, Some(CacheConfig::default()))
+    }
+
+    fn build(settings: Settings, cache: Option<CacheConfig>) -> Self {
+        let mut settings = settings;
+        if let Some(c) = &cache {
+            settings.cache_max_file = c.max_file_size;
+        }
+        let pool = BufPool::new(settings.chunk_size, 64);
+        Self {
+            shared: Arc::new(Shared {
+                settings,
+                cache: cache.map(FileCache::new),
+                pool,
+            }),
+        }
+    }
+
+    fn with(self, f: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = self.shared.settings.clone();
+        f(&mut settings);
+        let cache = self.shared.cache.as_ref().map(|c| c.config);
+        Self::build(settings, cache)
+    }
+
+    /// The file served for a directory request (default `index.html`; `None` for none).
+    pub fn index(self, name: Option<&str>) -> Self {
+        let name = name.map(str::to_owned);
+        self.with(|s| s.index = name)
+    }
+
+    /// Redirect `/dir` to `/dir/` with 301 (default on); off, such requests get 404.
+    pub fn redirect_directories(self, on: bool) -> Self {
+        self.with(|s| s.redirect_dirs = on)
+    }
+
+    /// List directories that have no index file (default off: they get 403, as in nginx).
+    pub fn listing(self, on: bool) -> Self {
+        self.with(|s| s.listing = on)
+    }
+
+    /// Answer requests for missing files with this file (relative to the root) and 200: the
+    /// single-page-app fallback.
+    pub fn spa_fallback(self, file: &str) -> Self {
+        let file = file.trim_start_matches('/').to_owned();
+        self.with(|s| s.spa_fallback = Some(file))
+    }
+
+    /// Serve dotfiles and dot-directories (default off: 404).
+    pub fn allow_hidden(self, on: bool) -> Self {
+        self.with(|s| s.allow_hidden = on)
+    }
+
+    /// Follow symlinks that lead outside the root (default off: such files get 404).
+    pub fn follow_symlinks(self, on: bool) -> Self {
+        self.with(|s| s.follow_symlinks = on)
+    }
+
+    /// Which precompressed variants to look for beside each file, in preference order for
+    /// clients that weigh them equally (default `[Brotli, Zstd, Gzip]`; empty turns it off).
+    pub fn precompressed(self, encodings: &[Encoding]) -> Self {
+        let encodings = encodings.to_vec();
+        self.with(|s| s.precompressed = encodings)
+    }
+
+    /// How ETags are computed (default [`EtagMode::Metadata`]).
+    pub fn etag(self, mode: EtagMode) -> Self {
+        self.with(|s| s.etag = mode)
+    }
+
+    /// The `Cache-Control` of every file (default `public, max-age=31536000`).
+    ///
+    /// # Panics
+    ///
+    /// If `value` is not a valid header value.
+    pub fn cache_control(self, value: &str) -> Self {
+        let value = HeaderValue::try_from(value).expect("a valid Cache-Control value");
+        self.with(|s| s.cache_control = value)
+    }
+
+    /// Add `immutable` to the default `Cache-Control` (for fingerprinted asset names):
+    /// `public, max-age=31536000, immutable`.
+    pub fn immutable(self, on: bool) -> Self {
+        let value = if on {
+            "public, max-age=31536000, immutable"
+        } else {
+            DEFAULT_CACHE_CONTROL
+        };
+        self.cache_control(value)
+    }
+
+    /// A `Cache-Control` for files with this extension (without the dot, case-insensitive),
+    /// e.g. `cache_control_for("html", "no-cache")`.
+    ///
+    /// # Panics
+    ///
+    /// If `value` is not a valid header value.
+    pub fn cache_control_for(self, extension: &str, value: &str) -> Self {
+        let value = HeaderValue::try_from(value).expect("a valid Cache-Control value");
+        let ext = extension.trim_start_matches('.').to_owned();
+        self.with(|s| {
+            s.cache_control_ext
+                .retain(|(e, _)| !e.eq_ignore_ascii_case(&ext));
+            s.cache_control_ext.push((ext, value));
+        })
+    }
+
+    /// The size of the chunks large files are read and sent in (default 128 KiB).
+    pub fn chunk_size(self, bytes: usize) -> Self {
+        let bytes = bytes.max(1024);
+        self.with(|s| s.chunk_size = bytes)
+    }
+
+    /// Configure the hot-file cache, or turn it off with `None` (every request then stats and
+    /// opens its file).
+    pub fn cache(self, config: Option<CacheConfig>) -> Self {
+        let settings = self.shared.settings.clone();
+        Self::build(settings, config)
+    }
+
+    /// The hot-file cache's counters (all zero when the cache is off).
+    pub fn cache_stats(&self) -> CacheStats {
+        self.shared
+            .cache
+            .as_ref()
+            .map(FileCache::stats)
+            .unwrap_or_default()
+    }
+}
+
+/// Serves one file for every request (GET and HEAD), with all of [`ServeDir`]'s semantics:
+/// validators, preconditions, ranges, precompressed variants, cache.
+///
+/// ```no_run
+/// use conduit_core::{Router, get};
+/// use conduit_static::ServeFile;
+///
+/// let app = Router::new().route("/", get(ServeFile::new("public/index.html")));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServeFile {
+    dir: ServeDir,
+}
+
+impl ServeFile {
+    /// Serve the file at `path` (symlinks are followed: you named the file).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        let dir = ServeDir::new(path).with(|s| {
+            s.fixed = true;
+            s.follow_symlinks = true;
+            s.allow_hidden = true;
+            s.index = None;
+        });
+        Self { dir }
+    }
+
+    /// Configure the underlying settings (`Cache-Control`, ETags, precompressed variants,
+    /// cache) with [`ServeDir`]'s setters.
+    pub fn configure(self, f: impl FnOnce(ServeDir) -> ServeDir) -> Self {
+        Self { dir: f(self.dir) }
+    }
+
+    /// The hot-file cache's counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.dir.cache_stats()
+    }
+}
+
+impl Handler for ServeFile {
+    fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<> {
+        self.dir.call(req)
+    }
+}
+
+impl Handler for ServeDir {
+    fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<> {
+        match fast(&self.shared, &req) {
+            Some(res) => ServeFuture::Ready(Some(res)),
+            None => ServeFuture::Slow(Box::pin(slow(self.shared.clone(), req))),
+        }
+    }
+}
+
+/// The response future: ready at once for a cache hit or a refusal, boxed when files must be
+/// read.
+enum ServeFuture {
+    Ready(Option<Response>),
+    Slow(Pin<Box<dyn Future<Output = Response> + Send>>),
+}
+
+impl Future for ServeFuture {
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        match self.get_mut() {
+            Self::Ready(res) => Poll::Ready(res.take().expect("polled after completion")),
+            Self::Slow(fut) => fut.as_mut().poll(cx),
+        }
+    }
+}
+
+/// Refusals and fresh cache hits, answered without leaving the caller's task.
+fn fast(shared: &Shared, req: &Request) -> Option<Response> {
+    if let Some(res) = check_method(req) {
+        return Some(res);
+    }
+    let s = &shared.settings;
+    let path = if s.fixed { "/" } else { req.uri().path() };
+    let resolved = match resolve_path(path, s.allow_hidden) {
+        Ok(r) => r,
+        Err(rej) => return Some(reject(rej, path)),
+    };
+    let cache = shared.cache.as_ref()?;
+    // A path that needed no decoding is its own cache key: no allocation.
+    if !matches!(resolved_key(&resolved, path), Key::Raw) {
+        return None;
+    }
+    match cache.get(path) {
+        Cached::Fresh(res) => Some(respond(shared, &Head::of(req), &res)),
+        _ => None,
+    }
+}
+
+enum Key {
+    Raw,
+    Owned(String),
+}
+
+fn resolved_key(resolved: &crate::ResolvedPath<'_>, raw: &str) -> Key {
+    let rel = resolved.relative();
+    let dir = resolved.is_dir_request() && !rel.is_empty();
+    // Raw when raw == "/" + rel + ("/" if dir).
+    let same = raw.len() == 1 + rel.len() + usize::from(dir)
+        && raw.get(1..1 + rel.len()) == Some(rel)
+        && (!dir || raw.ends_with('/'));
+    if same {
+        Key::Raw
+    } else {
+        let mut k = String::with_capacity(rel.len() + 2);
+        k.push('/');
+        k.push_str(rel);
+        if dir {
+            k.push('/');
+        }
+        Key::Owned(k)
+    }
+}
+
+fn check_method(req: &Request) -> Option<Response> {
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        return None;
+    }
+    let mut res = Error::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "Method Not Allowed: {} (static files answer GET and HEAD)",
+            req.method()
+        ),
+    )
+    .into_response();
+    res.headers_mut().insert(header::ALLOW, ALLOW);
+    Some(res)
+}
+
+#[cold]
+fn reject(rej: crate::PathRejection, path: &str) -> Response {
+    let status = rej.status();
+    let mut shown: String = path.chars().take(200).collect();
+    if shown.len() < path.len() {
+        shown.push('…');
+    }
+    tracing::info!(status = status.as_u16(), path = %shown.escape_debug(), reason = %rej, "static: path refused");
+    let message = match status {
+        StatusCode::NOT_FOUND => "Not Found".to_owned(),
+        _ => format!("Bad Request: {rej}"),
+    };
+    let mut res = Response::new(Body::from(message));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+/// What the response logic needs of the request (a `Request` is not `Sync`, so the slow path
+/// keeps only these across its awaits).
+struct Head<'a> {
+    method: &'a Method,
+    headers: &'a HeaderMap,
+    uri: &'a http::Uri,
+    original: Option<&'a http::Uri>,
+}
+
+impl<'a> Head<'a> {
+    fn of(req: &'a Request) -> Self {
+        Self {
+            method: req.method(),
+            headers: req.headers(),
+            uri: req.uri(),
+            original: req.extensions().get::<OriginalUri>().map(|o| &o.0),
+        }
+    }
+
+    fn from_parts(parts: &'a http::request::Parts) -> Self {
+        Self {
+            method: &parts.method,
+            headers: &parts.headers,
+            uri: &parts.uri,
+            original: parts.extensions.get::<OriginalUri>().map(|o| &o.0),
+        }
+    }
+}
+
+async fn slow(shared: Arc<Shared>, req: Request) -> Response {
+    let (parts, _body) = req.into_parts();
+    let req = Head::from_parts(&parts);
+    let req = &req;
+    let s = &shared.settings;
+    let raw = if s.fixed { "/" } else { req.uri.path() };
+    let resolved = match resolve_path(raw, s.allow_hidden) {
+        Ok(r) => r.into_owned(),
+        Err(rej) => return reject(rej, raw),
+    };
+    let key = match resolved_key(&resolved, raw) {
+        Key::Raw => raw.to_owned(),
+        Key::Owned(k) => k,
+    };
+    if let Some(cache) = &shared.cache {
+        match cache.get(&key) {
+            Cached::Fresh(res) => return respond(&shared, req, &res),
+            Cached::Stale(res) => {
+                let check = res.clone();
+                match tokio::task::spawn_blocking(move || check.unchanged()).await {
+                    Ok(true) => {
+                        cache.revalidated(&res);
+                        return respond(&shared, req, &res);
+                    }
+                    Ok(false) => cache.remove(&key),
+                    Err(e) => return Error::internal(e).into_response(),
+                }
+            }
+            Cached::Absent => {}
+        }
+        cache.count_miss();
+    }
+    let dir = resolved.is_dir_request();
+    let relative = resolved.relative().to_owned();
+    let found = load(&shared, relative, dir).await;
+    match found {
+        Ok(Lookup::File(res)) => {
+            let res = match &shared.cache {
+                Some(cache) => cache.insert(&key, res),
+                None => Arc::new(res),
+            };
+            respond(&shared, req, &res)
+        }
+        Ok(Lookup::Redirect) => redirect(req),
+        Ok(Lookup::Listing(html)) => listing(req, html),
+        Ok(Lookup::Forbidden) => Error::new(StatusCode::FORBIDDEN, "Forbidden").into_response(),
+        Ok(Lookup::NotFound) => match &s.spa_fallback {
+            Some(file) => spa(&shared, req, file.clone()).await,
+            None => Error::not_found().into_response(),
+        },
+        Err(e) => e,
+    }
+}
+
+async fn load(shared: &Arc<Shared>, relative: String, dir: bool) -> Result<Lookup, Response> {
+    let sh = shared.clone();
+    let cacheable = shared.cache.is_some();
+    match tokio::task::spawn_blocking(move || lookup(&sh.settings, &relative, dir, cacheable)).await
+    {
+        Ok(Ok(found)) => Ok(found),
+        Ok(Err(e)) => Err(Error::internal(e).into_response()),
+        Err(e) => Err(Error::internal(e).into_response()),
+    }
+}
+
+async fn spa(shared: &Arc<Shared>, req: &Head<'_>, file: String) -> Response {
+    // Cached under a key no request path can have (request keys start with `/`).
+    let key = format!("spa:{file}");
+    if let Some(cache) = &shared.cache {
+        if let Cached::Fresh(res) = cache.get(&key) {
+            return respond(shared, req, &res);
+        }
+    }
+    match load(shared, file, false).await {
+        Ok(Lookup::File(res)) => {
+            let res = match &shared.cache {
+                Some(cache) => cache.insert(&key, res),
+                None => Arc::new(res),
+            };
+            respond(shared, req, &res)
+        }
+        Ok(_) => Error::not_found().into_response(),
+        Err(e) => e,
+    }
+}
+
+fn redirect(req: &Head<'_>) -> Response {
+    let uri = req.original.unwrap_or(req.uri);
+    // Collapse leading slashes: `//evil.example/` would be a redirect to another host.
+    let path = format!("/{}/", uri.path().trim_start_matches('/'));
+    let location = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let mut res = Response::new(Body::empty());
+    *res.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    // Explicit, so that HEAD and GET carry the same headers.
+    res.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+    if let Ok(v) = HeaderValue::try_from(location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
+fn listing(req: &Head<'_>, html: String) -> Response {
+    let len = html.len();
+    let body = if *req.method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(html)
+    };
+    let mut res = Response::new(body);
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HTML);
+    h.insert(header::CACHE_CONTROL, NO_CACHE);
+    h.insert(X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    res
+}
+
+/// The response for a found resource: representation choice, preconditions, ranges.
+fn respond(shared: &Shared, req: &Head<'_>, res: &Resource) -> Response {
+    let headers = req.headers;
+    let head = *req.method == Method::HEAD;
+    let rep = if res.vary {
+        let chosen = headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ae| Encoding::negotiate(ae, &res.encodings));
+        res.reps
+            .iter()
+            .find(|r| r.encoding == chosen)
+            .unwrap_or(&res.reps[0])
+    } else {
+        &res.reps[0]
+    };
+    let v = Validators {
+        etag: rep.etag.as_bytes(),
+        modified_secs: rep.modified_secs,
+    };
+    let mut h = HeaderMap::with_capacity(12);
+    h.insert(header::ETAG, rep.etag.clone());
+    h.insert(header::LAST_MODIFIED, rep.last_modified.clone());
+    h.insert(header::CACHE_CONTROL, res.cache_control.clone());
+    if res.vary {
+        h.insert(header::VARY, ACCEPT_ENCODING);
+    }
+    if let Some(status) = precond::evaluate(headers, &v) {
+        if status == StatusCode::PRECONDITION_FAILED {
+            tracing::info!(
+                status = 412,
+                path = req.uri.path(),
+                "static: precondition failed"
+            );
+        }
+        return finish(status, h, Body::empty());
+    }
+    h.insert(header::CONTENT_TYPE, res.content_type.clone());
+    h.insert(X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+    h.insert(header::ACCEPT_RANGES, BYTES);
+    if let Some(enc) = rep.encoding {
+        h.insert(header::CONTENT_ENCODING, enc.header_value());
+    }
+    // RFC 9110 14.2: Range is only defined for GET.
+    if let (false, Some(range)) = (head, headers.get(header::RANGE)) {
+        if precond::if_range_allows(headers, &v) {
+            match range::parse(range.as_bytes(), rep.len) {
+                RangeRequest::Full => {}
+                RangeRequest::Unsatisfiable => {
+                    tracing::info!(
+                        status = 416,
+                        path = req.uri.path(),
+                        "static: range not satisfiable"
+                    );
+                    h.remove(header::CONTENT_TYPE);
+                    h.insert(header::CONTENT_RANGE, unsatisfied(rep.len));
+                    h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+                    return finish(StatusCode::RANGE_NOT_SATISFIABLE, h, Body::empty());
+                }
+                RangeRequest::Ranges(ranges) => {
+                    return partial(shared, h, res, rep, ranges);
+                }
+            }
+        }
+    }
+    h.insert(header::CONTENT_LENGTH, rep.content_length.clone());
+    let body = if head {
+        Body::empty()
+    } else {
+        match &rep.data {
+            Some(data) => Body::from(data.clone()),
+            None => file_body(
+                shared,
+                rep,
+                vec![Part::File {
+                    offset: 0,
+                    len: rep.len,
+                }],
+            ),
+        }
+    };
+    finish(StatusCode::OK, h, body)
+}
+
+fn finish(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
+    let mut res = Response::new(body);
+    *res.status_mut() = status;
+    *res.headers_mut() = headers;
+    res
+}
+
+fn file_body(shared: &Shared, rep: &crate::load::Rep, parts: Vec<Part>) -> Body {
+    match &rep.file {
+        Some(file) => Body::new(FileBody::new(file.clone(), parts, shared.pool.clone())),
+        None => Body::empty(), // unreachable: a rep has its data or its file
+    }
+}
+
+fn unsatisfied(len: u64) -> HeaderValue {
+    HeaderValue::try_from(format!("bytes */{len}")).expect("digits are a valid header")
+}
+
+fn content_range(r: &std::ops::Range<u64>, len: u64) -> String {
+    format!("bytes {}-{}/{len}", r.start, r.end - 1)
+}
+
+/// 206: one range as is, several as `multipart/byteranges`.
+fn partial(
+    shared: &Shared,
+    mut h: HeaderMap,
+    res: &Resource,
+    rep: &crate::load::Rep,
+    ranges: Vec<std::ops::Range<u64>>,
+) -> Response {
+    if let [r] = ranges.as_slice() {
+        let len = r.end - r.start;
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::try_from(content_range(r, rep.len)).expect("valid header"),
+        );
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        let body = match &rep.data {
+            Some(data) => Body::from(data.slice(r.start as usize..r.end as usize)),
+            None => file_body(
+                shared,
+                rep,
+                vec![Part::File {
+                    offset: r.start,
+                    len,
+                }],
+            ),
+        };
+        return finish(StatusCode::PARTIAL_CONTENT, h, body);
+    }
+    let boundary = boundary(rep);
+    let content_type = res
+        .content_type
+        .to_str()
+        .unwrap_or("application/octet-stream");
+    let mut parts = Vec::with_capacity(ranges.len() * 2 + 1);
+    for r in &ranges {
+        let head = format!(
+            "\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: {}\r\n\r\n",
+            content_range(r, rep.len)
+        );
+        parts.push(Part::Bytes(Bytes::from(head)));
+        parts.push(Part::File {
+            offset: r.start,
+            len: r.end - r.start,
+        });
+    }
+    parts.push(Part::Bytes(Bytes::from(format!("\r\n--{boundary}--\r\n"))));
+    let total: u64 = parts
+        .iter()
+        .map(|p| match p {
+            Part::Bytes(b) => b.len() as u64,
+            Part::File { len, .. } => *len,
+        })
+        .sum();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::try_from(format!("multipart/byteranges; boundary={boundary}"))
+            .expect("valid header"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+    let body = match &rep.data {
+        Some(data) => {
+            let mut out = BytesMut::with_capacity(total as usize);
+            for p in &parts {
+                match p {
+                    Part::Bytes(b) => out.extend_from_slice(b),
+                    Part::File { offset, len } => {
+                        out.extend_from_slice(&data[*offset as usize..(*offset + *len) as usize])
+                    }
+                }
+            }
+            Body::from(out.freeze())
+        }
+        None => file_body(shared, rep, parts),
+    };
+    finish(StatusCode::PARTIAL_CONTENT, h, body)
+}
+
+/// A multipart boundary that differs per response (a counter, hashed with the ETag).
+fn boundary(rep: &crate::load::Rep) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut seed = rep.etag.as_bytes().to_vec();
+    seed.extend_from_slice(&n.to_le_bytes());
+    format!("conduit-{:016x}", xxhash_rust::xxh3::xxh3_64(&seed))
+}
