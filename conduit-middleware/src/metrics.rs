@@ -61,7 +61,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use conduit_core::{Body, BoxError, Handler, Middleware, Request, Response};
+use conduit_core::{Body, BoxError, Handler, MatchedPath, Middleware, Request, Response};
 use http::header::{self, HeaderValue};
 use http::{Extensions, Method};
 use http_body::{Body as _, Frame, SizeHint};
@@ -329,21 +329,32 @@ fn key_hash(id: u64, method: &str, status: u16, route: &str) -> u64 {
 }
 
 impl Shared {
-    fn series(&self, method: &'static str, status: u16, route: &str) -> Arc<Series> {
+    /// Record one response: latency since `start`, and `body_bytes` when known. Returns the
+    /// series only when the caller needs it (a streamed body, `body_bytes` = `None`), so the
+    /// common case touches no reference count.
+    fn record(
+        &self,
+        method: &'static str,
+        status: u16,
+        route: &str,
+        start: Instant,
+        body_bytes: Option<u64>,
+    ) -> Option<Arc<Series>> {
         let hash = key_hash(self.id, method, status, route);
-        let cached = CACHE.with(|c| {
-            c.borrow().get(&hash).and_then(|v| {
-                v.iter()
-                    .find(|s| s.is(self.id, method, status, route))
-                    .cloned()
-            })
+        let hit = CACHE.with(|c| {
+            let cache = c.borrow();
+            let series = cache
+                .get(&hash)?
+                .iter()
+                .find(|s| s.is(self.id, method, status, route))?;
+            Some(self.observe(series, start, body_bytes))
         });
-        if let Some(s) = cached {
-            return s;
+        if let Some(needed) = hit {
+            return needed;
         }
         let series = self.series_slow(hash, method, status, route);
         CACHE.with(|c| c.borrow_mut().entry(hash).or_default().push(series.clone()));
-        series
+        self.observe(&series, start, body_bytes)
     }
 
     #[cold]
@@ -374,7 +385,12 @@ impl Shared {
         series
     }
 
-    fn observe(&self, series: &Series, start: Instant) {
+    fn observe(
+        &self,
+        series: &Arc<Series>,
+        start: Instant,
+        body_bytes: Option<u64>,
+    ) -> Option<Arc<Series>> {
         let elapsed = start.elapsed();
         let secs = elapsed.as_secs_f64();
         let i = self
@@ -386,6 +402,13 @@ impl Shared {
         series
             .sum_nanos
             .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        match body_bytes {
+            Some(n) => {
+                series.body_bytes.fetch_add(n, Ordering::Relaxed);
+                None
+            }
+            None => Some(series.clone()),
+        }
     }
 }
 
@@ -406,15 +429,15 @@ fn method_label(m: &Method) -> &'static str {
 
 /// The route template the router recorded, if any.
 fn matched_route(ext: &Extensions) -> Option<&str> {
-    ext.get::<conduit_core::MatchedPath>().map(|m| m.as_str())
+    ext.get::<MatchedPath>().map(|m| m.as_str())
 }
 
 /// Decrements the in-flight gauge when the request ends, even if its future is dropped.
-struct InFlight(Gauge);
+struct InFlight(Arc<Shared>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.dec();
+        self.0.in_flight.dec();
     }
 }
 
@@ -442,31 +465,26 @@ impl<H: Handler> Handler for MetricsHandler<H> {
         let method = method_label(req.method());
         // Inside a router (a route's layer) the template is on the request; around the
         // router it comes back on the response.
-        let route_in: Option<Box<str>> = matched_route(req.extensions()).map(Into::into);
+        let route_in = req.extensions().get::<MatchedPath>().cloned();
         self.shared.in_flight.inc();
-        let guard = InFlight(self.shared.in_flight.clone());
-        let shared = self.shared.clone();
+        let guard = InFlight(self.shared.clone());
         let fut = self.inner.call(req);
         async move {
             let res = fut.await;
-            drop(guard);
+            let shared = &guard.0;
             let route = matched_route(res.extensions())
-                .or(route_in.as_deref())
+                .or(route_in.as_ref().map(MatchedPath::as_str))
                 .unwrap_or(UNMATCHED);
-            let series = shared.series(method, res.status().as_u16(), route);
-            shared.observe(&series, start);
-            match res.body().size_hint().exact() {
-                Some(n) => {
-                    series.body_bytes.fetch_add(n, Ordering::Relaxed);
-                    res
-                }
-                None => res.map(|body| {
-                    Body::new(CountingBody {
-                        inner: body,
-                        series,
-                    })
+            let exact = res.body().size_hint().exact();
+            let streamed = shared.record(method, res.status().as_u16(), route, start, exact);
+            drop(guard); // the request is no longer in flight
+            res.map(|body| match streamed {
+                None => body,
+                Some(series) => Body::new(CountingBody {
+                    inner: body,
+                    series,
                 }),
-            }
+            })
         }
     }
 }
