@@ -241,20 +241,24 @@ impl MetricsBuilder {
 
     /// Register the metrics in `registry` and build the middleware. Register one per registry
     /// (names must be unique); clone the returned middleware to use it in several places.
+    ///
+    /// The metrics live for the rest of the process (a few hundred bytes plus one entry per
+    /// label set, which the registry exposes for as long as it lives anyway): requests then
+    /// reach them through a plain `&'static` reference instead of counting references.
     pub fn register(self, registry: &MetricsRegistry) -> Metrics {
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-        let shared = Arc::new(Shared {
+        let shared: &'static Shared = Box::leak(Box::new(Shared {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             buckets: self.buckets.into(),
             series: RwLock::default(),
             in_flight: Gauge::default(),
-        });
+        }));
         registry.register(
             "http_requests_in_flight",
             "HTTP requests being handled",
             shared.in_flight.clone(),
         );
-        registry.register_collector(RequestCollector(shared.clone()));
+        registry.register_collector(RequestCollector(shared));
         Metrics { shared }
     }
 }
@@ -262,7 +266,7 @@ impl MetricsBuilder {
 /// The request-metrics middleware. See the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    shared: Arc<Shared>,
+    shared: &'static Shared,
 }
 
 impl Metrics {
@@ -293,7 +297,11 @@ struct Series {
 
 impl Series {
     fn is(&self, id: u64, method: &str, status: u16, route: &str) -> bool {
-        self.id == id && self.status == status && self.method == method && &*self.route == route
+        // Method labels come from one static table, so the pointers usually settle it.
+        self.id == id
+            && self.status == status
+            && (std::ptr::eq(self.method, method) || self.method == method)
+            && &*self.route == route
     }
 }
 
@@ -433,7 +441,7 @@ fn matched_route(ext: &Extensions) -> Option<&str> {
 }
 
 /// Decrements the in-flight gauge when the request ends, even if its future is dropped.
-struct InFlight(Arc<Shared>);
+struct InFlight(&'static Shared);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -445,7 +453,7 @@ impl Drop for InFlight {
 #[derive(Debug, Clone)]
 pub struct MetricsHandler<H> {
     inner: H,
-    shared: Arc<Shared>,
+    shared: &'static Shared,
 }
 
 impl<H: Handler> Middleware<H> for Metrics {
@@ -454,7 +462,7 @@ impl<H: Handler> Middleware<H> for Metrics {
     fn wrap(&self, inner: H) -> Self::Output {
         MetricsHandler {
             inner,
-            shared: self.shared.clone(),
+            shared: self.shared,
         }
     }
 }
@@ -472,7 +480,7 @@ impl<H: Handler> Handler for MetricsHandler<H> {
             start,
             method,
             route_in,
-            guard: InFlight(self.shared.clone()),
+            guard: InFlight(self.shared),
         };
         MetricsFuture {
             inner: self.inner.call(req),
@@ -570,7 +578,7 @@ impl http_body::Body for CountingBody {
 
 /// Encodes the request series at scrape time.
 #[derive(Clone)]
-struct RequestCollector(Arc<Shared>);
+struct RequestCollector(&'static Shared);
 
 impl fmt::Debug for RequestCollector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
