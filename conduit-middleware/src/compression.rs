@@ -56,6 +56,8 @@ use conduit_core::{Body, BoxError, Handler, Middleware, Request, Response};
 use http_body::{Frame, SizeHint};
 use tokio::io::AsyncWrite;
 
+use crate::future::MapOutput;
+
 /// A content coding conduit can produce (and decode, see [`Decompression`](crate::Decompression)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Encoding {
@@ -404,20 +406,21 @@ impl<H: Handler> Handler for CompressionHandler<H> {
         let negotiated = negotiate(req.headers(), &self.config.order);
         let head = req.method() == Method::HEAD;
         let config = self.config.clone();
-        let fut = self.inner.call(req);
-        async move {
-            let res = fut.await;
+        MapOutput::new(self.inner.call(req), move |res| {
             compress_response(&config, negotiated, head, res)
-        }
+        })
     }
 }
 
+fn has_token_in(value: &HeaderValue, token: &str) -> bool {
+    value
+        .to_str()
+        .map(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        .unwrap_or(false)
+}
+
 fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.to_str()
-            .map(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-            .unwrap_or(false)
-    })
+    headers.get_all(name).iter().any(|v| has_token_in(v, token))
 }
 
 fn add_vary(headers: &mut HeaderMap) {
@@ -435,7 +438,6 @@ fn compress_response(
     mut res: Response,
 ) -> Response {
     let status = res.status();
-    let headers = res.headers();
     // Responses compression must not touch: no Vary either (their form does not depend on
     // Accept-Encoding).
     if head
@@ -443,11 +445,6 @@ fn compress_response(
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
         || status == StatusCode::PARTIAL_CONTENT
-        || headers.contains_key(header::CONTENT_RANGE)
-        || headers
-            .get(header::CONTENT_ENCODING)
-            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
-        || has_token(headers, header::CACHE_CONTROL, "no-transform")
     {
         return res;
     }
@@ -455,13 +452,32 @@ fn compress_response(
     if size.exact() == Some(0) {
         return res;
     }
-    add_vary(res.headers_mut());
+    // One pass over the (few) response headers instead of a hash lookup per name.
+    let mut content_type = None;
+    let mut has_vary = false;
+    for (name, value) in res.headers() {
+        if *name == header::CONTENT_TYPE {
+            content_type = Some(value);
+        } else if *name == header::VARY {
+            has_vary = true;
+        } else if *name == header::CONTENT_RANGE
+            || (*name == header::CONTENT_ENCODING
+                && !value.as_bytes().eq_ignore_ascii_case(b"identity"))
+            || (*name == header::CACHE_CONTROL && has_token_in(value, "no-transform"))
+        {
+            return res;
+        }
+    }
     let wanted = size.upper().is_none_or(|upper| upper >= config.min_size)
-        && res
-            .headers()
-            .get(header::CONTENT_TYPE)
+        && content_type
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| (config.predicate)(ct));
+    if has_vary {
+        add_vary(res.headers_mut());
+    } else {
+        res.headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
     let encoding = match negotiated {
         Negotiated::Encode(_) if !wanted => return res,
         Negotiated::Encode(enc) | Negotiated::Required(enc) => enc,

@@ -3,6 +3,7 @@
 
 pub mod compression;
 pub mod decompression;
+mod future;
 pub mod logging;
 pub mod recovery;
 pub mod request_id;

@@ -56,6 +56,7 @@ use conduit_core::{
 use http_body::Frame;
 use tracing::Level;
 
+use crate::future::MapOutput;
 use crate::request_id::RequestIdValue;
 
 /// The middleware: one event per request (see the [module docs](self)).
@@ -218,17 +219,18 @@ impl Event {
 impl<H: Handler> Handler for LoggingHandler<H> {
     fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<H> {
         let config = self.config;
-        let info = enabled(config.most_verbose()).then(|| RequestInfo {
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            version: req.version(),
-            request_id: req.extensions().get::<RequestIdValue>().cloned(),
-            peer: req.connect_info().map(|c| c.peer_addr()),
-            start: Instant::now(),
+        // Boxed: the future stays small (it is moved by every layer above) when logging is off.
+        let info = enabled(config.most_verbose()).then(|| {
+            Box::new(RequestInfo {
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                version: req.version(),
+                request_id: req.extensions().get::<RequestIdValue>().cloned(),
+                peer: req.connect_info().map(|c| c.peer_addr()),
+                start: Instant::now(),
+            })
         });
-        let fut = self.inner.call(req);
-        async move {
-            let res = fut.await;
+        MapOutput::new(self.inner.call(req), move |res: Response| {
             let Some(req) = info else {
                 return res;
             };
@@ -237,7 +239,7 @@ impl<H: Handler> Handler for LoggingHandler<H> {
                 return res;
             }
             let event = Event {
-                req,
+                req: *req,
                 level,
                 status: res.status(),
                 route: res.extensions().get::<MatchedPath>().cloned(),
@@ -254,7 +256,7 @@ impl<H: Handler> Handler for LoggingHandler<H> {
                     completed: false,
                 })
             })
-        }
+        })
     }
 }
 

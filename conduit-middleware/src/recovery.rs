@@ -40,6 +40,7 @@ use conduit_core::http::{HeaderValue, StatusCode, header};
 use conduit_core::{Body, BoxError, Handler, Middleware, Request, Response};
 use http_body::Frame;
 
+use crate::future::MapOutput;
 use crate::request_id::RequestIdValue;
 
 /// The middleware: catch panics (see the [module docs](self)).
@@ -100,29 +101,33 @@ impl<H: Handler> Handler for RecoveryHandler<H> {
     fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<H> {
         let id = req.extensions().get::<RequestIdValue>().cloned();
         let method = req.method().clone();
-        let uri = req.uri().clone(); // a reference count, not a copy
         // Building the future may panic too (a handler that panics before its first await
         // point usually panics in `poll`, but a hand-written `call` can panic here).
-        let fut = catch_unwind(AssertUnwindSafe(|| self.inner.call(req)));
-        async move {
-            let caught = match fut {
-                Ok(fut) => CatchUnwind { inner: fut }.await,
-                Err(payload) => Err(payload),
-            };
-            match caught {
+        let caught = match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
+            Ok(fut) => CatchUnwind {
+                inner: Some(fut),
+                early: None,
+            },
+            Err(payload) => CatchUnwind {
+                inner: None,
+                early: Some(payload),
+            },
+        };
+        MapOutput::new(
+            caught,
+            move |caught: Result<Response, Box<dyn Any + Send>>| match caught {
                 Ok(res) => guard_body(res, id),
                 Err(payload) => {
                     tracing::error!(
                         request_id = id.as_ref().map(RequestIdValue::as_str),
                         %method,
-                        path = uri.path(),
                         panic = panic_message(&*payload),
                         "handler panicked before its response head; answering 500"
                     );
                     internal_error()
                 }
-            }
-        }
+            },
+        )
     }
 }
 
@@ -142,9 +147,11 @@ fn guard_body(res: Response, id: Option<RequestIdValue>) -> Response {
 }
 
 pin_project_lite::pin_project! {
+    /// The handler's future, with panics caught; `early` is a panic of `call` itself.
     struct CatchUnwind<F> {
         #[pin]
-        inner: F,
+        inner: Option<F>,
+        early: Option<Box<dyn Any + Send>>,
     }
 }
 
@@ -152,11 +159,20 @@ impl<F: Future> Future for CatchUnwind<F> {
     type Output = Result<F::Output, Box<dyn Any + Send>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.project().inner;
+        let mut this = self.project();
+        if let Some(payload) = this.early.take() {
+            return Poll::Ready(Err(payload));
+        }
+        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+            return Poll::Ready(Err(Box::new("polled after completion")));
+        };
         match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(res)) => Poll::Ready(Ok(res)),
-            Err(payload) => Poll::Ready(Err(payload)),
+            Err(payload) => {
+                this.inner.set(None); // drop what is left of the handler now
+                Poll::Ready(Err(payload))
+            }
         }
     }
 }

@@ -35,6 +35,8 @@ use conduit_core::http::header::HeaderName;
 use conduit_core::http::{HeaderValue, Request as HttpRequest};
 use conduit_core::{Handler, Middleware, Request, Response};
 
+use crate::future::MapOutput;
+
 /// The default header: `x-request-id`.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -190,12 +192,10 @@ impl<H: Handler> Handler for RequestIdHandler<H> {
         };
         req.extensions_mut().insert(RequestIdValue(id.clone()));
         let header = self.header.clone();
-        let fut = self.inner.call(req);
-        async move {
-            let mut res = fut.await;
+        MapOutput::new(self.inner.call(req), move |mut res: Response| {
             res.headers_mut().insert(header, id);
             res
-        }
+        })
     }
 }
 

@@ -155,6 +155,40 @@ async fn panic_is_a_500_while_concurrent_requests_succeed() {
     srv.handle.shutdown();
 }
 
+#[tokio::test]
+async fn panic_mid_body_resets_only_that_http2_stream() {
+    let srv = start(recovery_app()).await;
+    let mut h2 = h2_client(srv.addr).await;
+    let h2_request = |path: &str| {
+        http::Request::get(format!("http://test{path}"))
+            .body(empty())
+            .unwrap()
+    };
+    // The stream is reset (before or after its head, as hyper happened to flush), never
+    // completed.
+    match tokio::time::timeout(HANG, h2.send_request(h2_request("/panic-in-body")))
+        .await
+        .unwrap()
+    {
+        Ok(res) => {
+            let collected = tokio::time::timeout(HANG, res.into_body().collect())
+                .await
+                .unwrap();
+            assert!(collected.is_err(), "the stream is reset, not completed");
+        }
+        Err(e) => assert!(format!("{e:?}").contains("Reset"), "{e:?}"),
+    }
+    // The same connection still serves.
+    let res = tokio::time::timeout(HANG, h2.send_request(h2_request("/ok")))
+        .await
+        .unwrap()
+        .expect("connection still open");
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "fine");
+    srv.handle.shutdown();
+}
+
 /// Sets its flag when dropped: proves the handler future was cancelled.
 struct DropFlag(Arc<AtomicBool>);
 

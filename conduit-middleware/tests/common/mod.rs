@@ -47,6 +47,21 @@ pub async fn client(addr: SocketAddr) -> H1 {
     tx
 }
 
+pub type H2 = hyper::client::conn::http2::SendRequest<Full<Bytes>>;
+
+/// An HTTP/2 (prior knowledge, h2c) connection.
+pub async fn h2_client(addr: SocketAddr) -> H2 {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (tx, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    tx
+}
+
 pub fn request(path: &str) -> http::request::Builder {
     http::Request::get(path).header("host", "test")
 }
