@@ -135,15 +135,13 @@ impl<H: Handler> Middleware<H> for CacheControl {
 
 impl<H: Handler> Handler for CacheControlHandler<H> {
     fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<H> {
-        let fut = self.inner.call(req);
         let policy = self.policy.clone();
-        async move {
-            let mut res = fut.await;
+        crate::future::MapOutput::new(self.inner.call(req), move |mut res: Response| {
             if policy.applies_to(res.status()) && !res.headers().contains_key(CACHE_CONTROL) {
                 res.headers_mut().insert(CACHE_CONTROL, policy.value);
             }
             res
-        }
+        })
     }
 }
 

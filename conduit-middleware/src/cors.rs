@@ -52,7 +52,9 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use conduit_core::{Body, Handler, Middleware, Request, Response};
@@ -397,49 +399,64 @@ fn append_vary(headers: &mut HeaderMap, value: &'static str) {
     }
 }
 
-enum Answer<F> {
-    Preflight(Response),
-    Call(F, Option<HeaderValue>),
+pin_project_lite::pin_project! {
+    /// A preflight answered on the spot, or the inner handler's response being annotated.
+    #[project = CorsProj]
+    enum CorsFuture<M> {
+        Preflight { res: Option<Response> },
+        Call { #[pin] inner: M },
+    }
+}
+
+impl<M: Future<Output = Response>> Future for CorsFuture<M> {
+    type Output = Response;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        match self.project() {
+            CorsProj::Preflight { res } => {
+                Poll::Ready(res.take().expect("CorsFuture polled after completion"))
+            }
+            CorsProj::Call { inner } => inner.poll(cx),
+        }
+    }
 }
 
 impl<H: Handler> Handler for CorsHandler<H> {
     fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<H> {
         let policy = &self.policy;
         let origin = req.headers().get(header::ORIGIN);
-        let answer = if req.method() == Method::OPTIONS
+        if req.method() == Method::OPTIONS
             && origin.is_some()
             && req
                 .headers()
                 .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
         {
-            Answer::Preflight(preflight(policy, &req))
-        } else {
-            let allow = policy.allow_origin(origin);
-            if origin.is_some() && allow.is_none() {
-                tracing::debug!(origin = ?origin, "CORS: origin not allowed");
-            }
-            Answer::Call(self.inner.call(req), allow)
-        };
+            return CorsFuture::Preflight {
+                res: Some(preflight(policy, &req)),
+            };
+        }
+        let allow = policy.allow_origin(origin);
+        if origin.is_some() && allow.is_none() {
+            tracing::debug!(origin = ?origin, "CORS: origin not allowed");
+        }
         let policy = self.policy.clone();
-        async move {
-            match answer {
-                Answer::Preflight(res) => res,
-                Answer::Call(fut, allow) => {
-                    let mut res = fut.await;
-                    let allowed = allow.is_some();
-                    let headers = res.headers_mut();
-                    policy.add_common(headers, allow);
-                    if allowed {
-                        if let Some(e) = &policy.expose_headers {
-                            headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, e.clone());
-                        }
-                    }
-                    if policy.vary_on_origin {
-                        append_vary(headers, "origin");
-                    }
-                    res
+        let annotate = move |mut res: Response| {
+            let allowed = allow.is_some();
+            let headers = res.headers_mut();
+            policy.add_common(headers, allow);
+            if allowed {
+                if let Some(e) = &policy.expose_headers {
+                    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, e.clone());
                 }
             }
+            if policy.vary_on_origin {
+                append_vary(headers, "origin");
+            }
+            res
+        };
+        CorsFuture::Call {
+            inner: crate::future::MapOutput::new(self.inner.call(req), annotate),
         }
     }
 }

@@ -106,9 +106,7 @@ impl<H: Handler> Handler for ETagHandler<H> {
             None
         };
         let max = self.config.max_body_bytes;
-        let fut = self.inner.call(req);
-        async move {
-            let mut res = fut.await;
+        crate::future::MapOutput::new(self.inner.call(req), move |mut res: Response| {
             if !applies || !res.status().is_success() {
                 return res;
             }
@@ -138,7 +136,7 @@ impl<H: Handler> Handler for ETagHandler<H> {
                     res
                 }
             }
-        }
+        })
     }
 }
 
