@@ -19,7 +19,10 @@
 //! The request path takes no lock: each worker thread keeps a cache from label set to that
 //! series' atomic counters, so a request costs a thread-local lookup, two clock reads and a
 //! few atomic adds. Only the first request of a new label set on a thread, and each scrape,
-//! take the registry's lock.
+//! take the registry's lock. Measured on `bench_server`'s `/stack` (callgrind, user-space
+//! instructions per request, `CONDUIT_STACK_METRICS=0` for the baseline): about 575
+//! instructions, +3.9% of the stack, +5.4% of a bare "Hello, World!"; in-process, the criterion
+//! bench `benches/middleware_part2.rs` puts it at roughly 140 ns on a router call.
 //!
 //! The [`MetricsRegistry`] wraps a [`prometheus_client`] registry shared by the whole app:
 //! other parts (server connections, file caches, SSE hubs, pools) register their own metrics
