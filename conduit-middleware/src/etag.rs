@@ -13,6 +13,9 @@
 //! no body that keeps the validators and caching headers (`ETag`, `Cache-Control`, `Expires`,
 //! `Vary`, `Content-Location`, `Last-Modified`, `Date`) and drops the body's own headers. A
 //! malformed `If-None-Match` is ignored (logged): the client gets the full response.
+//! With [`Compression`](crate::Compression) outside this middleware, clients hold the tag the
+//! compression gave the encoded variant (`"x-gzip"`); that counts as a match too, and the 304
+//! names the variant the client has.
 //!
 //! The handler still runs: this saves bandwidth and the client's work, not the server's.
 //! Wrap a route (`get(handler.with(ETag::new()))`) or a router's routes
@@ -125,12 +128,19 @@ impl<H: Handler> Handler for ETagHandler<H> {
             let Some(conditions) = if_none_match else {
                 return res;
             };
-            let Some(tag) = res.headers().get(header::ETAG) else {
+            let Some(tag) = res.headers().get(header::ETAG).cloned() else {
                 return res;
             };
-            match none_match(&conditions, tag.as_bytes()) {
-                Ok(true) => not_modified(res),
-                Ok(false) => res,
+            match none_match_coded(&conditions, tag.as_bytes()) {
+                Ok(Some(None)) => not_modified(res),
+                Ok(Some(Some(coding))) => {
+                    // The client holds the compressed variant: the 304 names that one.
+                    if let Some(coded) = with_coding(&tag, coding) {
+                        res.headers_mut().insert(header::ETAG, coded);
+                    }
+                    not_modified(res)
+                }
+                Ok(None) => res,
                 Err(()) => {
                     tracing::info!("malformed If-None-Match header ignored");
                     res
@@ -173,13 +183,24 @@ fn not_modified(res: Response) -> Response {
 
 /// Whether `If-None-Match` (all its header lines) matches `tag` with the weak comparison:
 /// `Ok(true)` to answer 304, `Err(())` if a line is malformed.
+#[cfg(test)]
 fn none_match(lines: &[HeaderValue], tag: &[u8]) -> Result<bool, ()> {
+    Ok(none_match_coded(lines, tag)?.is_some())
+}
+
+/// The content codings the compression middleware appends to a tag (`"x"` → `"x-gzip"`).
+const CODINGS: [&str; 4] = ["gzip", "br", "zstd", "deflate"];
+
+/// Like [`none_match`], telling also how it matched: `Some(None)` for the tag itself (or `*`),
+/// `Some(Some(coding))` for the tag with a content-coding suffix — the tag a client got from a
+/// compressed response, when the compression middleware sits outside this one.
+fn none_match_coded(lines: &[HeaderValue], tag: &[u8]) -> Result<Option<Option<&'static str>>, ()> {
     let ours = opaque(tag).ok_or(())?;
-    let mut matched = false;
+    let mut matched = None;
     for line in lines {
         let mut rest = trim(line.as_bytes());
         if rest == b"*" {
-            matched = true;
+            matched = Some(None);
             continue;
         }
         if rest.is_empty() {
@@ -187,7 +208,19 @@ fn none_match(lines: &[HeaderValue], tag: &[u8]) -> Result<bool, ()> {
         }
         loop {
             let (theirs, after) = next_tag(rest).ok_or(())?;
-            matched |= theirs == ours;
+            if theirs == ours {
+                matched = Some(None);
+            } else if matched.is_none() {
+                let coded = CODINGS.into_iter().find(|c| {
+                    theirs.len() == ours.len() + 1 + c.len()
+                        && theirs.starts_with(ours)
+                        && theirs[ours.len()] == b'-'
+                        && theirs.ends_with(c.as_bytes())
+                });
+                if let Some(c) = coded {
+                    matched = Some(Some(c));
+                }
+            }
             rest = trim(after);
             if rest.is_empty() {
                 break;
@@ -199,6 +232,18 @@ fn none_match(lines: &[HeaderValue], tag: &[u8]) -> Result<bool, ()> {
         }
     }
     Ok(matched)
+}
+
+/// `tag` (`"x"` or `W/"x"`) with `-coding` appended inside the quotes.
+fn with_coding(tag: &HeaderValue, coding: &str) -> Option<HeaderValue> {
+    let bytes = tag.as_bytes();
+    let head = bytes.strip_suffix(b"\"")?;
+    let mut out = Vec::with_capacity(bytes.len() + 1 + coding.len());
+    out.extend_from_slice(head);
+    out.push(b'-');
+    out.extend_from_slice(coding.as_bytes());
+    out.push(b'"');
+    HeaderValue::from_bytes(&out).ok()
 }
 
 fn trim(s: &[u8]) -> &[u8] {
@@ -255,10 +300,28 @@ mod tests {
             (&[r#"w/"a""#], r#""a""#, Err(())),            // lowercase w
             (&[""], r#""a""#, Err(())),
             (&[r#""a", *"#], r#""a""#, Err(())),           // * is alone or not at all
+            (&[r#""a-gzip""#], r#""a""#, Ok(true)),        // compressed variants of our tag
+            (&[r#"W/"a-br""#], r#""a""#, Ok(true)),
+            (&[r#""a-lzma""#], r#""a""#, Ok(false)),
+            (&[r#""ab-gzip""#], r#""a""#, Ok(false)),
         ];
         for (i, (lines, tag, want)) in cases.iter().enumerate() {
             assert_eq!(inm(lines, tag), *want, "case {i}: {lines:?} vs {tag}");
         }
+    }
+
+    #[test]
+    fn coded_matches_name_the_coding() {
+        let v = |s: &str| HeaderValue::from_str(s).unwrap();
+        assert_eq!(
+            none_match_coded(&[v(r#""a-zstd""#)], b"\"a\""),
+            Ok(Some(Some("zstd")))
+        );
+        assert_eq!(
+            none_match_coded(&[v(r#""a-zstd", "a""#)], b"\"a\""),
+            Ok(Some(None))
+        );
+        assert_eq!(with_coding(&v(r#"W/"a""#), "br"), Some(v(r#"W/"a-br""#)));
     }
 
     #[test]

@@ -141,3 +141,40 @@ async fn cache_control_policies() {
     assert_eq!(res.status, 201);
     assert_eq!(res.header("cache-control"), Some("public, max-age=300"));
 }
+
+#[tokio::test]
+async fn compressed_variants_get_304_too() {
+    use conduit_middleware::Compression;
+    let text = "conduit ".repeat(512);
+    let app = Router::new()
+        .route(
+            "/text",
+            get(move |_req: Request| {
+                let text = text.clone();
+                async move { text }
+            }),
+        )
+        .layer(ETag::new())
+        .with(Compression::new());
+    let server = start(app).await;
+    let gz = [("accept-encoding", "gzip")];
+    let first = send(server.addr, "GET", "/text", &gz).await;
+    assert_eq!(first.header("content-encoding"), Some("gzip"));
+    let tag = first.header("etag").expect("etag").to_owned();
+    assert!(tag.ends_with("-gzip\""), "{tag}");
+
+    let res = send(
+        server.addr,
+        "GET",
+        "/text",
+        &[("accept-encoding", "gzip"), ("if-none-match", &tag)],
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(
+        res.header("etag"),
+        Some(&*tag),
+        "the 304 names the variant the client has"
+    );
+    assert!(res.body.is_empty());
+}
