@@ -30,4 +30,6 @@ pub use etag::{ETag, ETagHandler};
 pub use metrics::{Metrics, MetricsBuilder, MetricsEndpoint, MetricsHandler, MetricsRegistry};
 /// The Prometheus client library the metrics are built on, for registering your own.
 pub use prometheus_client;
-pub use rate_limit::{Decision, MemoryStore, Quota, RateLimit, RateLimitHandler, RateLimitStore};
+pub use rate_limit::{
+    Decision, MemoryStore, Quota, RateLimit, RateLimitHandler, RateLimitStore, ip_key,
+};

@@ -317,11 +317,13 @@ impl<K, S: fmt::Debug> fmt::Debug for RateLimit<K, S> {
 
 impl RateLimit {
     /// Limit each client IP ([`ClientIp::of`](crate::ClientIp::of)) to `quota`, in a
-    /// [`MemoryStore`] of [`DEFAULT_MAX_KEYS`] keys.
+    /// [`MemoryStore`] of [`DEFAULT_MAX_KEYS`] keys. IPv6 clients are keyed by their /64
+    /// network: one subscriber usually holds a whole /64 and could otherwise rotate addresses
+    /// to escape the limit.
     pub fn new(quota: Quota) -> Self {
         Self {
             quota,
-            key: Arc::new(crate::ClientIp::of),
+            key: Arc::new(|req: &Request| crate::ClientIp::of(req).map(ip_key)),
             store: Arc::new(MemoryStore::default()),
         }
     }
@@ -358,6 +360,17 @@ where
     /// The store, shared by every handler this middleware wraps.
     pub fn shared_store(&self) -> &Arc<S> {
         &self.store
+    }
+}
+
+/// The default key of an address: IPv4 as is, IPv6 truncated to its /64 network.
+pub fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
     }
 }
 
@@ -505,6 +518,15 @@ mod tests {
             store.len() >= store.max_keys() / 2,
             "eviction is not wholesale"
         );
+    }
+
+    #[test]
+    fn ipv6_keys_are_64_bit_networks() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(ip_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(ip_key(ip("2001:db8:1:2:ffff::9")), ip("2001:db8:1:2::"));
+        assert_ne!(ip_key(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
+        assert_eq!(ip_key(ip("192.0.2.7")), ip("192.0.2.7"));
     }
 
     #[test]

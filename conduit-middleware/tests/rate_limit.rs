@@ -66,6 +66,31 @@ async fn keys_are_client_ips_behind_trusted_proxies() {
         send(server.addr, "GET", "/limited", &spoof).await.status,
         429
     );
+    // IPv6 clients are keyed by /64: rotating the interface id does not help.
+    for ip in ["2001:db8:7:7::1", "2001:db8:7:7::2"] {
+        assert_eq!(
+            send(server.addr, "GET", "/limited", &from(ip)).await.status,
+            200
+        );
+    }
+    assert_eq!(
+        send(
+            server.addr,
+            "GET",
+            "/limited",
+            &from("2001:db8:7:7:ffff::3")
+        )
+        .await
+        .status,
+        429
+    );
+    assert_eq!(
+        send(server.addr, "GET", "/limited", &from("2001:db8:7:8::1"))
+            .await
+            .status,
+        200,
+        "another /64 is another client"
+    );
     // Without the header the key is the proxy itself (127.0.0.1), a fresh bucket.
     assert_eq!(fetch(server.addr, "/limited").await.status, 200);
 }
