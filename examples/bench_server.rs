@@ -2,10 +2,14 @@
 //!
 //! Usage: `bench_server [ADDR] [ROOT]` (defaults `127.0.0.1:18090`, `/tmp/conduit-compare-root`).
 //!
-//! Routes (the ones that exist so far; static files, compression and the middleware stack
-//! arrive with conduit-static and conduit-middleware):
+//! Routes:
 //! - `/`     "Hello, World!" as text/plain
 //! - `/json` `{"message":"Hello, World!"}` as application/json, serialized per request
+//! - `/sse` Server-Sent Events from a hub that publishes `event: tick`, `id: <seq>`,
+//!   `data: {"seq":<seq>}` every 100 ms (from the first subscription on); a `Last-Event-ID`
+//!   first replays the retained ticks after it
+//! - `/stream/json?n=N` a JSON array of N objects `{"id":i,"name":"item-i"}`, streamed
+//! - `/stream/ndjson?n=N` the same as NDJSON
 //! - `/static/*` the files under ROOT (`conduit::ServeDir`, default settings)
 //! - `/stack` "Hello, World!" behind the recommended middleware stack (request id, logging,
 //!   recovery, timeout, compression), as the axum peer puts tower-http's layers on it
@@ -22,16 +26,79 @@ use conduit::middleware::{
     Compression, ETag, Logging, Metrics, MetricsRegistry, Quota, RateLimit, Recovery, RequestId,
     Timeout,
 };
-use conduit::{Config, HandlerExt, Json, MethodRouter, Request, Router, ServeDir, get};
-use serde::Serialize;
+use conduit::{
+    Config, Event, HandlerExt, Hub, IntoResponse, Json, JsonArray, MethodRouter, Ndjson, Request,
+    RequestExt, Router, ServeDir, get,
+};
+use serde::{Deserialize, Serialize};
 
 #[derive(Serialize)]
 struct Message {
     message: &'static str,
 }
 
+#[derive(Serialize)]
+struct Item {
+    id: u64,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Count {
+    n: u64,
+}
+
+fn items(
+    req: &Request,
+) -> Result<impl Iterator<Item = Item> + Send + Unpin + use<>, conduit::Error> {
+    let Count { n } = req.query()?; // missing or malformed n: 400
+    Ok((0..n).map(|id| Item {
+        id,
+        name: format!("item-{id}"),
+    }))
+}
+
+/// The `/sse` hub; its ticker starts with the first subscription (inside the runtime).
+fn hub() -> &'static Hub {
+    static HUB: OnceLock<Hub> = OnceLock::new();
+    HUB.get_or_init(|| {
+        let hub = Hub::new();
+        let ticker = hub.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(100));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            for seq in 1u64.. {
+                every.tick().await;
+                let event = Event::default()
+                    .event("tick")
+                    .expect("static name")
+                    .data(format!("{{\"seq\":{seq}}}"));
+                if let Err(e) = ticker.publish(event).await {
+                    tracing::warn!(error = %e, "tick not published");
+                }
+            }
+        });
+        hub
+    })
+}
+
 fn app(root: &str) -> Router {
     Router::new()
+        .route(
+            "/sse",
+            get(|req: Request| {
+                let sse = hub().sse(&req);
+                async move { sse.await.into_response() }
+            }),
+        )
+        .route(
+            "/stream/json",
+            get(|req: Request| async move { items(&req).map(JsonArray::from_items) }),
+        )
+        .route(
+            "/stream/ndjson",
+            get(|req: Request| async move { items(&req).map(Ndjson::from_items) }),
+        )
         .route("/", get(|_req: Request| async { "Hello, World!" }))
         .route(
             "/json",

@@ -19,6 +19,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # --- system tools used by the tests: command -> Debian/Ubuntu package ----------------------
 declare -A packages=([curl]=curl [h2load]=nghttp2-client)
+# headless Chromium drives the live_events page in tests/browser.rs (conduit-stream)
+packages[chromium]=chromium
 missing=()
 for cmd in "${!packages[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${packages[$cmd]}")

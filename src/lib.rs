@@ -23,10 +23,17 @@ pub use conduit_server::{
     Config, Readiness, Server, ServerError, ShutdownHandle, TlsConfig, TlsVersion, run,
 };
 
+/// Streaming responses: JSON arrays, NDJSON, chunked bodies, SSE and the SSE hub (feature `stream`).
+#[cfg(feature = "stream")]
+pub use conduit_stream as stream;
+#[cfg(feature = "stream")]
+pub use conduit_stream::{Chunked, Event, Hub, JsonArray, LastEventId, Ndjson, Sse};
+
 /// Standard middleware: request id, recovery, logging, timeout, compression (feature
 /// `middleware`).
 #[cfg(feature = "middleware")]
 pub use conduit_middleware as middleware;
+
 /// Static files: `ServeDir`, `ServeFile`, the hot-file cache (feature `static`).
 #[cfg(feature = "static")]
 pub use conduit_static as static_files;

@@ -12,6 +12,7 @@ mod middleware;
 mod request;
 mod response;
 mod router;
+mod shutdown;
 
 pub use body::{Body, to_bytes};
 pub use connect_info::ConnectInfo;
@@ -24,6 +25,7 @@ pub use router::{
     MatchedPath, MethodRouter, OriginalUri, PathParams, Router, any, delete, get, head, options,
     patch, post, put,
 };
+pub use shutdown::ShutdownSignal;
 
 /// An HTTP request with a conduit [`Body`].
 pub type Request<B = Body> = http::Request<B>;

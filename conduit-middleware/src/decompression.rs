@@ -2,8 +2,8 @@
 //! `deflate`, `br`, `zstd`), so handlers read plain bytes.
 //!
 //! The body limit applies to the **decoded** size: the request's
-//! [`BodyLimit`](conduit_core::BodyLimit) (the server's `max_body_bytes`), else
-//! [`DEFAULT_BODY_LIMIT`](conduit_core::DEFAULT_BODY_LIMIT), so a small compressed bomb gets
+//! [`BodyLimit`] (the server's `max_body_bytes`), else
+//! [`DEFAULT_BODY_LIMIT`], so a small compressed bomb gets
 //! `413 Payload Too Large` rather than filling memory (input is fed to the decoder in small
 //! slices, so no more than about a megabyte is decoded past the limit before it stops).
 //! `Content-Encoding` and `Content-Length` are removed from the request the handler sees.

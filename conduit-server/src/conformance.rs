@@ -161,78 +161,100 @@ fn split_port(v: &[u8]) -> (&[u8], Option<&[u8]>) {
     }
 }
 
-/// `uri-host [ ":" port ]` (RFC 9112 section 3.2, RFC 3986 section 3.2.2), with the port
-/// limited to 0..=65535. An empty value is valid (a target without an authority).
-pub(crate) fn valid_host(v: &[u8]) -> bool {
-    let (host, port) = if v.first() == Some(&b'[') {
-        let Some(end) = v.iter().position(|&b| b == b']') else {
-            return false;
-        };
-        if !valid_ip_literal(&v[1..end]) {
-            return false;
-        }
-        match &v[end + 1..] {
-            [] => return true,
-            [b':', port @ ..] => (&[][..], port),
-            _ => return false,
-        }
-    } else {
-        match v.iter().position(|&b| b == b':') {
-            Some(i) => (&v[..i], &v[i + 1..]),
-            None => (v, &[][..]),
-        }
-    };
-    valid_port(port) && valid_reg_name(host)
-}
-
-#[inline]
-fn valid_port(p: &[u8]) -> bool {
-    p.len() <= 5
-        && p.iter().all(u8::is_ascii_digit)
-        && p.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')) <= 65535
-}
+/// `unreserved / sub-delims` (RFC 3986), as a table: one load per byte of a `Host` value.
+static HOST_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        b += 1;
+    }
+    t
+};
 
 #[inline]
 fn is_unreserved_or_sub_delim(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-        )
+    HOST_CHARS[b as usize]
 }
 
-/// `reg-name = *( unreserved / pct-encoded / sub-delims )` (IPv4 addresses included).
-fn valid_reg_name(h: &[u8]) -> bool {
+/// `uri-host [ ":" port ]` (RFC 9112 section 3.2, RFC 3986 section 3.2.2), with the port
+/// limited to 0..=65535. An empty value is valid (a target without an authority).
+///
+/// One pass over the common `name[:port]` (a table load per byte); IP literals take a
+/// separate, colder path.
+#[inline]
+pub(crate) fn valid_host(v: &[u8]) -> bool {
+    if v.first() == Some(&b'[') {
+        return valid_bracketed_host(v);
+    }
     let mut i = 0;
-    while i < h.len() {
-        let b = h[i];
-        if b == b'%' {
-            if !(h.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && h.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
-            {
-                return false;
-            }
-            i += 3;
-        } else if is_unreserved_or_sub_delim(b) {
+    while i < v.len() {
+        let b = v[i];
+        if HOST_CHARS[b as usize] {
             i += 1;
+        } else if b == b':' {
+            return valid_port(&v[i + 1..]);
+        } else if b == b'%'
+            && v.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+            && v.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+        {
+            i += 3;
         } else {
             return false;
         }
     }
     true
+}
+
+/// `IP-literal [ ":" port ]`.
+#[cold]
+fn valid_bracketed_host(v: &[u8]) -> bool {
+    let Some(end) = v.iter().position(|&b| b == b']') else {
+        return false;
+    };
+    if !valid_ip_literal(&v[1..end]) {
+        return false;
+    }
+    match &v[end + 1..] {
+        [] => true,
+        [b':', port @ ..] => valid_port(port),
+        _ => false,
+    }
+}
+
+/// `*DIGIT`, at most 65535.
+#[inline]
+fn valid_port(p: &[u8]) -> bool {
+    if p.len() > 5 {
+        return false;
+    }
+    let mut n = 0u32;
+    for &d in p {
+        let x = d.wrapping_sub(b'0');
+        if x > 9 {
+            return false;
+        }
+        n = n * 10 + u32::from(x);
+    }
+    n <= 65535
 }
 
 /// `IP-literal` without its brackets: an IPv6 address or `IPvFuture`.

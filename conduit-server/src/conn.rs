@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use conduit_core::http::{self, Version};
-use conduit_core::{Body, BodyLimit, BoxError, ConnectInfo, Handler};
+use conduit_core::{Body, BodyLimit, BoxError, ConnectInfo, Handler, ShutdownSignal};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -152,12 +152,14 @@ async fn serve_with<H, I>(
         let ctx = ctx.clone();
         let activity = activity.clone();
         let info = info.clone();
+        // Per connection, so the per-request clone touches no cache line shared across workers.
+        let streams = Arc::new(ctx.shutdown.streams().clone());
         service_fn(move |mut req: http::Request<Incoming>| {
             let version = req.version();
             activity.request_started(version == Version::HTTP_2);
             let head = req.method() == http::Method::HEAD;
             let guard = FinishGuard(activity.clone());
-            let fut = match conformance::check(&mut req) {
+            let handler = match conformance::check(&mut req) {
                 Ok(()) => {
                     let read_timeout = ctx.read_timeout;
                     let deadline = || Instant::now() + read_timeout;
@@ -177,19 +179,7 @@ async fn serve_with<H, I>(
                     Err(early)
                 }
             };
-            async move {
-                let mut res = match fut {
-                    Ok(fut) => fut.await,
-                    Err(early) => early.response(version),
-                };
-                if head {
-                    res = conduit_core::head_response(res);
-                }
-                Ok::<_, Infallible>(res.map(|body| TrackedBody {
-                    inner: body,
-                    _guard: guard,
-                }))
-            }
+            Respond::new(handler, version, head, guard, streams.clone())
         })
     };
 
@@ -318,6 +308,73 @@ impl http_body::Body for TrackedBody {
     #[inline]
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The service's future: the handler's response, or the server's own [`Early`] answer;
+    /// then the body of a HEAD response dropped and the body wrapped in [`TrackedBody`]. A
+    /// hand-written future rather than an `async` block, so the handler's future is polled
+    /// where it was built instead of being moved into a generator first.
+    struct Respond<F> {
+        #[pin]
+        handler: Option<CatchPanic<F>>,
+        early: Option<Early>,
+        version: Version,
+        head: bool,
+        guard: Option<FinishGuard>,
+        // Linked to a response's `ShutdownSignal` (SSE) so endless bodies end on shutdown.
+        streams: Arc<ShutdownSignal>,
+    }
+}
+
+impl<F> Respond<F> {
+    #[inline]
+    fn new(
+        handler: Result<CatchPanic<F>, Early>,
+        version: Version,
+        head: bool,
+        guard: FinishGuard,
+        streams: Arc<ShutdownSignal>,
+    ) -> Self {
+        let (handler, early) = match handler {
+            Ok(h) => (Some(h), None),
+            Err(e) => (None, Some(e)),
+        };
+        Self {
+            handler,
+            early,
+            version,
+            head,
+            guard: Some(guard),
+            streams,
+        }
+    }
+}
+
+impl<F: Future<Output = conduit_core::Response>> Future for Respond<F> {
+    type Output = Result<http::Response<TrackedBody>, Infallible>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = match (this.handler.as_pin_mut(), this.early.take()) {
+            (Some(handler), _) => std::task::ready!(handler.poll(cx)),
+            (None, Some(early)) => early.response(*this.version),
+            (None, None) => panic!("Respond polled after completion"),
+        };
+        if let Some(signal) = res.extensions().get::<ShutdownSignal>() {
+            // A long-lived body (SSE) asked to hear about shutdown; see `ShutdownSignal`.
+            this.streams.link(signal);
+        }
+        if *this.head {
+            res = conduit_core::head_response(res);
+        }
+        let guard = this.guard.take().expect("Respond polled after completion");
+        Poll::Ready(Ok(res.map(|body| TrackedBody {
+            inner: body,
+            _guard: guard,
+        })))
     }
 }
 

@@ -182,6 +182,7 @@ impl Server {
         let deadline = Instant::now() + config.shutdown_timeout;
         tracing::info!(open = conns.len(), timeout = ?config.shutdown_timeout, "stopped accepting; draining connections");
         conns.drain_all();
+        handle.streams().trigger();
         if !conns.wait_empty(deadline).await {
             let n = conns.abort_all();
             tracing::warn!(

@@ -43,7 +43,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use conduit_core::http::StatusCode;
-use conduit_core::{Handler, IntoResponse, Request, Response};
+use conduit_core::{Handler, IntoResponse, Request, Response, ShutdownSignal};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -124,6 +124,8 @@ pub(crate) struct Shared {
     notify: Notify,
     pub(crate) conns: Connections,
     pub(crate) hooks: ShutdownHooks,
+    /// Triggered when the drain begins; long-lived response bodies link to it.
+    streams: ShutdownSignal,
 }
 
 impl ShutdownHandle {
@@ -134,6 +136,7 @@ impl ShutdownHandle {
                 notify: Notify::new(),
                 conns: Connections::default(),
                 hooks: ShutdownHooks::default(),
+                streams: ShutdownSignal::new(),
             }),
         }
     }
@@ -160,6 +163,13 @@ impl ShutdownHandle {
             }
             notified.await;
         }
+    }
+
+    /// The signal streaming responses listen to: triggered when the drain begins (after
+    /// `drain_delay`), so SSE and other endless bodies end and the drain does not wait for
+    /// them. A response opts in by carrying a [`ShutdownSignal`] in its extensions.
+    pub fn streams(&self) -> &ShutdownSignal {
+        &self.inner.streams
     }
 
     /// Number of open connections.

@@ -12,7 +12,7 @@ impl Router {
     /// The handler sees a path that always starts with `/` (`/api` and `/api/` both become
     /// `/`, `/api/users` becomes `/users`) and the query unchanged. The URI before stripping is
     /// in the [`OriginalUri`] extension (set by the outermost mount only). `prefix` may have
-    /// parameters (`/users/{id}`); they are added to the [`PathParams`]. A trailing `/` on
+    /// parameters (`/users/{id}`); they are added to the [`PathParams`](crate::PathParams). A trailing `/` on
     /// `prefix` is ignored; `/` mounts at the root (nothing is stripped). The [`MatchedPath`]
     /// of a mounted handler is the prefix (without a trailing `/`).
     ///

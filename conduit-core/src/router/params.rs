@@ -107,7 +107,7 @@ impl fmt::Debug for PathParams {
     }
 }
 
-/// The request URI as it was before a [`Router::mount`] or [`Router::nest`] stripped its
+/// The request URI as it was before a [`Router::mount`](crate::Router::mount) or [`Router::nest`](crate::Router::nest) stripped its
 /// prefix (a request extension; the outermost mount sets it, inner ones keep it).
 ///
 /// ```

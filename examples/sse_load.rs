@@ -1,0 +1,184 @@
+//! Load client for `bench_server`'s `/sse`: opens many concurrent SSE connections and measures
+//! how quickly each published tick reaches all of them. Run by `scripts/stream_bench.sh`,
+//! which raises the open-file limit and reads the server's memory.
+//!
+//! ```sh
+//! ulimit -n 65536
+//! cargo run --release --example sse_load -- [ADDR] [CLIENTS] [TICKS]   # 127.0.0.1:18090 10000 50
+//! cargo run --release --example sse_load -- [ADDR] [CLIENTS] idle     # baseline: GET / kept open
+//! ```
+//!
+//! `idle` opens the same number of keep-alive connections that each made one `GET /`, holds
+//! them 3 s and exits: the server's memory then is the per-connection baseline that SSE adds to.
+//!
+//! The server stamps no time into the events (`data: {"seq":N}`), so the delay of tick N at
+//! client i is measured from the **first** client that received tick N: it is the fan-out
+//! spread, publish-to-last-delivery minus the fastest delivery (which on loopback is tens of
+//! microseconds after the publish). Reported: p50 / p99 / max of that delay over every
+//! (tick, client) pair, ticks counted only once every client is connected.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One client's arrivals (its own lock, so clients never contend): (seq, when).
+type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
+
+async fn client(
+    path: &'static str,
+    addr: String,
+    connected: Arc<AtomicUsize>,
+    start_seq: Arc<AtomicU64>,
+    latest: Arc<AtomicU64>,
+    counted_total: Arc<AtomicUsize>,
+    arrivals: Arrivals,
+) -> std::io::Result<()> {
+    let mut s = loop {
+        match TcpStream::connect(&addr).await {
+            Ok(s) => break s,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: bench\r\n\r\n").as_bytes())
+        .await?;
+    let mut counted = false;
+    let mut buf = vec![0u8; 2048];
+    let mut pending = Vec::new();
+    loop {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if !counted {
+            counted = true;
+            connected.fetch_add(1, Ordering::SeqCst);
+        }
+        pending.extend_from_slice(&buf[..n]);
+        // Find every `{"seq":N}` in what arrived; keep the unparsed tail for a split marker.
+        let mut at = 0;
+        while let Some(i) = find(&pending[at..], b"{\"seq\":") {
+            let digits = at + i + 7;
+            let Some(end) = pending[digits..].iter().position(|&b| b == b'}') else {
+                break;
+            };
+            let seq = std::str::from_utf8(&pending[digits..digits + end])
+                .ok()
+                .and_then(|d| d.parse::<u64>().ok());
+            if let Some(seq) = seq {
+                latest.fetch_max(seq, Ordering::Relaxed);
+                let from = start_seq.load(Ordering::Relaxed);
+                if from != 0 && seq >= from {
+                    arrivals.lock().unwrap().push((seq, now));
+                    counted_total.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            at = digits + end;
+        }
+        let keep_from = at.max(pending.len().saturating_sub(16));
+        pending.drain(..keep_from);
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:18090".into());
+    let clients: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let ticks_arg = args.next().unwrap_or_else(|| "50".into());
+    let idle = ticks_arg == "idle";
+    let ticks: u64 = ticks_arg.parse().unwrap_or(50);
+    let path = if idle { "/" } else { "/sse" };
+
+    let connected = Arc::new(AtomicUsize::new(0));
+    let start_seq = Arc::new(AtomicU64::new(0));
+    let latest = Arc::new(AtomicU64::new(0));
+    let counted_total = Arc::new(AtomicUsize::new(0));
+    let mut all: Vec<Arrivals> = Vec::with_capacity(clients);
+    let t0 = Instant::now();
+    for _ in 0..clients {
+        let arrivals = Arrivals::default();
+        all.push(arrivals.clone());
+        tokio::spawn(client(
+            path,
+            addr.clone(),
+            connected.clone(),
+            start_seq.clone(),
+            latest.clone(),
+            counted_total.clone(),
+            arrivals,
+        ));
+    }
+    while connected.load(Ordering::SeqCst) < clients {
+        if t0.elapsed() > Duration::from_secs(120) {
+            eprintln!(
+                "only {} of {clients} clients connected after 120 s",
+                connected.load(Ordering::SeqCst)
+            );
+            std::process::exit(1);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("{clients} clients connected in {:.1?}", t0.elapsed());
+    if idle {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        std::process::exit(0);
+    }
+    // Count from two ticks after the latest one any client has seen.
+    while latest.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seq_now = latest.load(Ordering::SeqCst);
+    let first = seq_now + 2;
+    start_seq.store(first, Ordering::SeqCst);
+    let last = first + ticks - 1;
+    let deadline = Instant::now() + Duration::from_millis(100 * ticks + 30_000);
+    let want = clients * ticks as usize;
+    while counted_total.load(Ordering::Relaxed) < want && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut by_seq: HashMap<u64, Vec<Instant>> = HashMap::new();
+    for a in &all {
+        for &(seq, t) in a.lock().unwrap().iter() {
+            if seq <= last {
+                by_seq.entry(seq).or_default().push(t);
+            }
+        }
+    }
+    let mut delays = Vec::new();
+    let mut missing = 0usize;
+    for seq in first..=last {
+        let Some(v) = by_seq.get(&seq) else {
+            missing += clients;
+            continue;
+        };
+        missing += clients.saturating_sub(v.len());
+        let min = *v.iter().min().unwrap();
+        delays.extend(v.iter().map(|t| *t - min));
+    }
+    delays.sort();
+    println!(
+        "ticks {first}..={last}: {} deliveries, {missing} missing; fan-out delay p50 {:.1?}, p99 {:.1?}, max {:.1?}",
+        delays.len(),
+        percentile(&delays, 0.5),
+        percentile(&delays, 0.99),
+        delays.last().copied().unwrap_or_default()
+    );
+    std::process::exit(0);
+}

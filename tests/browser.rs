@@ -1,0 +1,218 @@
+//! A real browser against a real server: headless Chromium opens the `live_events` page
+//! (`examples/live_events/index.html`, served by conduit-static's `ServeFile`), which subscribes with `EventSource` and POSTs every
+//! event it receives back to `/seen`. The test publishes, restarts the server on the same
+//! port while publishing more, and checks that the browser reconnected by itself and that the
+//! hub's replay (after the browser's `Last-Event-ID`) delivered exactly the missed events.
+//!
+//! Needs `chromium` (Debian package `chromium`; `scripts/test.sh` installs it).
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use conduit::{
+    Config, Event, Hub, IntoResponse, Request, RequestExt, Router, ServeFile, Server, get, post,
+};
+
+/// The `live_events` example's page, served as the example serves it (conduit-static).
+const PAGE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/live_events/index.html"
+);
+const GUARD: Duration = Duration::from_secs(90);
+
+type Seen = Arc<Mutex<Vec<String>>>;
+
+fn app(hub: Hub, seen: Seen) -> Router {
+    Router::new()
+        .route("/", get(ServeFile::new(PAGE)))
+        .route(
+            "/events",
+            get(move |req: Request| {
+                let sse = hub.sse(&req);
+                async move {
+                    sse.await
+                        .map(|s| s.retry(Duration::from_millis(300)))
+                        .into_response()
+                }
+            }),
+        )
+        .route(
+            "/seen",
+            post(move |req: Request| {
+                let seen = seen.clone();
+                async move {
+                    let text = req.text().await?;
+                    seen.lock().unwrap().push(text);
+                    Ok::<_, conduit::Error>("ok")
+                }
+            }),
+        )
+}
+
+/// Kills and reaps the browser, and removes its profile directory, however the test ends.
+struct Browser {
+    child: Child,
+    profile: std::path::PathBuf,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // SIGTERM first, so Chromium stops and reaps its own helper processes; SIGKILL if it
+        // does not exit within a few seconds.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..50 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+}
+
+fn launch(url: &str) -> Browser {
+    let bin = chromium().expect("chromium is needed for this test: apt-get install chromium");
+    let profile = std::env::temp_dir().join(format!("conduit-chromium-{}", std::process::id()));
+    let child = Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-extensions",
+            "--disable-background-networking",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromium");
+    Browser { child, profile }
+}
+
+async fn wait_until(seen: &Seen, what: &str, f: impl Fn(&[String]) -> bool) {
+    let end = tokio::time::Instant::now() + GUARD;
+    loop {
+        if f(&seen.lock().unwrap()) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out waiting for {what}; the browser reported {:?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn events(seen: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = seen.iter().filter(|s| *s != "open").cloned().collect();
+    v.sort();
+    v
+}
+
+async fn serve(
+    addr: SocketAddr,
+    app: Router,
+) -> (
+    conduit::ShutdownHandle,
+    tokio::task::JoinHandle<Result<(), conduit::ServerError>>,
+) {
+    let server = Server::bind(Config::new(addr.to_string()).handle_signals(false))
+        .await
+        .expect("bind");
+    let handle = server.handle();
+    (handle, tokio::spawn(server.serve(app)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_receives_events_reconnects_after_restart_and_gets_the_replay() {
+    let hub = Hub::new();
+    let seen: Seen = Arc::default();
+    let app = app(hub.clone(), seen.clone());
+
+    let server = Server::bind(Config::new("127.0.0.1:0").handle_signals(false))
+        .await
+        .expect("bind");
+    let addr = server.local_addr();
+    let handle = server.handle();
+    let task = tokio::spawn(server.serve(app.clone()));
+
+    let _browser = launch(&format!("http://{addr}/?report"));
+    wait_until(&seen, "the EventSource to open", |s| {
+        s.iter().any(|x| x == "open")
+    })
+    .await;
+
+    let publish = |data: &'static str| {
+        let hub = hub.clone();
+        async move {
+            hub.publish(Event::default().event("tick").unwrap().data(data))
+                .await
+                .unwrap();
+        }
+    };
+    for d in ["a1", "a2", "a3"] {
+        publish(d).await;
+    }
+    wait_until(&seen, "a1..a3", |s| events(s) == ["a1", "a2", "a3"]).await;
+
+    // Restart: graceful shutdown ends the open SSE stream at once (no waiting for the drain
+    // deadline); events published while the server is down wait in the hub's replay buffer.
+    handle.shutdown();
+    tokio::time::timeout(GUARD, task)
+        .await
+        .expect("shutdown does not hang on the SSE stream")
+        .unwrap()
+        .unwrap();
+    for d in ["b1", "b2", "b3"] {
+        publish(d).await;
+    }
+    let opens_before = seen.lock().unwrap().iter().filter(|s| *s == "open").count();
+    let (handle, task) = serve(addr, app).await;
+
+    wait_until(&seen, "the replay of b1..b3 after the reconnect", |s| {
+        events(s).len() >= 6
+    })
+    .await;
+    // Exactly the missed events, each once: the browser sent Last-Event-ID of a3.
+    assert_eq!(
+        events(&seen.lock().unwrap()),
+        ["a1", "a2", "a3", "b1", "b2", "b3"]
+    );
+    let opens = seen.lock().unwrap().iter().filter(|s| *s == "open").count();
+    assert!(opens > opens_before, "the browser reconnected by itself");
+
+    // And live events still flow on the new connection.
+    publish("c1").await;
+    wait_until(&seen, "c1", |s| s.iter().any(|x| x == "c1")).await;
+
+    handle.shutdown();
+    tokio::time::timeout(GUARD, task)
+        .await
+        .expect("shutdown")
+        .unwrap()
+        .unwrap();
+}
