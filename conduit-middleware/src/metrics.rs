@@ -20,8 +20,8 @@
 //! series' atomic counters, so a request costs a thread-local lookup, two clock reads and a
 //! few atomic adds. Only the first request of a new label set on a thread, and each scrape,
 //! take the registry's lock. Measured on `bench_server`'s `/stack` (callgrind, user-space
-//! instructions per request, `CONDUIT_STACK_METRICS=0` for the baseline): about 575
-//! instructions, +3.9% of the stack, +5.4% of a bare "Hello, World!"; in-process, the criterion
+//! instructions per request, `CONDUIT_STACK_METRICS=0` for the baseline): about 545
+//! instructions, +3.8% of the stack, +5.2% of a bare "Hello, World!"; in-process, the criterion
 //! bench `benches/middleware_part2.rs` puts it at roughly 140 ns on a router call.
 //!
 //! The [`MetricsRegistry`] wraps a [`prometheus_client`] registry shared by the whole app:
