@@ -10,7 +10,9 @@
 //!   first replays the retained ticks after it
 //! - `/stream/json?n=N` a JSON array of N objects `{"id":i,"name":"item-i"}`, streamed
 //! - `/stream/ndjson?n=N` the same as NDJSON
-//! - `/static/*` the files under ROOT (`conduit::ServeDir`, default settings)
+//! - `/static/*` the files under ROOT (`conduit::ServeDir`, default settings; set
+//!   `CONDUIT_STATIC_CACHE_MAX_FILE=BYTES` to hold only files up to that size in memory, e.g. 0
+//!   to measure the streamed path: larger files are read in chunks on the blocking pool)
 //! - `/stack` "Hello, World!" behind the recommended middleware stack (request id, logging,
 //!   recovery, timeout, compression), as the axum peer puts tower-http's layers on it
 //! - `/gz/*` the compression middleware (default settings) over `ServeDir` on ROOT
@@ -108,7 +110,7 @@ fn app(root: &str) -> Router {
                 })
             }),
         )
-        .mount("/static", ServeDir::new(root))
+        .mount("/static", static_files(root))
         .route("/stack", stack())
         .mount("/gz", ServeDir::new(root).with(Compression::new()))
         .route("/etag/json", get(json.with(ETag::new())))
@@ -153,6 +155,17 @@ fn stack_metrics() -> Metrics {
     METRICS
         .get_or_init(|| Metrics::new(metrics_registry()))
         .clone()
+}
+
+fn static_files(root: &str) -> ServeDir {
+    let dir = ServeDir::new(root);
+    match std::env::var("CONDUIT_STATIC_CACHE_MAX_FILE").map(|v| v.parse::<u64>()) {
+        Ok(Ok(max_file_size)) => dir.cache(Some(conduit::static_files::CacheConfig {
+            max_file_size,
+            ..Default::default()
+        })),
+        _ => dir,
+    }
 }
 
 fn main() -> Result<(), conduit::ServerError> {

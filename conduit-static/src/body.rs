@@ -86,7 +86,9 @@ pub(crate) struct FileBody {
 }
 
 impl FileBody {
-    pub(crate) fn new(file: Arc<File>, parts: Vec<Part>, pool: Arc<BufPool>) -> Self {
+    pub(crate) fn new(file: Arc<File>, mut parts: Vec<Part>, pool: Arc<BufPool>) -> Self {
+        // An empty span would read 0 bytes, which means "the file shrank".
+        parts.retain(|p| !matches!(p, Part::File { len: 0, .. }));
         let remaining = parts
             .iter()
             .map(|p| match p {
@@ -191,5 +193,51 @@ impl Drop for FileBody {
         if let Some(pending) = self.pending.take() {
             pending.abort(); // a blocking read cannot be interrupted, but its result is unwanted
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body::Body as _;
+
+    /// Reading a file chunk by chunk, dropping each chunk as a server would after writing it,
+    /// reuses one buffer: memory per download does not grow with the file.
+    #[tokio::test]
+    async fn chunks_reuse_pooled_buffers() {
+        let path = std::env::temp_dir().join(format!("conduit-static-pool-{}", std::process::id()));
+        let content: Vec<u8> = (0..1_000_003u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        let file = Arc::new(File::open(&path).unwrap());
+        let pool = BufPool::new(64 * 1024, 8);
+        let parts = vec![
+            Part::Bytes(Bytes::from_static(b"head")),
+            Part::File {
+                offset: 0,
+                len: content.len() as u64,
+            },
+        ];
+        let mut body = FileBody::new(file, parts, pool.clone());
+        assert_eq!(body.size_hint().exact(), Some(4 + content.len() as u64));
+        let mut got = Vec::new();
+        let mut frames = 0;
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        {
+            let data = frame.unwrap().into_data().unwrap();
+            assert!(data.len() <= 64 * 1024);
+            got.extend_from_slice(&data);
+            frames += 1;
+            drop(data); // back to the pool
+        }
+        assert!(body.is_end_stream());
+        assert_eq!(&got[..4], b"head");
+        assert!(got[4..] == content[..]);
+        assert_eq!(frames, 1 + content.len().div_ceil(64 * 1024));
+        assert_eq!(
+            pool.free.lock().unwrap().len(),
+            1,
+            "one buffer served every chunk"
+        );
+        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -25,7 +25,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue, header};
 
 use crate::Encoding;
 use crate::serve::Settings;
@@ -50,6 +50,8 @@ pub(crate) struct Rep {
     pub etag: HeaderValue,
     pub last_modified: HeaderValue,
     pub content_length: HeaderValue,
+    /// The headers of a plain 200 for this representation, ready to clone.
+    pub ok_headers: HeaderMap,
     /// The content when held in memory; otherwise it is read from `file`.
     pub data: Option<Bytes>,
     pub file: Option<Arc<File>>,
@@ -200,6 +202,10 @@ fn load_file(s: &Settings, path: PathBuf, cacheable_data: bool) -> io::Result<Lo
         }
         paths.push(vpath);
     }
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let content_type = s.content_type(&path);
+    let cache_control = s.cache_control_for(ext);
+    let vary = opened.len() > 1;
     let hold = cacheable_data && opened.iter().all(|(_, (_, m))| m.len() <= s.cache_max_file);
     let mut reps = Vec::with_capacity(opened.len());
     let mut stamps: Vec<Stamp> = vec![None; paths.len()];
@@ -239,14 +245,36 @@ fn load_file(s: &Settings, path: PathBuf, cacheable_data: bool) -> io::Result<Lo
                 len
             ),
         };
+        let etag = HeaderValue::try_from(etag).expect("hex and quotes are a valid header");
+        let last_modified = HeaderValue::try_from(httpdate::fmt_http_date(modified))
+            .expect("an HTTP date is a valid header");
+        let content_length = HeaderValue::from(len);
+        // The same headers, in the same order, as the general path in `serve::respond`.
+        let mut ok_headers = HeaderMap::with_capacity(10);
+        ok_headers.insert(header::ETAG, etag.clone());
+        ok_headers.insert(header::LAST_MODIFIED, last_modified.clone());
+        ok_headers.insert(header::CACHE_CONTROL, cache_control.clone());
+        if vary {
+            ok_headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        }
+        ok_headers.insert(header::CONTENT_TYPE, content_type.clone());
+        ok_headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        ok_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if let Some(enc) = encoding {
+            ok_headers.insert(header::CONTENT_ENCODING, enc.header_value());
+        }
+        ok_headers.insert(header::CONTENT_LENGTH, content_length.clone());
         reps.push(Rep {
             encoding,
             len,
             modified_secs: since.as_secs(),
-            etag: HeaderValue::try_from(etag).expect("hex and quotes are a valid header"),
-            last_modified: HeaderValue::try_from(httpdate::fmt_http_date(modified))
-                .expect("an HTTP date is a valid header"),
-            content_length: HeaderValue::from(len),
+            etag,
+            last_modified,
+            content_length,
+            ok_headers,
             file: if data.is_some() {
                 None
             } else {
@@ -256,13 +284,12 @@ fn load_file(s: &Settings, path: PathBuf, cacheable_data: bool) -> io::Result<Lo
         });
     }
     let encodings: Vec<Encoding> = reps.iter().filter_map(|r| r.encoding).collect();
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     Ok(Lookup::File(Resource {
-        vary: !encodings.is_empty(),
+        vary,
         encodings,
         reps,
-        content_type: s.content_type(&path),
-        cache_control: s.cache_control_for(ext),
+        content_type,
+        cache_control,
         paths,
         stamps,
         mem,

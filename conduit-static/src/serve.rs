@@ -426,7 +426,7 @@ struct Head<'a> {
     method: &'a Method,
     headers: &'a HeaderMap,
     uri: &'a http::Uri,
-    original: Option<&'a http::Uri>,
+    extensions: &'a http::Extensions,
 }
 
 impl<'a> Head<'a> {
@@ -435,7 +435,7 @@ impl<'a> Head<'a> {
             method: req.method(),
             headers: req.headers(),
             uri: req.uri(),
-            original: req.extensions().get::<OriginalUri>().map(|o| &o.0),
+            extensions: req.extensions(),
         }
     }
 
@@ -444,7 +444,7 @@ impl<'a> Head<'a> {
             method: &parts.method,
             headers: &parts.headers,
             uri: &parts.uri,
-            original: parts.extensions.get::<OriginalUri>().map(|o| &o.0),
+            extensions: &parts.extensions,
         }
     }
 }
@@ -536,7 +536,10 @@ async fn spa(shared: &Arc<Shared>, req: &Head<'_>, file: String) -> Response {
 }
 
 fn redirect(req: &Head<'_>) -> Response {
-    let uri = req.original.unwrap_or(req.uri);
+    let uri = req
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(req.uri, |o| &o.0);
     // Collapse leading slashes: `//evil.example/` would be a redirect to another host.
     let path = format!("/{}/", uri.path().trim_start_matches('/'));
     let location = match uri.query() {
@@ -574,9 +577,25 @@ fn listing(req: &Head<'_>, html: String) -> Response {
 fn respond(shared: &Shared, req: &Head<'_>, res: &Resource) -> Response {
     let headers = req.headers;
     let head = *req.method == Method::HEAD;
+    // One pass over the request headers instead of a lookup per header that matters.
+    let mut conditional = false;
+    let mut range_header = None;
+    let mut accept_encoding = None;
+    for (name, value) in headers {
+        if name == header::IF_MATCH
+            || name == header::IF_NONE_MATCH
+            || name == header::IF_MODIFIED_SINCE
+            || name == header::IF_UNMODIFIED_SINCE
+        {
+            conditional = true;
+        } else if name == header::RANGE {
+            range_header = Some(value);
+        } else if name == header::ACCEPT_ENCODING {
+            accept_encoding = Some(value);
+        }
+    }
     let rep = if res.vary {
-        let chosen = headers
-            .get(header::ACCEPT_ENCODING)
+        let chosen = accept_encoding
             .and_then(|v| v.to_str().ok())
             .and_then(|ae| Encoding::negotiate(ae, &res.encodings));
         res.reps
@@ -586,6 +605,15 @@ fn respond(shared: &Shared, req: &Head<'_>, res: &Resource) -> Response {
     } else {
         &res.reps[0]
     };
+    if !conditional && (head || range_header.is_none()) {
+        // The common case: a plain 200 from prepared headers.
+        let body = if head {
+            Body::empty()
+        } else {
+            whole_body(shared, rep)
+        };
+        return finish(StatusCode::OK, rep.ok_headers.clone(), body);
+    }
     let v = Validators {
         etag: rep.etag.as_bytes(),
         modified_secs: rep.modified_secs,
@@ -597,7 +625,10 @@ fn respond(shared: &Shared, req: &Head<'_>, res: &Resource) -> Response {
     if res.vary {
         h.insert(header::VARY, ACCEPT_ENCODING);
     }
-    if let Some(status) = precond::evaluate(headers, &v) {
+    if let Some(status) = conditional
+        .then(|| precond::evaluate(headers, &v))
+        .flatten()
+    {
         if status == StatusCode::PRECONDITION_FAILED {
             tracing::info!(
                 status = 412,
@@ -614,7 +645,7 @@ fn respond(shared: &Shared, req: &Head<'_>, res: &Resource) -> Response {
         h.insert(header::CONTENT_ENCODING, enc.header_value());
     }
     // RFC 9110 14.2: Range is only defined for GET.
-    if let (false, Some(range)) = (head, headers.get(header::RANGE)) {
+    if let (false, Some(range)) = (head, range_header) {
         if precond::if_range_allows(headers, &v) {
             match range::parse(range.as_bytes(), rep.len) {
                 RangeRequest::Full => {}
@@ -639,19 +670,23 @@ fn respond(shared: &Shared, req: &Head<'_>, res: &Resource) -> Response {
     let body = if head {
         Body::empty()
     } else {
-        match &rep.data {
-            Some(data) => Body::from(data.clone()),
-            None => file_body(
-                shared,
-                rep,
-                vec![Part::File {
-                    offset: 0,
-                    len: rep.len,
-                }],
-            ),
-        }
+        whole_body(shared, rep)
     };
     finish(StatusCode::OK, h, body)
+}
+
+fn whole_body(shared: &Shared, rep: &crate::load::Rep) -> Body {
+    match &rep.data {
+        Some(data) => Body::from(data.clone()),
+        None => file_body(
+            shared,
+            rep,
+            vec![Part::File {
+                offset: 0,
+                len: rep.len,
+            }],
+        ),
+    }
 }
 
 fn finish(status: StatusCode, headers: HeaderMap, body: Body) -> Response {

@@ -857,3 +857,23 @@ async fn traversal_table_is_refused() {
     // The server is still fine, and the root is served.
     assert_eq!(raw_get(addr, b"/static/public.txt").await.0, 200);
 }
+
+#[tokio::test]
+async fn empty_files_with_and_without_the_cache() {
+    let t = TempDir::new("empty");
+    t.write("empty.txt", "");
+    for dir in [ServeDir::new(t.path()), ServeDir::new(t.path()).cache(None)] {
+        let addr = start(dir).await;
+        let mut c = Client::new(addr).await;
+        let r = c.get("/empty.txt").await;
+        assert_eq!((r.status, r.header("content-length")), (200, Some("0")));
+        assert!(r.body.is_empty());
+        let r = c.req("GET", "/empty.txt", &[("range", "bytes=0-")]).await;
+        assert_eq!(
+            (r.status, r.header("content-range")),
+            (416, Some("bytes */0"))
+        );
+        // The connection is still usable.
+        assert_eq!(c.get("/empty.txt").await.status, 200);
+    }
+}
