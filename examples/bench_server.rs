@@ -16,13 +16,21 @@
 //! - `/stack` "Hello, World!" behind the recommended middleware stack (request id, logging,
 //!   recovery, timeout, compression), as the axum peer puts tower-http's layers on it
 //! - `/gz/*` the compression middleware (default settings) over `ServeDir` on ROOT
+//! - `/etag/json` `/json` behind the conditional-response middleware (`ETag`, 304 on `If-None-Match`)
+//! - `/limited` "Hello, World!" behind a rate limit of a burst of 5, then 1 request/s per client IP
+//! - `/metrics` the Prometheus exposition of the metrics middleware on `/stack`
+//!
+//! `CONDUIT_STACK_METRICS=0` leaves the metrics middleware out of `/stack`, to measure its cost.
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use conduit::middleware::{Compression, Logging, Recovery, RequestId, Timeout};
+use conduit::middleware::{
+    Compression, ETag, Logging, Metrics, MetricsRegistry, Quota, RateLimit, Recovery, RequestId,
+    Timeout,
+};
 use conduit::{
-    Config, Event, HandlerExt, Hub, IntoResponse, Json, JsonArray, Ndjson, Request, RequestExt,
-    Router, ServeDir, get,
+    Config, Event, HandlerExt, Hub, IntoResponse, Json, JsonArray, MethodRouter, Ndjson, Request,
+    RequestExt, Router, ServeDir, get,
 };
 use serde::{Deserialize, Serialize};
 
@@ -103,16 +111,50 @@ fn app(root: &str) -> Router {
             }),
         )
         .mount("/static", static_files(root))
-        .route(
-            "/stack",
-            get((|_req: Request| async { "Hello, World!" })
-                .with(Compression::new())
-                .with(Timeout::new(Duration::from_secs(30)))
-                .with(Recovery::new())
-                .with(Logging::new())
-                .with(RequestId::new())),
-        )
+        .route("/stack", stack())
         .mount("/gz", ServeDir::new(root).with(Compression::new()))
+        .route("/etag/json", get(json.with(ETag::new())))
+        .route(
+            "/limited",
+            get((|_req: Request| async { "Hello, World!" })
+                .with(RateLimit::new(Quota::per_second(1).burst(5)))),
+        )
+        .route("/metrics", get(metrics_registry().handler()))
+}
+
+/// The recommended stack around "Hello, World!", with the request metrics between request id
+/// and logging (unless `CONDUIT_STACK_METRICS=0`).
+fn stack() -> MethodRouter {
+    let inner = (|_req: Request| async { "Hello, World!" })
+        .with(Compression::new())
+        .with(Timeout::new(Duration::from_secs(30)))
+        .with(Recovery::new())
+        .with(Logging::new());
+    if std::env::var("CONDUIT_STACK_METRICS").as_deref() == Ok("0") {
+        get(inner.with(RequestId::new()))
+    } else {
+        get(inner.with(stack_metrics()).with(RequestId::new()))
+    }
+}
+
+async fn json(_req: Request) -> Json<Message> {
+    Json(Message {
+        message: "Hello, World!",
+    })
+}
+
+/// The registry `/metrics` serves.
+fn metrics_registry() -> &'static MetricsRegistry {
+    static REGISTRY: OnceLock<MetricsRegistry> = OnceLock::new();
+    REGISTRY.get_or_init(MetricsRegistry::new)
+}
+
+/// The request metrics of `/stack` (registered once in [`metrics_registry`]).
+fn stack_metrics() -> Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS
+        .get_or_init(|| Metrics::new(metrics_registry()))
+        .clone()
 }
 
 fn static_files(root: &str) -> ServeDir {

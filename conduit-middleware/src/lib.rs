@@ -15,3 +15,21 @@ pub use logging::{Logging, LoggingHandler};
 pub use recovery::{Recovery, RecoveryHandler};
 pub use request_id::{RequestId, RequestIdExt, RequestIdHandler, RequestIdValue};
 pub use timeout::{Timeout, TimeoutHandler};
+
+pub mod cache_control;
+pub mod client_ip;
+pub mod cors;
+pub mod etag;
+pub mod metrics;
+pub mod rate_limit;
+
+pub use cache_control::{CacheControl, CacheControlHandler};
+pub use client_ip::{ClientIp, ClientIpHandler, InvalidCidr, TrustedProxies};
+pub use cors::{Cors, CorsBuilder, CorsError, CorsHandler};
+pub use etag::{ETag, ETagHandler};
+pub use metrics::{Metrics, MetricsBuilder, MetricsEndpoint, MetricsHandler, MetricsRegistry};
+/// The Prometheus client library the metrics are built on, for registering your own.
+pub use prometheus_client;
+pub use rate_limit::{
+    Decision, MemoryStore, Quota, RateLimit, RateLimitHandler, RateLimitStore, ip_key,
+};
