@@ -449,13 +449,20 @@ fn cpu_profile(seconds: u64, svg: bool) -> Result<Vec<u8>, conduit_core::BoxErro
         .build()?;
     drop(guard);
     let mut out = Vec::new();
-    if svg {
+    if svg && report.data.is_empty() {
+        // inferno refuses an empty profile; answer a readable SVG instead of an error.
+        out.extend_from_slice(EMPTY_SVG.as_bytes());
+    } else if svg {
         report.flamegraph(&mut out)?;
     } else {
         report.pprof()?.write_to_vec(&mut out)?;
     }
     Ok(out)
 }
+
+const EMPTY_SVG: &str = r#"<?xml version="1.0" standalone="no"?>
+<svg xmlns="http://www.w3.org/2000/svg" width="600" height="40"><text x="10" y="25">no samples: the process used no CPU outside the blocklisted libraries while profiling</text></svg>
+"#;
 
 fn blocklist() -> Vec<String> {
     match std::env::var("CONDUIT_PPROF_BLOCKLIST") {
@@ -472,7 +479,7 @@ fn blocklist() -> Vec<String> {
 /// own frames stay on top of every stack and would take 100 % "flat" time. Drop them.
 fn trim_unwinder_frames(frames: &mut pprof::Frames) {
     let is_unwinder = |syms: &Vec<pprof::Symbol>| {
-        syms.iter().all(|s| {
+        syms.iter().any(|s| {
             let name = s.name();
             name.starts_with("backtrace::") || name.contains("pprof::backtrace::")
         })
