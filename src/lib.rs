@@ -29,8 +29,8 @@ pub use conduit_stream as stream;
 #[cfg(feature = "stream")]
 pub use conduit_stream::{Chunked, Event, Hub, JsonArray, LastEventId, Ndjson, Sse};
 
-/// Standard middleware: request id, recovery, logging, timeout, compression (feature
-/// `middleware`).
+/// Standard middleware: request id, recovery, logging, timeout, compression, ETag and cache
+/// policy, Prometheus metrics, CORS, rate limiting, client IP (feature `middleware`).
 #[cfg(feature = "middleware")]
 pub use conduit_middleware as middleware;
 

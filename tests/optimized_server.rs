@@ -125,6 +125,17 @@ async fn optimized_server_serves_db_rows_stats_and_closes_the_pool_on_sigterm() 
             .enumerate()
             .all(|(i, row)| row["id"] == i as u64 + 1)
     );
+    // Metrics count by route template: the requests above share one `/items/{id}` series.
+    let r = get(addr, "/metrics").await;
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    assert!(
+        text.lines().any(|l| l.starts_with("http_requests_total{")
+            && l.contains(r#"route="/items/{id}""#)
+            && l.contains(r#"status="404""#)),
+        "{text}"
+    );
+    assert!(!text.contains("/items/42"), "{text}");
     let mut c = h2_client(addr).await;
     let r = send(&mut c, get_req("/items?limit=70")).await;
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap();

@@ -26,7 +26,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use conduit::http::StatusCode;
-use conduit::middleware::{Compression, Logging, Recovery, RequestId, Timeout};
+use conduit::middleware::{
+    Compression, Logging, Metrics, MetricsRegistry, Recovery, RequestId, Timeout,
+};
 use conduit::server::debug::Debug;
 use conduit::server::pool::{Pool, PoolConfig};
 use conduit::{
@@ -99,8 +101,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         concat!(env!("CARGO_MANIFEST_DIR"), "/examples/performance/static").into()
     });
 
+    // Prometheus metrics for every request (labelled by route template), served at /metrics.
+    let registry = MetricsRegistry::new();
     let app = Router::new()
         .route("/", get(|_req: Request| async { "Hello, World!" }))
+        .route("/metrics", get(registry.handler()))
         .route(
             "/json",
             get(|_req: Request| async { Json(serde_json::json!({"message": "Hello, World!"})) }),
@@ -125,6 +130,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with(Compression::new())
         .with(Timeout::new(Duration::from_secs(30)))
         .with(Recovery::new())
+        .with(Metrics::new(&registry))
         .with(Logging::new().success_level(tracing::Level::DEBUG))
         .with(RequestId::new())
         .with(debug.in_flight());
