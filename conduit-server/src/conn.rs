@@ -133,7 +133,11 @@ pub(crate) async fn serve<H, I>(
     }
 }
 
-async fn serve_with<H, I>(
+/// Serve a connection that needs no HTTP/2 preface check first (plain text, or TLS without
+/// ALPN `h2`). The plain-text accept loop calls this directly rather than through [`serve`],
+/// whose future also has room for the HTTP/2-preface path (a second connection state over
+/// `Replay<I>`): every idle keep-alive connection carries its task's future.
+pub(crate) async fn serve_with<H, I>(
     ctx: Arc<ConnContext<H>>,
     io: I,
     info: ConnectInfo,
