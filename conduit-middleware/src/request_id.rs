@@ -37,7 +37,7 @@ use conduit_core::http::header::HeaderName;
 use conduit_core::http::{HeaderValue, Request as HttpRequest};
 use conduit_core::{Handler, Middleware, Request, Response};
 
-use crate::future::MapOutput;
+use crate::future::MapResponse;
 
 /// The default header: `x-request-id`.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -218,9 +218,8 @@ impl<H: Handler> Handler for RequestIdHandler<H> {
         };
         req.extensions_mut().insert(RequestIdValue(id.clone()));
         let header = self.header.clone();
-        MapOutput::new(self.inner.call(req), move |mut res: Response| {
+        MapResponse::new(self.inner.call(req), move |res: &mut Response| {
             res.headers_mut().insert(header, id);
-            res
         })
     }
 }
