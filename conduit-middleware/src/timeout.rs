@@ -116,12 +116,20 @@ impl<H: Handler> Handler for TimeoutHandler<H> {
         let id = req.extensions().get::<RequestIdValue>().cloned();
         Deadline {
             inner: Some(self.inner.call(req)),
-            deadline: tokio::time::Instant::now() + self.config.duration,
+            deadline: deadline(self.config.duration),
             sleep: None,
             config: self.config.clone(),
             id,
         }
     }
+}
+
+/// `now + duration`, saturating: `Timeout::new(Duration::MAX)` means "never", not a panic on
+/// every request (`Instant + Duration` panics on overflow).
+fn deadline(duration: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(duration)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
 }
 
 impl Timeout {
