@@ -76,9 +76,14 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
         let this = self.project();
-        let mut res = std::task::ready!(this.inner.poll(cx));
-        let f = this.f.take().expect("MapResponse polled after completion");
-        f(&mut res);
-        Poll::Ready(res)
+        // Edit the response inside the `Poll` the inner future returned, and return that same
+        // `Poll`: the response stays in the caller's return slot instead of being moved out
+        // and back in.
+        let mut out = this.inner.poll(cx);
+        if let Poll::Ready(res) = &mut out {
+            let f = this.f.take().expect("MapResponse polled after completion");
+            f(res);
+        }
+        out
     }
 }

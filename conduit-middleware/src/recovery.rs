@@ -129,17 +129,16 @@ fn panicked(payload: &(dyn Any + Send), id: Option<RequestIdValue>, method: &Met
 
 /// Wrap a streaming body so a panic while it is polled ends the response instead of the
 /// connection task.
-fn guard_body(res: Response, id: Option<RequestIdValue>) -> Response {
+fn guard_body(res: &mut Response, id: Option<RequestIdValue>) {
     if res.body().as_bytes().is_some() {
-        return res; // in memory: polling it cannot panic
+        return; // in memory: polling it cannot panic
     }
-    res.map(|body| {
-        Body::new(GuardedBody {
-            inner: body,
-            id,
-            failed: false,
-        })
-    })
+    let inner = std::mem::take(res.body_mut());
+    *res.body_mut() = Body::new(GuardedBody {
+        inner,
+        id,
+        failed: false,
+    });
 }
 
 pin_project_lite::pin_project! {
@@ -169,9 +168,16 @@ impl<F: Future<Output = Response>> Future for CatchUnwind<F> {
                 this.method,
             ));
         };
-        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(res)) => Poll::Ready(guard_body(res, this.id.take())),
+        // The inner future writes its `Poll` straight into `out`, which is edited in place and
+        // returned (see `MapResponse`): the response is not moved out of a `Result` and back.
+        let mut out = Poll::Pending;
+        match catch_unwind(AssertUnwindSafe(|| out = inner.poll(cx))) {
+            Ok(()) => {
+                if let Poll::Ready(res) = &mut out {
+                    guard_body(res, this.id.take());
+                }
+                out
+            }
             Err(payload) => {
                 this.inner.set(None); // drop what is left of the handler now
                 Poll::Ready(panicked(&*payload, this.id.take(), this.method))

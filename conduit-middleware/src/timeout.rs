@@ -134,18 +134,18 @@ fn deadline(duration: Duration) -> tokio::time::Instant {
 
 impl Timeout {
     /// The handler answered in time: limit its body's duration when configured.
-    fn answered(&self, res: Response, id: Option<RequestIdValue>) -> Response {
-        match self.body_timeout {
-            Some(limit) if res.body().as_bytes().is_none() => res.map(|body| {
-                Body::new(DeadlineBody {
-                    inner: body,
-                    sleep: Box::pin(tokio::time::sleep(limit)),
-                    limit,
-                    id,
-                    expired: false,
-                })
-            }),
-            _ => res,
+    fn answered(&self, res: &mut Response, id: Option<RequestIdValue>) {
+        if let Some(limit) = self.body_timeout
+            && res.body().as_bytes().is_none()
+        {
+            let inner = std::mem::take(res.body_mut());
+            *res.body_mut() = Body::new(DeadlineBody {
+                inner,
+                sleep: Box::pin(tokio::time::sleep(limit)),
+                limit,
+                id,
+                expired: false,
+            });
         }
     }
 
@@ -192,8 +192,11 @@ impl<F: Future<Output = Response>> Future for Deadline<F> {
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
             return Poll::Ready(this.config.timed_out(this.id.take()));
         };
-        if let Poll::Ready(res) = inner.poll(cx) {
-            return Poll::Ready(this.config.answered(res, this.id.take()));
+        let mut out = inner.poll(cx);
+        if let Poll::Ready(res) = &mut out {
+            // Edited in place (see `MapResponse`).
+            this.config.answered(res, this.id.take());
+            return out;
         }
         let deadline = *this.deadline;
         let sleep = this
