@@ -173,17 +173,16 @@ fn prefix() -> &'static [u8; 17] {
 /// A fresh id: `{random process prefix:016x}-{counter:x}`.
 pub fn generate() -> HeaderValue {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = prefix();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut digits = [0u8; 16];
-    let len = hex(n, 1, &mut digits);
+    let mut buf = [0u8; GENERATED_MAX];
+    buf[..17].copy_from_slice(prefix());
+    let len = 17 + hex(n, 1, &mut buf[17..]);
     let id = IDS.with(|chunk| {
         let mut chunk = chunk.borrow_mut();
         if chunk.capacity() < GENERATED_MAX {
             *chunk = BytesMut::with_capacity(CHUNK);
         }
-        chunk.extend_from_slice(prefix);
-        chunk.extend_from_slice(&digits[..len]);
+        chunk.extend_from_slice(&buf[..len]);
         chunk.split().freeze()
     });
     HeaderValue::from_maybe_shared(id).expect("hex digits and '-' are valid")
