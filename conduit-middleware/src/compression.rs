@@ -56,7 +56,7 @@ use conduit_core::{Body, BoxError, Handler, Middleware, Request, Response};
 use http_body::{Frame, SizeHint};
 use tokio::io::AsyncWrite;
 
-use crate::future::MapOutput;
+use crate::future::MapResponse;
 
 /// A content coding conduit can produce (and decode, see [`Decompression`](crate::Decompression)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -406,7 +406,7 @@ impl<H: Handler> Handler for CompressionHandler<H> {
         let negotiated = negotiate(req.headers(), &self.config.order);
         let head = req.method() == Method::HEAD;
         let config = self.config.clone();
-        MapOutput::new(self.inner.call(req), move |res| {
+        MapResponse::new(self.inner.call(req), move |res: &mut Response| {
             compress_response(&config, negotiated, head, res)
         })
     }
@@ -434,12 +434,7 @@ fn add_vary(headers: &mut HeaderMap) {
     headers.append(header::VARY, VARY_ACCEPT_ENCODING);
 }
 
-fn compress_response(
-    config: &Compression,
-    negotiated: Negotiated,
-    head: bool,
-    mut res: Response,
-) -> Response {
+fn compress_response(config: &Compression, negotiated: Negotiated, head: bool, res: &mut Response) {
     let status = res.status();
     // Responses compression must not touch: no Vary either (their form does not depend on
     // Accept-Encoding).
@@ -449,11 +444,11 @@ fn compress_response(
         || status == StatusCode::NOT_MODIFIED
         || status == StatusCode::PARTIAL_CONTENT
     {
-        return res;
+        return;
     }
     let size = http_body::Body::size_hint(res.body());
     if size.exact() == Some(0) {
-        return res;
+        return;
     }
     // One pass over the (few) response headers instead of a hash lookup per name.
     let mut content_type = None;
@@ -468,7 +463,7 @@ fn compress_response(
                 && !value.as_bytes().eq_ignore_ascii_case(b"identity"))
             || (*name == header::CACHE_CONTROL && has_token_in(value, "no-transform"))
         {
-            return res;
+            return;
         }
     }
     let wanted = size.upper().is_none_or(|upper| upper >= config.min_size)
@@ -481,14 +476,15 @@ fn compress_response(
         res.headers_mut().insert(header::VARY, VARY_ACCEPT_ENCODING);
     }
     let encoding = match negotiated {
-        Negotiated::Encode(_) if !wanted => return res,
+        Negotiated::Encode(_) if !wanted => return,
         Negotiated::Encode(enc) | Negotiated::Required(enc) => enc,
-        Negotiated::Identity => return res,
+        Negotiated::Identity => return,
         Negotiated::NotAcceptable => {
             tracing::info!(
                 "Accept-Encoding refuses identity and every enabled coding; answering 406"
             );
-            return not_acceptable(config);
+            *res = not_acceptable(config);
+            return;
         }
     };
     let level = config.levels[encoding.index()].unwrap_or(1);
@@ -519,7 +515,8 @@ fn compress_response(
             }
         }
     }
-    res.map(|body| Body::new(EncodedBody::new(body, encoding, level)))
+    let body = std::mem::take(res.body_mut());
+    *res.body_mut() = Body::new(EncodedBody::new(body, encoding, level));
 }
 
 fn not_acceptable(config: &Compression) -> Response {

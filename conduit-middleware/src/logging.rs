@@ -56,7 +56,7 @@ use conduit_core::{
 use http_body::Frame;
 use tracing::Level;
 
-use crate::future::MapOutput;
+use crate::future::MapResponse;
 use crate::request_id::RequestIdValue;
 
 /// The middleware: one event per request (see the [module docs](self)).
@@ -230,13 +230,13 @@ impl<H: Handler> Handler for LoggingHandler<H> {
                 start: Instant::now(),
             })
         });
-        MapOutput::new(self.inner.call(req), move |res: Response| {
+        MapResponse::new(self.inner.call(req), move |res: &mut Response| {
             let Some(req) = info else {
-                return res;
+                return;
             };
             let level = config.level_for(res.status());
             if !enabled(level) {
-                return res;
+                return;
             }
             let event = Event {
                 req: *req,
@@ -246,16 +246,15 @@ impl<H: Handler> Handler for LoggingHandler<H> {
             };
             if let Some(bytes) = res.body().as_bytes() {
                 event.emit(bytes.len() as u64, true);
-                return res;
+                return;
             }
-            res.map(|inner| {
-                Body::new(LoggedBody {
-                    inner,
-                    event: Some(event),
-                    bytes: 0,
-                    completed: false,
-                })
-            })
+            let inner = std::mem::take(res.body_mut());
+            *res.body_mut() = Body::new(LoggedBody {
+                inner,
+                event: Some(event),
+                bytes: 0,
+                completed: false,
+            });
         })
     }
 }

@@ -41,7 +41,6 @@ use conduit_core::http::{HeaderValue, StatusCode, header};
 use conduit_core::{Body, BoxError, Handler, Middleware, Request, Response};
 use http_body::Frame;
 
-use crate::future::MapOutput;
 use crate::request_id::RequestIdValue;
 
 /// The middleware: a deadline for the response head, and optionally for the body.
@@ -115,67 +114,89 @@ impl<H> fmt::Debug for TimeoutHandler<H> {
 impl<H: Handler> Handler for TimeoutHandler<H> {
     fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<H> {
         let id = req.extensions().get::<RequestIdValue>().cloned();
-        let fut = Deadline {
+        Deadline {
             inner: Some(self.inner.call(req)),
-            deadline: tokio::time::Instant::now() + self.config.duration,
+            deadline: deadline(self.config.duration),
             sleep: None,
-        };
-        let config = self.config.clone();
-        // Deadline drops a timed-out handler's future (cancelling it) before the 503 is built.
-        MapOutput::new(fut, move |result: Result<Response, ()>| match result {
-            Ok(res) => match config.body_timeout {
-                Some(limit) if res.body().as_bytes().is_none() => res.map(|body| {
-                    Body::new(DeadlineBody {
-                        inner: body,
-                        sleep: Box::pin(tokio::time::sleep(limit)),
-                        limit,
-                        id,
-                        expired: false,
-                    })
-                }),
-                _ => res,
-            },
-            Err(_) => {
-                tracing::warn!(
-                    request_id = id.as_ref().map(RequestIdValue::as_str),
-                    timeout_ms = config.duration.as_millis() as u64,
-                    status = config.status.as_u16(),
-                    "handler did not answer in time; cancelled it"
-                );
-                let mut res = Response::new(Body::from(config.message.clone()));
-                *res.status_mut() = config.status;
-                res.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; charset=utf-8"),
-                );
-                res
-            }
-        })
+            config: self.config.clone(),
+            id,
+        }
+    }
+}
+
+/// `now + duration`, saturating: `Timeout::new(Duration::MAX)` means "never", not a panic on
+/// every request (`Instant + Duration` panics on overflow).
+fn deadline(duration: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(duration)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
+}
+
+impl Timeout {
+    /// The handler answered in time: limit its body's duration when configured.
+    fn answered(&self, res: &mut Response, id: Option<RequestIdValue>) {
+        if let Some(limit) = self.body_timeout
+            && res.body().as_bytes().is_none()
+        {
+            let inner = std::mem::take(res.body_mut());
+            *res.body_mut() = Body::new(DeadlineBody {
+                inner,
+                sleep: Box::pin(tokio::time::sleep(limit)),
+                limit,
+                id,
+                expired: false,
+            });
+        }
+    }
+
+    /// The deadline passed (the handler's future is already dropped).
+    #[cold]
+    fn timed_out(&self, id: Option<RequestIdValue>) -> Response {
+        tracing::warn!(
+            request_id = id.as_ref().map(RequestIdValue::as_str),
+            timeout_ms = self.duration.as_millis() as u64,
+            status = self.status.as_u16(),
+            "handler did not answer in time; cancelled it"
+        );
+        let mut res = Response::new(Body::from(self.message.clone()));
+        *res.status_mut() = self.status;
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        res
     }
 }
 
 pin_project_lite::pin_project! {
-    /// `inner`, or `Err(())` once `deadline` passes. Unlike `tokio::time::timeout`, the timer
-    /// is only created (boxed, off the future's inline size) if `inner` is still pending after
-    /// its first poll, so a handler that answers at once never touches the timer wheel.
+    /// The handler's future, or the timeout response once `deadline` passes. Unlike
+    /// `tokio::time::timeout`, the timer is only created (boxed, off the future's inline size)
+    /// if `inner` is still pending after its first poll, so a handler that answers at once never
+    /// touches the timer wheel. It builds the response itself (no `Result` to map afterwards:
+    /// one layer of response moves less per request).
     struct Deadline<F> {
         #[pin]
         inner: Option<F>,
         deadline: tokio::time::Instant,
         sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+        config: Arc<Timeout>,
+        id: Option<RequestIdValue>,
     }
 }
 
-impl<F: Future> Future for Deadline<F> {
-    type Output = Result<F::Output, ()>;
+impl<F: Future<Output = Response>> Future for Deadline<F> {
+    type Output = Response;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
         let mut this = self.project();
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
-            return Poll::Ready(Err(()));
+            return Poll::Ready(this.config.timed_out(this.id.take()));
         };
-        if let Poll::Ready(out) = inner.poll(cx) {
-            return Poll::Ready(Ok(out));
+        let mut out = inner.poll(cx);
+        if let Poll::Ready(res) = &mut out {
+            // Edited in place (see `MapResponse`).
+            this.config.answered(res, this.id.take());
+            return out;
         }
         let deadline = *this.deadline;
         let sleep = this
@@ -184,7 +205,7 @@ impl<F: Future> Future for Deadline<F> {
         match sleep.as_mut().poll(cx) {
             Poll::Ready(()) => {
                 this.inner.set(None); // cancel the handler now
-                Poll::Ready(Err(()))
+                Poll::Ready(this.config.timed_out(this.id.take()))
             }
             Poll::Pending => Poll::Pending,
         }

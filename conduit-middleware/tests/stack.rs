@@ -235,6 +235,14 @@ async fn timeout_answers_503_and_cancels_the_handler() {
         .route(
             "/fast",
             get((|_r: Request| async { "quick" }).with(Timeout::new(Duration::from_secs(30)))),
+        )
+        .route(
+            "/never",
+            get((|_r: Request| async {
+                tokio::task::yield_now().await; // pending once: the timer is armed
+                "no limit"
+            })
+            .with(Timeout::new(Duration::MAX))),
         );
     let srv = start(app).await;
     let (status, _, body) = send(srv.addr, request("/slow").body(empty()).unwrap()).await;
@@ -258,6 +266,9 @@ async fn timeout_answers_503_and_cancels_the_handler() {
     );
     let (status, _, body) = send(srv.addr, request("/fast").body(empty()).unwrap()).await;
     assert_eq!((status, &body[..]), (StatusCode::OK, &b"quick"[..]));
+    // A deadline past what `Instant` can hold means no limit, not a panic.
+    let (status, _, body) = send(srv.addr, request("/never").body(empty()).unwrap()).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"no limit"[..]));
     srv.handle.shutdown();
 }
 
