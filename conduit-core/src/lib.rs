@@ -22,8 +22,8 @@ pub use middleware::{FromFn, FromFnHandler, HandlerExt, Middleware, Next, from_f
 pub use request::{BodyLimit, DEFAULT_BODY_LIMIT, RequestExt};
 pub use response::{Html, IntoResponse, Json, head_response};
 pub use router::{
-    MatchedPath, MethodRouter, OriginalUri, PathParams, Router, any, delete, get, head, options,
-    patch, post, put,
+    MatchedPath, MethodRouter, OriginalUri, PathParams, RecordMatchedPath, Router, any, delete,
+    get, head, options, patch, post, put,
 };
 pub use shutdown::ShutdownSignal;
 

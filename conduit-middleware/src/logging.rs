@@ -51,7 +51,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use conduit_core::http::{Method, StatusCode, Uri, Version};
 use conduit_core::{
-    Body, BoxError, Handler, MatchedPath, Middleware, Request, RequestExt, Response,
+    Body, BoxError, Handler, MatchedPath, Middleware, RecordMatchedPath, Request, RequestExt,
+    Response,
 };
 use http_body::Frame;
 use tracing::Level;
@@ -217,7 +218,7 @@ impl Event {
 }
 
 impl<H: Handler> Handler for LoggingHandler<H> {
-    fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<H> {
+    fn call(&self, mut req: Request) -> impl Future<Output = Response> + Send + use<H> {
         let config = self.config;
         // Boxed: the future stays small (it is moved by every layer above) when logging is off.
         let info = enabled(config.most_verbose()).then(|| {
@@ -230,6 +231,10 @@ impl<H: Handler> Handler for LoggingHandler<H> {
                 start: Instant::now(),
             })
         });
+        if info.is_some() {
+            // Around a router: ask it to hand the matched template back on the response.
+            req.extensions_mut().insert(RecordMatchedPath);
+        }
         MapResponse::new(self.inner.call(req), move |res: &mut Response| {
             let Some(req) = info else {
                 return;

@@ -64,7 +64,9 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use conduit_core::{Body, BoxError, Handler, MatchedPath, Middleware, Request, Response};
+use conduit_core::{
+    Body, BoxError, Handler, MatchedPath, Middleware, RecordMatchedPath, Request, Response,
+};
 use http::header::{self, HeaderValue};
 use http::{Extensions, Method};
 use http_body::{Body as _, Frame, SizeHint};
@@ -472,12 +474,15 @@ impl<H: Handler> Middleware<H> for Metrics {
 
 impl<H: Handler> Handler for MetricsHandler<H> {
     #[inline]
-    fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<H> {
+    fn call(&self, mut req: Request) -> impl Future<Output = Response> + Send + use<H> {
         let start = Instant::now();
         let method = method_label(req.method());
         // Inside a router (a route's layer) the template is on the request; around the
-        // router it comes back on the response.
+        // router it comes back on the response, which the router does when asked.
         let route_in = req.extensions().get::<MatchedPath>().cloned();
+        if route_in.is_none() {
+            req.extensions_mut().insert(RecordMatchedPath);
+        }
         self.shared.in_flight.inc();
         let pending = Pending {
             start,

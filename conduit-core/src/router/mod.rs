@@ -67,7 +67,7 @@ use crate::{
 };
 
 pub use method::{MethodRouter, any, delete, get, head, options, patch, post, put};
-pub use params::{MatchedPath, OriginalUri, PathParams};
+pub use params::{MatchedPath, OriginalUri, PathParams, RecordMatchedPath};
 
 use nest::strip_prefix;
 
@@ -421,10 +421,11 @@ impl Router {
             Endpoint::Route {
                 methods, matched, ..
             } => {
+                let record = record_on_response(&req, matched);
                 req.extensions_mut().insert(matched.clone());
                 match methods.dispatch(req) {
                     Dispatch::Call(handler, req, head, _) => {
-                        Dispatch::Call(handler, req, head, Some(matched.clone()))
+                        Dispatch::Call(handler, req, head, record)
                     }
                     respond => respond, // 405: no template
                 }
@@ -437,13 +438,23 @@ impl Router {
             } => match strip_prefix(&mut req, rest) {
                 Ok(()) if nested.is_some() => Dispatch::Call(handler, req, false, None),
                 Ok(()) => {
+                    let record = record_on_response(&req, matched);
                     req.extensions_mut().insert(matched.clone());
-                    Dispatch::Call(handler, req, false, Some(matched.clone()))
+                    Dispatch::Call(handler, req, false, record)
                 }
                 Err(err) => Dispatch::Respond(err.into_response()),
             },
         }
     }
+}
+
+/// The template to copy onto the response: only when a whole-router middleware asked for it
+/// with [`RecordMatchedPath`] (a response extension costs a map allocation per request).
+#[inline]
+fn record_on_response(req: &Request, matched: &MatchedPath) -> Option<MatchedPath> {
+    req.extensions()
+        .get::<RecordMatchedPath>()
+        .map(|_| matched.clone())
 }
 
 #[cold]

@@ -129,10 +129,10 @@ pub struct OriginalUri(pub Uri);
 /// The route template that matched the request, e.g. `/users/{id}` (a request and response
 /// extension; read it with [`RequestExt::matched_path`](crate::RequestExt::matched_path)).
 ///
-/// The router puts it into the request's extensions before calling the route's handler, and
-/// into the response's extensions afterwards, so middleware wrapping the whole router
-/// (logging, metrics) can label every routed response by its template rather than by its
-/// raw path. Under [`Router::nest`](crate::Router::nest) it is the full template (`/api/users/{id}`);
+/// The router puts it into the request's extensions before calling the route's handler, and,
+/// when the request carries [`RecordMatchedPath`], into the response's extensions afterwards,
+/// so middleware wrapping the whole router (logging, metrics) can label every routed response
+/// by its template rather than by its raw path. Under [`Router::nest`](crate::Router::nest) it is the full template (`/api/users/{id}`);
 /// for a [`Router::mount`](crate::Router::mount) it is the mount's prefix. Responses of the
 /// router itself (404 from the fallback, 405) carry none.
 ///
@@ -140,14 +140,16 @@ pub struct OriginalUri(pub Uri);
 /// copy.
 ///
 /// ```
-/// use conduit_core::{Handler, MatchedPath, Request, RequestExt, Router, get};
+/// use conduit_core::{Handler, MatchedPath, RecordMatchedPath, Request, RequestExt, Router, get};
 ///
 /// let users = Router::new().route("/{id}", get(|req: Request| async move {
 ///     req.matched_path().unwrap_or_default().to_owned()
 /// }));
 /// let app = Router::new().nest("/api/users", users);
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let res = app.call(Request::get("/api/users/7").body(Default::default()).unwrap()).await;
+/// let mut req = Request::get("/api/users/7").body(Default::default()).unwrap();
+/// req.extensions_mut().insert(RecordMatchedPath); // as logging and metrics do
+/// let res = app.call(req).await;
 /// assert_eq!(res.extensions().get::<MatchedPath>().unwrap().as_str(), "/api/users/{id}");
 /// let body = conduit_core::to_bytes(res.into_body(), usize::MAX).await.unwrap();
 /// assert_eq!(body, "/api/users/{id}");
@@ -188,3 +190,22 @@ pub(super) fn join_template(base: &str, path: &str) -> String {
         format!("{base}{path}")
     }
 }
+
+/// Put in a request's extensions by middleware that wraps a whole [`Router`](crate::Router) and
+/// reads the route template from the *response* ([`MatchedPath`] there), as logging and metrics
+/// do: the router then copies the template onto the response. Without it the router records the
+/// template on the request only, so a plain route pays for no response extension.
+///
+/// ```
+/// use conduit_core::{Body, Handler, MatchedPath, RecordMatchedPath, Request, Router, get};
+///
+/// let app = Router::new().route("/users/{id}", get(|_req: Request| async { "ana" }));
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let mut req = Request::get("/users/7").body(Body::empty()).unwrap();
+/// req.extensions_mut().insert(RecordMatchedPath);
+/// let res = app.call(req).await;
+/// assert_eq!(res.extensions().get::<MatchedPath>().unwrap().as_str(), "/users/{id}");
+/// # });
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RecordMatchedPath;

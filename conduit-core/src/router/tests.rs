@@ -367,7 +367,9 @@ async fn state_present_missing_and_nested() {
 
 /// What a handler sees as `matched_path`, and what the response carries.
 async fn matched(app: &Router, method: Method, uri: &str) -> (StatusCode, String, Option<String>) {
-    let res = app.call(req(method, uri)).await;
+    let mut request = req(method, uri);
+    request.extensions_mut().insert(RecordMatchedPath);
+    let res = app.call(request).await;
     let on_response = res
         .extensions()
         .get::<MatchedPath>()
@@ -472,11 +474,27 @@ async fn matched_path_on_request_and_response() {
 }
 
 #[tokio::test]
+async fn matched_path_goes_on_the_response_only_when_asked() {
+    let app = Router::new().route(
+        "/a/{id}",
+        get(|r: Request| async move { r.matched_path().unwrap_or_default().to_owned() }),
+    );
+    let res = app.call(req(Method::GET, "/a/1")).await;
+    assert!(res.extensions().get::<MatchedPath>().is_none());
+    assert_eq!(body(res).await, "/a/{id}"); // the handler still sees it
+}
+
+#[tokio::test]
 async fn matched_path_is_shared_not_rebuilt() {
     // The template is built once per route: two requests get the same Arc.
     let app = Router::new().route("/a/{id}", get(|_r: Request| async { "" }));
-    let one = app.call(req(Method::GET, "/a/1")).await;
-    let two = app.call(req(Method::GET, "/a/2")).await;
+    let recorded = |uri| {
+        let mut r = req(Method::GET, uri);
+        r.extensions_mut().insert(RecordMatchedPath);
+        r
+    };
+    let one = app.call(recorded("/a/1")).await;
+    let two = app.call(recorded("/a/2")).await;
     let one = one.extensions().get::<MatchedPath>().unwrap();
     let two = two.extensions().get::<MatchedPath>().unwrap();
     assert!(std::ptr::eq(one.as_str(), two.as_str()));
