@@ -8,36 +8,10 @@ mod common;
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// `target/<profile>/examples/basic_server`, found from this test's own executable
-/// (`target/<profile>/deps/basic_server-<hash>`), so `CARGO_TARGET_DIR` and profiles work.
-fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binary lives in target/<profile>/deps");
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("basic_server{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "example binary {} not found: run `cargo build --examples` (or scripts/test.sh) first",
-        bin.display()
-    );
-    bin
-}
-
-/// A free port on 127.0.0.1 (bound, then released for the example to take).
-fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("local_addr")
-}
 
 /// Kills the child if the test fails before it exits on its own.
 struct Guard(Option<Child>);
@@ -70,7 +44,7 @@ async fn wait_until_serving(addr: SocketAddr, child: &mut Child) {
 
 #[tokio::test]
 async fn basic_server_serves_and_shuts_down_gracefully_on_sigterm() {
-    let bin = example_binary();
+    let bin = example_binary("basic_server");
     let addr = free_addr();
     let child = Command::new(&bin)
         .env("ADDR", addr.to_string())

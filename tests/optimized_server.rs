@@ -12,28 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binary lives in target/<profile>/deps");
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("optimized_server{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "example binary {} not found: run `cargo build --examples` first",
-        bin.display()
-    );
-    bin
-}
-
-fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("local_addr")
-}
-
 /// Kills the child and removes the database if the test ends early.
 struct Guard(Option<Child>, PathBuf);
 
@@ -67,7 +45,7 @@ async fn wait_until_serving(addrs: &[SocketAddr], child: &mut Child) {
 
 #[tokio::test]
 async fn optimized_server_serves_db_rows_stats_and_closes_the_pool_on_sigterm() {
-    let bin = example_binary();
+    let bin = example_binary("optimized_server");
     let (addr, profile) = (free_addr(), free_addr());
     let db = std::env::temp_dir().join(format!(
         "conduit-optimized-test-{}.sqlite",

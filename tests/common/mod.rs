@@ -160,3 +160,30 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> Vec<u8> {
     let _ = tokio::time::timeout(timeout, s.read_to_end(&mut out)).await;
     out
 }
+
+/// `target/<profile>/examples/<name>`, found from the running test's own executable
+/// (`target/<profile>/deps/<test>-<hash>`), so `CARGO_TARGET_DIR` and profiles work. Cargo gives
+/// integration tests no path to example binaries; `cargo build --examples` (which
+/// `scripts/test.sh` runs first) leaves them there.
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps");
+    let bin = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "example binary {} not found: run `cargo build --examples` (or scripts/test.sh) first",
+        bin.display()
+    );
+    bin
+}
+
+/// A free port on 127.0.0.1 (bound, then released for a child process to take).
+pub fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("local_addr")
+}
