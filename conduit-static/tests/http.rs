@@ -301,39 +301,23 @@ async fn ranges_single_suffix_open_multi_and_unsatisfiable() {
             .header("last-modified")
             .unwrap()
             .to_owned();
-        let r = c
-            .req(
-                "GET",
-                "/data.bin",
-                &[("range", "bytes=0-0"), ("if-range", &etag)],
-            )
-            .await;
-        assert_eq!(r.status, 206);
-        let r = c
-            .req(
-                "GET",
-                "/data.bin",
-                &[("range", "bytes=0-0"), ("if-range", &lm)],
-            )
-            .await;
-        assert_eq!(r.status, 206);
-        let r = c
-            .req(
-                "GET",
-                "/data.bin",
-                &[("range", "bytes=0-0"), ("if-range", "\"old\"")],
-            )
-            .await;
-        assert_eq!((r.status, r.body.len()), (200, 5000));
+        // If-Range: a strong ETag or the exact date keeps the range; anything else, a weak
+        // tag included, gets the whole file.
         let weak = format!("W/{etag}");
-        let r = c
-            .req(
-                "GET",
-                "/data.bin",
-                &[("range", "bytes=0-0"), ("if-range", &weak)],
-            )
-            .await;
-        assert_eq!(r.status, 200);
+        for (if_range, status, len) in [
+            (etag.as_str(), 206, 1),
+            (lm.as_str(), 206, 1),
+            ("\"old\"", 200, 5000),
+            (weak.as_str(), 200, 5000),
+        ] {
+            let headers = [("range", "bytes=0-0"), ("if-range", if_range)];
+            let r = c.req("GET", "/data.bin", &headers).await;
+            assert_eq!(
+                (r.status, r.body.len()),
+                (status, len),
+                "If-Range: {if_range}"
+            );
+        }
         // A failing precondition wins over Range; HEAD ignores Range.
         let r = c
             .req(
