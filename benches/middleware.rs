@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use conduit::http::HeaderValue;
-use conduit::middleware::{Compression, Logging, Recovery, RequestId, Timeout};
+use conduit::middleware::{Compression, Logging, Recovery, RequestId, Stack, Timeout};
 use conduit::{Body, Handler, HandlerExt, Next, Request, Router, from_fn, get};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -62,6 +62,9 @@ fn chain(c: &mut Criterion) {
         .with(Logging::new())
         .with(RequestId::new());
     g.bench_function("standard_stack", |b| b.iter(|| black_box(run(&rt, &stack))));
+    // The same five layers fused into one future.
+    let fused = hello.with(Stack::new());
+    g.bench_function("fused_stack", |b| b.iter(|| black_box(run(&rt, &fused))));
     g.finish();
 }
 

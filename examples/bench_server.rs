@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use conduit::middleware::{
     Compression, ETag, Logging, Metrics, MetricsRegistry, Quota, RateLimit, Recovery, RequestId,
-    Timeout,
+    Stack, Timeout,
 };
 use conduit::{
     Config, Event, HandlerExt, Hub, IntoResponse, Json, JsonArray, MethodRouter, Ndjson, Request,
@@ -122,18 +122,27 @@ fn app(root: &str) -> Router {
         .route("/metrics", get(metrics_registry().handler()))
 }
 
-/// The recommended stack around "Hello, World!", with the request metrics between request id
-/// and logging (unless `CONDUIT_STACK_METRICS=0`).
+/// The recommended stack around "Hello, World!" ([`Stack`], the five layers fused), with the
+/// request metrics outside it (unless `CONDUIT_STACK_METRICS=0`). `CONDUIT_STACK=layers`
+/// composes the five layers one by one instead, to compare.
 fn stack() -> MethodRouter {
-    let inner = (|_req: Request| async { "Hello, World!" })
-        .with(Compression::new())
-        .with(Timeout::new(Duration::from_secs(30)))
-        .with(Recovery::new())
-        .with(Logging::new());
-    if std::env::var("CONDUIT_STACK_METRICS").as_deref() == Ok("0") {
-        get(inner.with(RequestId::new()))
+    let hello = |_req: Request| async { "Hello, World!" };
+    let metrics = std::env::var("CONDUIT_STACK_METRICS").as_deref() != Ok("0");
+    if std::env::var("CONDUIT_STACK").as_deref() == Ok("layers") {
+        let inner = hello
+            .with(Compression::new())
+            .with(Timeout::new(Duration::from_secs(30)))
+            .with(Recovery::new())
+            .with(Logging::new());
+        if metrics {
+            get(inner.with(stack_metrics()).with(RequestId::new()))
+        } else {
+            get(inner.with(RequestId::new()))
+        }
+    } else if metrics {
+        get(hello.with(Stack::new()).with(stack_metrics()))
     } else {
-        get(inner.with(stack_metrics()).with(RequestId::new()))
+        get(hello.with(Stack::new()))
     }
 }
 

@@ -275,7 +275,7 @@ pub struct Compression {
     /// Level per coding, in [`Encoding::index`] order; `None` = disabled.
     levels: [Option<i32>; 4],
     /// Enabled codings in order of preference.
-    order: Vec<Encoding>,
+    pub(crate) order: Vec<Encoding>,
     min_size: u64,
     predicate: Arc<dyn Fn(&str) -> bool + Send + Sync>,
 }
@@ -405,9 +405,10 @@ impl<H: Handler> Handler for CompressionHandler<H> {
     fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<H> {
         let negotiated = negotiate(req.headers(), &self.config.order);
         let head = req.method() == Method::HEAD;
-        let config = self.config.clone();
+        // Most requests negotiate identity: they only need `Vary`, not the config.
+        let config = (negotiated != Negotiated::Identity).then(|| self.config.clone());
         MapResponse::new(self.inner.call(req), move |res: &mut Response| {
-            compress_response(&config, negotiated, head, res)
+            compress_response(config.as_deref(), negotiated, head, res)
         })
     }
 }
@@ -434,7 +435,13 @@ fn add_vary(headers: &mut HeaderMap) {
     headers.append(header::VARY, VARY_ACCEPT_ENCODING);
 }
 
-fn compress_response(config: &Compression, negotiated: Negotiated, head: bool, res: &mut Response) {
+/// `config` is `None` exactly when `negotiated` is `Identity`.
+pub(crate) fn compress_response(
+    config: Option<&Compression>,
+    negotiated: Negotiated,
+    head: bool,
+    res: &mut Response,
+) {
     let status = res.status();
     // Responses compression must not touch: no Vary either (their form does not depend on
     // Accept-Encoding).
@@ -466,15 +473,22 @@ fn compress_response(config: &Compression, negotiated: Negotiated, head: bool, r
             return;
         }
     }
-    let wanted = size.upper().is_none_or(|upper| upper >= config.min_size)
-        && content_type
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| (config.predicate)(ct));
+    // Worth compressing? Asked only when the client merely accepts a coding.
+    let wanted = matches!(negotiated, Negotiated::Encode(_))
+        && config.is_some_and(|config| {
+            size.upper().is_none_or(|upper| upper >= config.min_size)
+                && content_type
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|ct| (config.predicate)(ct))
+        });
     if has_vary {
         add_vary(res.headers_mut());
     } else {
         res.headers_mut().insert(header::VARY, VARY_ACCEPT_ENCODING);
     }
+    let Some(config) = config else {
+        return; // identity
+    };
     let encoding = match negotiated {
         Negotiated::Encode(_) if !wanted => return,
         Negotiated::Encode(enc) | Negotiated::Required(enc) => enc,

@@ -7,6 +7,7 @@ mod future;
 pub mod logging;
 pub mod recovery;
 pub mod request_id;
+pub mod stack;
 pub mod timeout;
 
 pub use compression::{Compression, CompressionHandler, Encoding};
@@ -14,6 +15,7 @@ pub use decompression::{Decompression, DecompressionHandler};
 pub use logging::{Logging, LoggingHandler};
 pub use recovery::{Recovery, RecoveryHandler};
 pub use request_id::{RequestId, RequestIdExt, RequestIdHandler, RequestIdValue};
+pub use stack::{Stack, StackHandler};
 pub use timeout::{Timeout, TimeoutHandler};
 
 pub mod cache_control;

@@ -164,7 +164,7 @@ fn enabled(level: Level) -> bool {
 }
 
 /// What is known when the request arrives.
-struct RequestInfo {
+pub(crate) struct RequestInfo {
     method: Method,
     uri: Uri,
     version: Version,
@@ -220,8 +220,21 @@ impl Event {
 impl<H: Handler> Handler for LoggingHandler<H> {
     fn call(&self, mut req: Request) -> impl Future<Output = Response> + Send + use<H> {
         let config = self.config;
+        let info = config.start(&mut req);
+        MapResponse::new(self.inner.call(req), move |res: &mut Response| {
+            config.finish(info, res)
+        })
+    }
+}
+
+/// What [`Logging::start`] keeps of the request for the event.
+pub(crate) type Started = Option<Box<RequestInfo>>;
+
+impl Logging {
+    /// Before the handler: note what the event needs (nothing when no level is enabled).
+    pub(crate) fn start(&self, req: &mut Request) -> Started {
         // Boxed: the future stays small (it is moved by every layer above) when logging is off.
-        let info = enabled(config.most_verbose()).then(|| {
+        let info = enabled(self.most_verbose()).then(|| {
             Box::new(RequestInfo {
                 method: req.method().clone(),
                 uri: req.uri().clone(),
@@ -235,36 +248,38 @@ impl<H: Handler> Handler for LoggingHandler<H> {
             // Around a router: ask it to hand the matched template back on the response.
             req.extensions_mut().insert(RecordMatchedPath);
         }
-        MapResponse::new(self.inner.call(req), move |res: &mut Response| {
-            let Some(req) = info else {
-                return;
-            };
-            let level = config.level_for(res.status());
-            if !enabled(level) {
-                return;
-            }
-            let event = Event {
-                req: *req,
-                level,
-                status: res.status(),
-                route: res.extensions().get::<MatchedPath>().cloned(),
-            };
-            if let Some(bytes) = res.body().as_bytes() {
-                event.emit(bytes.len() as u64, true);
-                return;
-            }
-            let inner = std::mem::take(res.body_mut());
-            *res.body_mut() = Body::new(LoggedBody {
-                inner,
-                event: Some(event),
-                bytes: 0,
-                completed: false,
-            });
-        })
+        info
+    }
+
+    /// On the response head: log now (in-memory body) or when the body ends.
+    pub(crate) fn finish(self, info: Started, res: &mut Response) {
+        let Some(req) = info else {
+            return;
+        };
+        let level = self.level_for(res.status());
+        if !enabled(level) {
+            return;
+        }
+        let event = Event {
+            req: *req,
+            level,
+            status: res.status(),
+            route: res.extensions().get::<MatchedPath>().cloned(),
+        };
+        if let Some(bytes) = res.body().as_bytes() {
+            event.emit(bytes.len() as u64, true);
+            return;
+        }
+        let inner = std::mem::take(res.body_mut());
+        *res.body_mut() = Body::new(LoggedBody {
+            inner,
+            event: Some(event),
+            bytes: 0,
+            completed: false,
+        });
     }
 }
 
-/// A streamed body that counts its bytes and emits the event when it ends or is dropped.
 struct LoggedBody {
     inner: Body,
     event: Option<Event>,

@@ -40,7 +40,7 @@ use conduit_core::http::{HeaderValue, Method, StatusCode, header};
 use conduit_core::{Body, BoxError, Handler, Middleware, Request, Response};
 use http_body::Frame;
 
-use crate::request_id::RequestIdValue;
+use crate::request_id::{self, RequestIdValue};
 
 /// The middleware: catch panics (see the [module docs](self)).
 #[derive(Clone, Debug, Default)]
@@ -98,7 +98,6 @@ fn internal_error() -> Response {
 
 impl<H: Handler> Handler for RecoveryHandler<H> {
     fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<H> {
-        let id = req.extensions().get::<RequestIdValue>().cloned();
         let method = req.method().clone();
         // Building the future may panic too (a handler that panics before its first await
         // point usually panics in `poll`, but a hand-written `call` can panic here).
@@ -109,15 +108,16 @@ impl<H: Handler> Handler for RecoveryHandler<H> {
         CatchUnwind {
             inner,
             early,
-            id,
             method,
         }
     }
 }
 
-/// The handler panicked before its response head: log it, answer 500.
+/// The handler panicked before its response head: log it (with the id of an outer
+/// [`RequestId`](crate::RequestId), lent to the thread while it polls us), answer 500.
 #[cold]
-fn panicked(payload: &(dyn Any + Send), id: Option<RequestIdValue>, method: &Method) -> Response {
+pub(crate) fn panicked(payload: &(dyn Any + Send), method: &Method) -> Response {
+    let id = request_id::current();
     tracing::error!(
         request_id = id.as_ref().map(RequestIdValue::as_str),
         %method,
@@ -129,14 +129,15 @@ fn panicked(payload: &(dyn Any + Send), id: Option<RequestIdValue>, method: &Met
 
 /// Wrap a streaming body so a panic while it is polled ends the response instead of the
 /// connection task.
-fn guard_body(res: &mut Response, id: Option<RequestIdValue>) {
+pub(crate) fn guard_body(res: &mut Response) {
     if res.body().as_bytes().is_some() {
         return; // in memory: polling it cannot panic
     }
     let inner = std::mem::take(res.body_mut());
     *res.body_mut() = Body::new(GuardedBody {
         inner,
-        id,
+        // The body is polled after the request id's scope: keep a copy for the log line.
+        id: request_id::current(),
         failed: false,
     });
 }
@@ -148,7 +149,6 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Option<F>,
         early: Option<Box<dyn Any + Send>>,
-        id: Option<RequestIdValue>,
         method: Method,
     }
 }
@@ -159,14 +159,10 @@ impl<F: Future<Output = Response>> Future for CatchUnwind<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
         let mut this = self.project();
         if let Some(payload) = this.early.take() {
-            return Poll::Ready(panicked(&*payload, this.id.take(), this.method));
+            return Poll::Ready(panicked(&*payload, this.method));
         }
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
-            return Poll::Ready(panicked(
-                &"polled after completion",
-                this.id.take(),
-                this.method,
-            ));
+            return Poll::Ready(panicked(&"polled after completion", this.method));
         };
         // The inner future writes its `Poll` straight into `out`, which is edited in place and
         // returned (see `MapResponse`): the response is not moved out of a `Result` and back.
@@ -174,13 +170,13 @@ impl<F: Future<Output = Response>> Future for CatchUnwind<F> {
         match catch_unwind(AssertUnwindSafe(|| out = inner.poll(cx))) {
             Ok(()) => {
                 if let Poll::Ready(res) = &mut out {
-                    guard_body(res, this.id.take());
+                    guard_body(res);
                 }
                 out
             }
             Err(payload) => {
                 this.inner.set(None); // drop what is left of the handler now
-                Poll::Ready(panicked(&*payload, this.id.take(), this.method))
+                Poll::Ready(panicked(&*payload, this.method))
             }
         }
     }

@@ -25,19 +25,20 @@
 //! # });
 //! ```
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
+use std::mem::ManuallyDrop;
+use std::pin::Pin;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use conduit_core::http::header::HeaderName;
 use conduit_core::http::{HeaderValue, Request as HttpRequest};
 use conduit_core::{Handler, Middleware, Request, Response};
-
-use crate::future::MapResponse;
 
 /// The default header: `x-request-id`.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -48,7 +49,7 @@ pub const MAX_LEN: usize = 128;
 /// The middleware: reuse or generate a request id (see the [module docs](self)).
 #[derive(Clone, Debug)]
 pub struct RequestId {
-    header: HeaderName,
+    pub(crate) header: HeaderName,
 }
 
 impl Default for RequestId {
@@ -200,26 +201,132 @@ fn hex(v: u64, min: usize, out: &mut [u8]) -> usize {
 
 impl<H: Handler> Handler for RequestIdHandler<H> {
     fn call(&self, mut req: Request) -> impl Future<Output = Response> + Send + use<H> {
-        let id = match req.headers().get(&self.header) {
-            Some(v) if is_sane(v.as_bytes()) => v.clone(),
-            Some(v) => {
-                let fresh = generate();
-                tracing::debug!(
-                    header = %self.header,
-                    len = v.len(),
-                    replaced_by = ?fresh,
-                    "request id: incoming value is not 1-128 visible ASCII bytes; generated a new one"
-                );
-                req.headers_mut().insert(self.header.clone(), fresh.clone());
-                fresh
-            }
-            None => generate(),
+        let id = assign(&self.header, &mut req);
+        // The id is lent to the thread while the inner future is polled (see [`current`]), so
+        // inner layers log it without each keeping a copy per request.
+        WithRequestId {
+            inner: self.inner.call(req),
+            id: Some(id),
+            header: self.header.clone(),
+        }
+    }
+}
+
+/// The request's id under `header` (reused when sane, else generated and the header
+/// replaced), stored as a [`RequestIdValue`] extension.
+pub(crate) fn assign(header: &HeaderName, req: &mut Request) -> RequestIdValue {
+    let id = match req.headers().get(header) {
+        Some(v) if is_sane(v.as_bytes()) => v.clone(),
+        Some(v) => {
+            let fresh = generate();
+            tracing::debug!(
+                %header,
+                len = v.len(),
+                replaced_by = ?fresh,
+                "request id: incoming value is not 1-128 visible ASCII bytes; generated a new one"
+            );
+            req.headers_mut().insert(header.clone(), fresh.clone());
+            fresh
+        }
+        None => generate(),
+    };
+    let id = RequestIdValue(id);
+    req.extensions_mut().insert(id.clone());
+    id
+}
+
+/// Echo the id on the response.
+#[inline]
+pub(crate) fn echo(header: &HeaderName, id: RequestIdValue, res: &mut Response) {
+    res.headers_mut().insert(header.clone(), id.0);
+}
+
+thread_local! {
+    // `ManuallyDrop`: a slot without drop glue needs no per-access destructor registration
+    // check. Nothing leaks: a `Lent` guard always puts back what it found, which is `None` once
+    // no request is being polled.
+    static CURRENT: ManuallyDrop<Cell<Option<RequestIdValue>>> =
+        const { ManuallyDrop::new(Cell::new(None)) };
+}
+
+/// The id of the request whose handler is running on this thread, when a [`RequestId`]
+/// middleware is polling it: what inner middleware ([`Recovery`](crate::Recovery),
+/// [`Timeout`](crate::Timeout)) put in their rare log lines, and what a handler can log without
+/// holding the request. `None` outside a `RequestId` (and in tasks the handler spawns: they
+/// are polled elsewhere; read [`RequestIdExt::request_id`] before spawning).
+///
+/// ```
+/// use conduit_core::{Handler, HandlerExt, Request};
+/// use conduit_middleware::{RequestId, request_id};
+///
+/// let app = (|_req: Request| async { request_id::current().unwrap().to_string() })
+///     .with(RequestId::new());
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let req = Request::get("/").header("x-request-id", "abc-123").body(Default::default()).unwrap();
+/// let res = app.call(req).await;
+/// let body = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+/// assert_eq!(body, "abc-123");
+/// # });
+/// assert!(request_id::current().is_none());
+/// ```
+pub fn current() -> Option<RequestIdValue> {
+    CURRENT.with(|slot| {
+        let id = slot.take();
+        let copy = id.clone();
+        slot.set(id);
+        copy
+    })
+}
+
+/// Moves an id into [`CURRENT`] for the guard's life and back out on drop (also on unwind),
+/// restoring whatever an outer `RequestId` had lent.
+pub(crate) struct Lent<'a> {
+    slot: &'a mut Option<RequestIdValue>,
+    outer: Option<RequestIdValue>,
+}
+
+impl<'a> Lent<'a> {
+    #[inline]
+    pub(crate) fn new(slot: &'a mut Option<RequestIdValue>) -> Self {
+        let outer = CURRENT.with(|c| c.replace(slot.take()));
+        Self { slot, outer }
+    }
+}
+
+impl Drop for Lent<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        *self.slot = CURRENT.with(|c| c.replace(self.outer.take()));
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`RequestIdHandler`]: polls the handler with the id lent to the thread,
+    /// then echoes the id on the response.
+    struct WithRequestId<F> {
+        #[pin]
+        inner: F,
+        id: Option<RequestIdValue>,
+        header: HeaderName,
+    }
+}
+
+impl<F: Future<Output = Response>> Future for WithRequestId<F> {
+    type Output = Response;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        let this = self.project();
+        let mut out = {
+            let _lent = Lent::new(this.id);
+            this.inner.poll(cx)
         };
-        req.extensions_mut().insert(RequestIdValue(id.clone()));
-        let header = self.header.clone();
-        MapResponse::new(self.inner.call(req), move |res: &mut Response| {
-            res.headers_mut().insert(header, id);
-        })
+        if let Poll::Ready(res) = &mut out
+            && let Some(id) = this.id.take()
+        {
+            echo(this.header, id, res);
+        }
+        out
     }
 }
 

@@ -41,12 +41,12 @@ use conduit_core::http::{HeaderValue, StatusCode, header};
 use conduit_core::{Body, BoxError, Handler, Middleware, Request, Response};
 use http_body::Frame;
 
-use crate::request_id::RequestIdValue;
+use crate::request_id::{self, RequestIdValue};
 
 /// The middleware: a deadline for the response head, and optionally for the body.
 #[derive(Clone, Debug)]
 pub struct Timeout {
-    duration: Duration,
+    pub(crate) duration: Duration,
     status: StatusCode,
     message: Cow<'static, str>,
     body_timeout: Option<Duration>,
@@ -113,20 +113,18 @@ impl<H> fmt::Debug for TimeoutHandler<H> {
 
 impl<H: Handler> Handler for TimeoutHandler<H> {
     fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<H> {
-        let id = req.extensions().get::<RequestIdValue>().cloned();
         Deadline {
             inner: Some(self.inner.call(req)),
             deadline: deadline(self.config.duration),
             sleep: None,
             config: self.config.clone(),
-            id,
         }
     }
 }
 
 /// `now + duration`, saturating: `Timeout::new(Duration::MAX)` means "never", not a panic on
 /// every request (`Instant + Duration` panics on overflow).
-fn deadline(duration: Duration) -> tokio::time::Instant {
+pub(crate) fn deadline(duration: Duration) -> tokio::time::Instant {
     let now = tokio::time::Instant::now();
     now.checked_add(duration)
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
@@ -134,7 +132,7 @@ fn deadline(duration: Duration) -> tokio::time::Instant {
 
 impl Timeout {
     /// The handler answered in time: limit its body's duration when configured.
-    fn answered(&self, res: &mut Response, id: Option<RequestIdValue>) {
+    pub(crate) fn answered(&self, res: &mut Response) {
         if let Some(limit) = self.body_timeout
             && res.body().as_bytes().is_none()
         {
@@ -143,7 +141,8 @@ impl Timeout {
                 inner,
                 sleep: Box::pin(tokio::time::sleep(limit)),
                 limit,
-                id,
+                // Polled after the request id's scope (see `request_id::current`): keep a copy.
+                id: request_id::current(),
                 expired: false,
             });
         }
@@ -151,7 +150,8 @@ impl Timeout {
 
     /// The deadline passed (the handler's future is already dropped).
     #[cold]
-    fn timed_out(&self, id: Option<RequestIdValue>) -> Response {
+    pub(crate) fn timed_out(&self) -> Response {
+        let id = request_id::current();
         tracing::warn!(
             request_id = id.as_ref().map(RequestIdValue::as_str),
             timeout_ms = self.duration.as_millis() as u64,
@@ -180,7 +180,6 @@ pin_project_lite::pin_project! {
         deadline: tokio::time::Instant,
         sleep: Option<Pin<Box<tokio::time::Sleep>>>,
         config: Arc<Timeout>,
-        id: Option<RequestIdValue>,
     }
 }
 
@@ -190,12 +189,12 @@ impl<F: Future<Output = Response>> Future for Deadline<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
         let mut this = self.project();
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
-            return Poll::Ready(this.config.timed_out(this.id.take()));
+            return Poll::Ready(this.config.timed_out());
         };
         let mut out = inner.poll(cx);
         if let Poll::Ready(res) = &mut out {
             // Edited in place (see `MapResponse`).
-            this.config.answered(res, this.id.take());
+            this.config.answered(res);
             return out;
         }
         let deadline = *this.deadline;
@@ -205,7 +204,7 @@ impl<F: Future<Output = Response>> Future for Deadline<F> {
         match sleep.as_mut().poll(cx) {
             Poll::Ready(()) => {
                 this.inner.set(None); // cancel the handler now
-                Poll::Ready(this.config.timed_out(this.id.take()))
+                Poll::Ready(this.config.timed_out())
             }
             Poll::Pending => Poll::Pending,
         }

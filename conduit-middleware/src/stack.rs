@@ -1,0 +1,245 @@
+//! [`Stack`]: the recommended stack — [`RequestId`], [`Logging`], [`Recovery`], [`Timeout`],
+//! [`Compression`], in that order — as one middleware with one future.
+//!
+//! It behaves exactly like the five layers composed in the recommended order (see the crate
+//! docs for why that order): the same id handling, log event, panic and timeout answers,
+//! compression and `Vary`. It is built from the same functions as those layers, so the two
+//! cannot drift apart. What it saves is the glue: five nested futures become one (one move of
+//! the request and of the response instead of five, one shared config instead of a copy per
+//! layer), about a third of what the composed stack costs per request on top of the handler.
+//! Compose the layers yourself when you want a different order, to leave one out, or to put
+//! other middleware between them.
+//!
+//! ```
+//! use std::time::Duration;
+//! use conduit_core::{Handler, HandlerExt, Request, Router, get};
+//! use conduit_middleware::{Compression, Logging, RequestId, Stack, Timeout};
+//! use tracing::Level;
+//!
+//! let app = Router::new()
+//!     .route("/", get(|_req: Request| async { "Hello, World!" }))
+//!     .with(
+//!         Stack::new()
+//!             .timeout(Timeout::new(Duration::from_secs(10)))
+//!             .logging(Logging::new().client_error_level(Level::INFO)),
+//!     );
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let res = app.call(Request::get("/").body(Default::default()).unwrap()).await;
+//! assert_eq!(res.status(), 200);
+//! assert!(res.headers().contains_key("x-request-id"));
+//! assert_eq!(res.headers()["vary"], "accept-encoding");
+//! # });
+//! ```
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use conduit_core::http::Method;
+use conduit_core::{Handler, Middleware, Request, Response};
+
+use crate::compression::{Negotiated, compress_response, negotiate};
+use crate::logging::Started;
+use crate::recovery::{guard_body, panicked};
+use crate::request_id::{Lent, RequestIdValue, assign, echo};
+use crate::timeout::deadline;
+use crate::{Compression, Logging, RequestId, Timeout};
+
+/// The recommended middleware stack as one layer; see the [module docs](self).
+///
+/// Defaults: [`RequestId::new`], [`Logging::new`], [`Timeout::new`] of 30 seconds and
+/// [`Compression::new`]; [`Recovery`](crate::Recovery) has nothing to configure.
+#[derive(Clone, Debug)]
+pub struct Stack {
+    request_id: RequestId,
+    logging: Logging,
+    timeout: Timeout,
+    compression: Compression,
+}
+
+impl Default for Stack {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stack {
+    /// The stack with every layer's defaults and a 30-second handler timeout.
+    pub fn new() -> Self {
+        Self {
+            request_id: RequestId::new(),
+            logging: Logging::new(),
+            timeout: Timeout::new(Duration::from_secs(30)),
+            compression: Compression::new(),
+        }
+    }
+
+    /// Configure the request id layer (e.g. its header name).
+    #[must_use]
+    pub fn request_id(mut self, request_id: RequestId) -> Self {
+        self.request_id = request_id;
+        self
+    }
+
+    /// Configure the logging layer (levels per status class).
+    #[must_use]
+    pub fn logging(mut self, logging: Logging) -> Self {
+        self.logging = logging;
+        self
+    }
+
+    /// Configure the timeout layer (deadline, status, message, body timeout).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Timeout) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Configure the compression layer (codings, levels, minimum size, content types).
+    #[must_use]
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+}
+
+impl<H: Handler> Middleware<H> for Stack {
+    type Output = StackHandler<H>;
+
+    fn wrap(&self, inner: H) -> Self::Output {
+        StackHandler {
+            inner,
+            config: Arc::new(self.clone()),
+        }
+    }
+}
+
+/// A handler behind [`Stack`].
+#[derive(Clone)]
+pub struct StackHandler<H> {
+    inner: H,
+    config: Arc<Stack>,
+}
+
+impl<H> fmt::Debug for StackHandler<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StackHandler")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<H: Handler> Handler for StackHandler<H> {
+    fn call(&self, mut req: Request) -> impl Future<Output = Response> + Send + use<H> {
+        let config = &*self.config;
+        // 1. request id, 2. logging (it reads the id), then what the inner layers note.
+        let id = assign(&config.request_id.header, &mut req);
+        let log = config.logging.start(&mut req);
+        let method = req.method().clone();
+        let head = method == Method::HEAD;
+        let negotiated = negotiate(req.headers(), &config.compression.order);
+        let deadline = deadline(config.timeout.duration);
+        // 3. recovery: building the handler's future may panic too.
+        let (inner, early) = match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
+            Ok(fut) => (Some(fut), None),
+            Err(payload) => (None, Some(payload)),
+        };
+        StackFuture {
+            inner,
+            early,
+            sleep: None,
+            deadline,
+            id: Some(id),
+            log,
+            method,
+            negotiated,
+            head,
+            config: self.config.clone(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The one future of [`StackHandler`]: the five layers' per-request state side by side.
+    struct StackFuture<F> {
+        #[pin]
+        inner: Option<F>,
+        // Recovery: a panic of `call` itself.
+        early: Option<Box<dyn Any + Send>>,
+        // Timeout: armed on the first `Pending`.
+        sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+        deadline: tokio::time::Instant,
+        id: Option<RequestIdValue>,
+        log: Started,
+        method: Method,
+        negotiated: Negotiated,
+        head: bool,
+        config: Arc<Stack>,
+    }
+}
+
+impl<F: Future<Output = Response>> Future for StackFuture<F> {
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        let mut this = self.project();
+        let config = &**this.config;
+        let mut out = {
+            // 1. The id is lent to the thread while the layers below run (`request_id::current`).
+            let _lent = Lent::new(this.id);
+            // 3. Recovery around 4. timeout and 5. compression, as in the composed stack.
+            if let Some(payload) = this.early.take() {
+                Poll::Ready(panicked(&*payload, this.method))
+            } else if this.inner.is_none() {
+                Poll::Ready(panicked(&"polled after completion", this.method))
+            } else {
+                let mut out = Poll::Pending;
+                let caught = catch_unwind(AssertUnwindSafe(|| {
+                    let inner = this.inner.as_mut().as_pin_mut().expect("checked above");
+                    out = inner.poll(cx);
+                    if let Poll::Ready(res) = &mut out {
+                        // 5. then 4., inner to outer.
+                        let compression = (*this.negotiated != Negotiated::Identity)
+                            .then_some(&config.compression);
+                        compress_response(compression, *this.negotiated, *this.head, res);
+                        config.timeout.answered(res);
+                        return;
+                    }
+                    let deadline = *this.deadline;
+                    let sleep = this
+                        .sleep
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        this.inner.set(None); // cancel the handler now
+                        out = Poll::Ready(config.timeout.timed_out());
+                    }
+                }));
+                match caught {
+                    Ok(()) => {
+                        if let Poll::Ready(res) = &mut out {
+                            guard_body(res);
+                        }
+                        out
+                    }
+                    Err(payload) => {
+                        this.inner.set(None); // drop what is left of the handler now
+                        Poll::Ready(panicked(&*payload, this.method))
+                    }
+                }
+            }
+        };
+        if let Poll::Ready(res) = &mut out {
+            // 2. then 1.
+            config.logging.finish(this.log.take(), res);
+            if let Some(id) = this.id.take() {
+                echo(&config.request_id.header, id, res);
+            }
+        }
+        out
+    }
+}
