@@ -45,7 +45,8 @@
 //!
 //! # Cost per request
 //!
-//! Matching is one `matchit` lookup. A route without parameters costs no allocation besides the
+//! Matching is one hash lookup for a route without parameters (by exact path), else one
+//! `matchit` lookup. A route without parameters costs no allocation besides the
 //! one box of the handler's future; parameters cost one [`PathParams`] (two buffers) and an
 //! extension insert; state costs a clone of the state's extension map. The router itself is
 //! never cloned or boxed per request.
@@ -147,6 +148,8 @@ pub struct Router {
 #[derive(Clone)]
 struct Inner {
     matcher: matchit::Router<usize>,
+    /// Routes without parameters by exact path, bucketed by length (see [`Statics`]).
+    statics: Statics,
     endpoints: Vec<Endpoint>,
     fallback: BoxHandler,
     /// Extensions cloned into every request, if the router has state.
@@ -221,6 +224,7 @@ impl Router {
         Self {
             inner: Arc::new(Inner {
                 matcher: matchit::Router::new(),
+                statics: Statics::default(),
                 endpoints: Vec::new(),
                 fallback: BoxHandler::new(not_found),
                 state: None,
@@ -266,6 +270,9 @@ impl Router {
             matched: MatchedPath::new(path),
         });
         self.insert("route", path, index);
+        if !path.contains(['{', '}']) {
+            self.inner_mut().statics.insert(path, index);
+        }
         self
     }
 
@@ -389,25 +396,29 @@ impl Router {
         // `rest` is where the path left to a mount starts (`None`: the path is the prefix).
         let (index, params, rest) = {
             let path = req.uri().path();
-            let Ok(matched) = inner.matcher.at(path) else {
-                return Dispatch::Call(&inner.fallback, req, false, None);
-            };
-            let mut rest = None;
-            let mut params = None;
-            if !matched.params.is_empty() {
-                let mut decoded = PathParams::new();
-                for (name, raw) in matched.params.iter() {
-                    if name == REST {
-                        rest = Some(path.len().saturating_sub(raw.len() + 1));
-                    } else if decoded.push_decoded(name, raw).is_err() {
-                        return Dispatch::Respond(bad_param(name));
+            if let Some(index) = inner.statics.get(path) {
+                (index, None, None)
+            } else {
+                let Ok(matched) = inner.matcher.at(path) else {
+                    return Dispatch::Call(&inner.fallback, req, false, None);
+                };
+                let mut rest = None;
+                let mut params = None;
+                if !matched.params.is_empty() {
+                    let mut decoded = PathParams::new();
+                    for (name, raw) in matched.params.iter() {
+                        if name == REST {
+                            rest = Some(path.len().saturating_sub(raw.len() + 1));
+                        } else if decoded.push_decoded(name, raw).is_err() {
+                            return Dispatch::Respond(bad_param(name));
+                        }
+                    }
+                    if !decoded.is_empty() {
+                        params = Some(decoded);
                     }
                 }
-                if !decoded.is_empty() {
-                    params = Some(decoded);
-                }
+                (*matched.value, params, rest)
             }
-            (*matched.value, params, rest)
         };
         if let Some(params) = params {
             match req.extensions_mut().get_mut::<PathParams>() {
@@ -445,6 +456,43 @@ impl Router {
                 Err(err) => Dispatch::Respond(err.into_response()),
             },
         }
+    }
+}
+
+/// Routes without parameters by exact path: a few byte comparisons instead of walking the
+/// matcher's tree (which costs per byte and per branching node: `/stack` among `/static/..`,
+/// `/sse` and `/stream/..` took ~200 instructions). Same answer as the matcher: matchit prefers
+/// a static route to a parameter or catch-all too. Buckets by length; a bucket takes at most
+/// [`Statics::BUCKET`] routes (more go through the matcher only), so a lookup is bounded.
+#[derive(Clone, Default)]
+struct Statics {
+    by_len: Vec<Vec<(Box<str>, usize)>>,
+}
+
+impl Statics {
+    const MAX_LEN: usize = 128;
+    const BUCKET: usize = 4;
+
+    fn insert(&mut self, path: &str, index: usize) {
+        if path.len() > Self::MAX_LEN {
+            return;
+        }
+        if self.by_len.len() <= path.len() {
+            self.by_len.resize_with(path.len() + 1, Vec::new);
+        }
+        let bucket = &mut self.by_len[path.len()];
+        if bucket.len() < Self::BUCKET {
+            bucket.push((path.into(), index));
+        }
+    }
+
+    #[inline]
+    fn get(&self, path: &str) -> Option<usize> {
+        let bucket = self.by_len.get(path.len())?;
+        bucket
+            .iter()
+            .find(|(p, _)| p.as_bytes() == path.as_bytes())
+            .map(|&(_, index)| index)
     }
 }
 
