@@ -21,6 +21,7 @@
 //! - `/metrics` the Prometheus exposition of the metrics middleware on `/stack`
 //! - `/tower` "Hello, World!" behind tower-http's `SetResponseHeaderLayer` (`cache-control:
 //!   no-store` unless the handler set one) through `conduit::tower::TowerLayer`
+//! - `/tower-identity` "Hello, World!" through `TowerLayer(Identity)`: the adapter alone
 //! - `/no-store` the same answer with conduit's own equivalent, `CacheControl::no_store()`: the
 //!   baseline `/tower` is compared with (`../shared/perf/instr.sh` method, see ARCHITECTURE.md)
 //!
