@@ -4,7 +4,8 @@
 //! Covered: tower-http's CORS layer on conduit routes (preflight and simple request), a stack of
 //! tower-http layers (set-header, propagate-header, sensitive-headers, trace, body limit) on a
 //! conduit handler, an axum router mounted in conduit (its routes, a path parameter, its 404
-//! and 405), a conduit router nested in axum with `nest_service` and served by `axum::serve`, a
+//! and 405), back-pressure through `ConcurrencyLimit` (readiness awaited per request), a
+//! conduit router nested in axum with `nest_service` and served by `axum::serve`, a
 //! failing tower service (500, and the keep-alive connection still serves), and 5 MB uploads
 //! echoed and streamed response bodies through each direction. The `tower_interop` example
 //! binary is run too.
@@ -278,6 +279,55 @@ async fn a_stack_of_tower_http_layers_keeps_each_layers_semantics() {
     let big = Bytes::from(vec![b'x'; FIVE_MB + 2048]);
     let res = send(&mut c, body_req("POST", "/echo", "text/plain", big)).await;
     assert_eq!(res.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn back_pressure_shared_between_clones_holds_requests_until_ready() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    // tower's ConcurrencyLimit keeps its semaphore behind an Arc, so the per-request clones
+    // share it: with a limit of 1, the second request waits in `poll_ready` until the first
+    // is answered.
+    let (now, max) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (n, m) = (now.clone(), max.clone());
+    let slow = move |_req: Request| {
+        let (n, m) = (n.clone(), m.clone());
+        async move {
+            let inside = n.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(inside, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            n.fetch_sub(1, Ordering::SeqCst);
+            "done"
+        }
+    };
+    let app = Router::new().route(
+        "/slow",
+        get(slow.with(TowerLayer(tower::limit::ConcurrencyLimitLayer::new(1)))),
+    );
+    let srv = start(config(), app).await;
+    let started = Instant::now();
+    let requests = (0..3).map(|_| {
+        let addr = srv.addr;
+        tokio::spawn(async move { common::get(addr, "/slow").await })
+    });
+    for r in join_all(requests).await {
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.text(), "done");
+    }
+    assert_eq!(max.load(Ordering::SeqCst), 1, "never two inside at once");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "served one after another"
+    );
+}
+
+async fn join_all(handles: impl Iterator<Item = tokio::task::JoinHandle<Reply>>) -> Vec<Reply> {
+    let mut out = Vec::new();
+    for h in handles.collect::<Vec<_>>() {
+        out.push(h.await.expect("request task"));
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
