@@ -490,6 +490,10 @@ fn conduit_api() -> Router {
         )
         .route("/echo", post(echo))
         .route(
+            "/bytes",
+            post(|req: Request| async move { req.bytes().await.map(|b| b.len().to_string()) }),
+        )
+        .route(
             "/stream",
             get(|_req: Request| async {
                 let (chunks, go) = gated_chunks("conduit first,", "conduit rest");
@@ -549,6 +553,31 @@ async fn conduit_router_nested_in_axum() {
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.body.len(), FIVE_MB);
     assert!(res.body == data, "echoed body differs");
+
+    // No conduit server, so no `BodyLimit`: the body helpers' 2 MiB default applies.
+    let res = send(
+        &mut c,
+        body_req(
+            "POST",
+            "/conduit/bytes",
+            "application/octet-stream",
+            data.slice(..1 << 20),
+        ),
+    )
+    .await;
+    assert_eq!(res.text(), (1 << 20).to_string());
+    // (on its own connection: hyper closes one whose request body was left unread)
+    let res = send(
+        &mut h1_client(addr).await,
+        body_req(
+            "POST",
+            "/conduit/bytes",
+            "application/octet-stream",
+            data.clone(),
+        ),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::PAYLOAD_TOO_LARGE);
 
     // A streamed conduit body reaches the axum client chunk by chunk.
     let res = c

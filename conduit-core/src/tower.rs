@@ -155,6 +155,12 @@ use crate::{
 /// type, and a conduit handler's future is an `impl Future`), plus one for the request body
 /// unless it is already a conduit [`Body`] or has already ended (a body-less GET through
 /// hyper or axum costs no box).
+///
+/// Served by something other than conduit's server (axum, hyper), a request carries no
+/// [`BodyLimit`](crate::BodyLimit), so conduit's body helpers (`req.bytes()`, `req.json()`)
+/// read up to [`DEFAULT_BODY_LIMIT`](crate::DEFAULT_BODY_LIMIT) and answer 413 past it;
+/// insert a `BodyLimit` extension in front (a tower layer, a conduit middleware) to change
+/// that. Streaming the body (`req.into_body()`) has no limit but the host's.
 #[derive(Clone, Debug)]
 pub struct HandlerService {
     handler: BoxHandler,
