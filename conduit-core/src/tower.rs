@@ -249,6 +249,12 @@ impl Future for HandlerFuture {
 /// [`BoxError`]; a conduit [`Body`] is passed through, anything else is boxed once. Each request
 /// clones the service, awaits its readiness and calls the clone; an error from either becomes a
 /// 500 and a log line.
+///
+/// Readiness is asked for first inside [`Handler::call`] (with a no-op waker), and a ready
+/// service is called right there, so the request is handed over before the returned future is
+/// polled; a service that is not ready is asked again, with the task's waker, when the future
+/// is polled. Call the handler where the service expects to be called (inside the tokio runtime
+/// for services that spawn tasks), as conduit's server does.
 #[derive(Clone, Debug)]
 pub struct ServiceHandler<S> {
     service: S,
