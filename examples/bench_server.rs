@@ -19,15 +19,22 @@
 //! - `/etag/json` `/json` behind the conditional-response middleware (`ETag`, 304 on `If-None-Match`)
 //! - `/limited` "Hello, World!" behind a rate limit of a burst of 5, then 1 request/s per client IP
 //! - `/metrics` the Prometheus exposition of the metrics middleware on `/stack`
+//! - `/tower` "Hello, World!" behind tower-http's `SetResponseHeaderLayer` (`cache-control:
+//!   no-store` unless the handler set one) through `conduit::tower::TowerLayer`
+//! - `/tower-identity` "Hello, World!" through `TowerLayer(Identity)`: the adapter alone
+//! - `/no-store` the same answer with conduit's own equivalent, `CacheControl::no_store()`: the
+//!   baseline `/tower` is compared with (`../shared/perf/instr.sh` method, see ARCHITECTURE.md)
 //!
 //! `CONDUIT_STACK_METRICS=0` leaves the metrics middleware out of `/stack`, to measure its cost.
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use conduit::http::{HeaderValue, header::CACHE_CONTROL};
 use conduit::middleware::{
-    Compression, ETag, Logging, Metrics, MetricsRegistry, Quota, RateLimit, Recovery, RequestId,
-    Stack, Timeout,
+    CacheControl, Compression, ETag, Logging, Metrics, MetricsRegistry, Quota, RateLimit, Recovery,
+    RequestId, Stack, Timeout,
 };
+use conduit::tower::TowerLayer;
 use conduit::{
     Config, Event, HandlerExt, Hub, IntoResponse, Json, JsonArray, MethodRouter, Ndjson, Request,
     RequestExt, Router, ServeDir, get,
@@ -120,6 +127,24 @@ fn app(root: &str) -> Router {
                 .with(RateLimit::new(Quota::per_second(1).burst(5)))),
         )
         .route("/metrics", get(metrics_registry().handler()))
+        .route(
+            "/tower",
+            get((|_req: Request| async { "Hello, World!" }).with(TowerLayer(
+                tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                    CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                ),
+            ))),
+        )
+        .route(
+            "/tower-identity",
+            get((|_req: Request| async { "Hello, World!" })
+                .with(TowerLayer(tower::layer::util::Identity::new()))),
+        )
+        .route(
+            "/no-store",
+            get((|_req: Request| async { "Hello, World!" }).with(CacheControl::no_store())),
+        )
 }
 
 /// The recommended stack around "Hello, World!" ([`Stack`], the five layers fused), with the

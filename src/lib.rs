@@ -15,6 +15,11 @@
 pub use conduit_core as core;
 pub use conduit_core::*;
 
+/// Tower interop: handlers as tower services, tower services as handlers, tower layers as
+/// middleware (feature `tower`, off by default; see [`core::tower`]).
+#[cfg(feature = "tower")]
+pub use conduit_core::tower;
+
 /// The HTTP/1.1 + HTTP/2 server (feature `server`).
 #[cfg(feature = "server")]
 pub use conduit_server as server;

@@ -55,13 +55,24 @@ impl Body {
     }
 
     /// Wrap any [`http_body::Body`] whose chunks are [`Bytes`].
+    ///
+    /// A `Body` passed here is returned as it is (no second box): generic code, such as the
+    /// tower adapters, can call `Body::new` on whatever body type it holds and pay nothing when
+    /// that type is already a conduit `Body`.
     pub fn new<B>(body: B) -> Self
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        // The type check is on constants once monomorphized: no cost for either branch.
+        let mut slot = Some(body);
+        if let Some(b) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<Body>>() {
+            return b.take().expect("just set");
+        }
         Self {
-            kind: Kind::Stream(Box::pin(MapErr { inner: body })),
+            kind: Kind::Stream(Box::pin(MapErr {
+                inner: slot.take().expect("just set"),
+            })),
         }
     }
 

@@ -75,6 +75,15 @@ impl BoxHandler {
     }
 }
 
+impl BoxHandler {
+    /// [`Handler::call`], with the future's type named (the tower adapter needs the name).
+    #[cfg(feature = "tower")]
+    #[inline]
+    pub(crate) fn call_boxed(&self, req: Request) -> BoxFuture {
+        self.0.call_boxed(req)
+    }
+}
+
 impl fmt::Debug for BoxHandler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("BoxHandler")

@@ -13,6 +13,8 @@ mod request;
 mod response;
 mod router;
 mod shutdown;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 pub use body::{Body, to_bytes};
 pub use connect_info::ConnectInfo;
