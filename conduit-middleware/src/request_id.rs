@@ -175,18 +175,34 @@ fn prefix() -> &'static [u8; 17] {
 pub fn generate() -> HeaderValue {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut buf = [0u8; GENERATED_MAX];
-    buf[..17].copy_from_slice(prefix());
-    let len = 17 + hex(n, 1, &mut buf[17..]);
+    let mut digits = [0u8; 16];
+    let start = hex_tail(n, &mut digits);
     let id = IDS.with(|chunk| {
         let mut chunk = chunk.borrow_mut();
         if chunk.capacity() < GENERATED_MAX {
             *chunk = BytesMut::with_capacity(CHUNK);
         }
-        chunk.extend_from_slice(&buf[..len]);
+        chunk.extend_from_slice(prefix());
+        chunk.extend_from_slice(&digits[start..]);
         chunk.split().freeze()
     });
     HeaderValue::from_maybe_shared(id).expect("hex digits and '-' are valid")
+}
+
+/// Write `v` in lowercase hex (no leading zeros, at least one digit) at the end of `out`;
+/// return where the digits start.
+#[inline]
+fn hex_tail(mut v: u64, out: &mut [u8; 16]) -> usize {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut i = out.len();
+    loop {
+        i -= 1;
+        out[i] = DIGITS[(v & 0xf) as usize];
+        v >>= 4;
+        if v == 0 {
+            return i;
+        }
+    }
 }
 
 /// Write `v` in lowercase hex, at least `min` digits; return the number of digits.
@@ -362,6 +378,15 @@ mod tests {
         assert_eq!(&buf[..4], b"1a2b");
         assert_eq!(hex(u64::MAX, 16, &mut buf), 16);
         assert_eq!(&buf, b"ffffffffffffffff");
+    }
+
+    #[test]
+    fn hex_tail_writes_the_digits_at_the_end() {
+        for (v, want) in [(0u64, "0"), (0x1a2b, "1a2b"), (u64::MAX, "ffffffffffffffff")] {
+            let mut buf = [0u8; 16];
+            let start = hex_tail(v, &mut buf);
+            assert_eq!(&buf[start..], want.as_bytes());
+        }
     }
 
     #[test]

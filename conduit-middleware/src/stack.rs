@@ -1,4 +1,4 @@
-//! [`Stack`]: the recommended stack — [`RequestId`], [`Logging`], [`Recovery`], [`Timeout`],
+//! [`Stack`]: the recommended stack — [`RequestId`], [`Logging`], [`Recovery`](crate::Recovery), [`Timeout`],
 //! [`Compression`], in that order — as one middleware with one future.
 //!
 //! It behaves exactly like the five layers composed in the recommended order (see the crate
@@ -189,16 +189,18 @@ impl<F: Future<Output = Response>> Future for StackFuture<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
         let mut this = self.project();
         let config = &**this.config;
-        let mut out = {
+        // One `Poll<Response>` for every path, edited in place and returned: the response is
+        // written once by the handler and not moved between the layers' steps.
+        let mut out = Poll::Pending;
+        {
             // 1. The id is lent to the thread while the layers below run (`request_id::current`).
             let _lent = Lent::new(this.id);
             // 3. Recovery around 4. timeout and 5. compression, as in the composed stack.
             if let Some(payload) = this.early.take() {
-                Poll::Ready(panicked(&*payload, this.method))
+                out = Poll::Ready(panicked(&*payload, this.method));
             } else if this.inner.is_none() {
-                Poll::Ready(panicked(&"polled after completion", this.method))
+                out = Poll::Ready(panicked(&"polled after completion", this.method));
             } else {
-                let mut out = Poll::Pending;
                 let caught = catch_unwind(AssertUnwindSafe(|| {
                     let inner = this.inner.as_mut().as_pin_mut().expect("checked above");
                     out = inner.poll(cx);
@@ -224,15 +226,14 @@ impl<F: Future<Output = Response>> Future for StackFuture<F> {
                         if let Poll::Ready(res) = &mut out {
                             guard_body(res);
                         }
-                        out
                     }
                     Err(payload) => {
                         this.inner.set(None); // drop what is left of the handler now
-                        Poll::Ready(panicked(&*payload, this.method))
+                        out = Poll::Ready(panicked(&*payload, this.method));
                     }
                 }
             }
-        };
+        }
         if let Poll::Ready(res) = &mut out {
             // 2. then 1.
             config.logging.finish(this.log.take(), res);
