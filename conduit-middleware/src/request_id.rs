@@ -382,7 +382,11 @@ mod tests {
 
     #[test]
     fn hex_tail_writes_the_digits_at_the_end() {
-        for (v, want) in [(0u64, "0"), (0x1a2b, "1a2b"), (u64::MAX, "ffffffffffffffff")] {
+        for (v, want) in [
+            (0u64, "0"),
+            (0x1a2b, "1a2b"),
+            (u64::MAX, "ffffffffffffffff"),
+        ] {
             let mut buf = [0u8; 16];
             let start = hex_tail(v, &mut buf);
             assert_eq!(&buf[start..], want.as_bytes());
