@@ -99,17 +99,27 @@ fn internal_error() -> Response {
 impl<H: Handler> Handler for RecoveryHandler<H> {
     fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<H> {
         let method = req.method().clone();
-        // Building the future may panic too (a handler that panics before its first await
-        // point usually panics in `poll`, but a hand-written `call` can panic here).
-        let (inner, early) = match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
-            Ok(fut) => (Some(fut), None),
-            Err(payload) => (None, Some(payload)),
-        };
+        let (inner, early) = call_guarded(&self.inner, req);
         CatchUnwind {
             inner,
             early,
             method,
         }
+    }
+}
+
+/// `inner.call(req)`, or the panic of building the future (a handler that panics before its
+/// first await point usually panics in `poll`, but a hand-written `call` can panic here).
+pub(crate) type Guarded<F> = (Option<F>, Option<Box<dyn Any + Send>>);
+
+#[inline]
+pub(crate) fn call_guarded<H: Handler>(
+    inner: &H,
+    req: Request,
+) -> Guarded<impl Future<Output = Response> + Send + use<H>> {
+    match catch_unwind(AssertUnwindSafe(|| inner.call(req))) {
+        Ok(fut) => (Some(fut), None),
+        Err(payload) => (None, Some(payload)),
     }
 }
 

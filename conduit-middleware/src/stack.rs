@@ -45,7 +45,7 @@ use conduit_core::{Handler, Middleware, Request, Response};
 
 use crate::compression::{Negotiated, compress_response, negotiate};
 use crate::logging::Started;
-use crate::recovery::{guard_body, panicked};
+use crate::recovery::{call_guarded, guard_body, panicked};
 use crate::request_id::{Lent, RequestIdValue, assign, echo};
 use crate::timeout::deadline;
 use crate::{Compression, Logging, RequestId, Timeout};
@@ -145,10 +145,7 @@ impl<H: Handler> Handler for StackHandler<H> {
         let negotiated = negotiate(req.headers(), &config.compression.order);
         let deadline = deadline(config.timeout.duration);
         // 3. recovery: building the handler's future may panic too.
-        let (inner, early) = match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
-            Ok(fut) => (Some(fut), None),
-            Err(payload) => (None, Some(payload)),
-        };
+        let (inner, early) = call_guarded(&self.inner, req);
         StackFuture {
             inner,
             early,

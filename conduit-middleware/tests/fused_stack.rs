@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -199,36 +199,6 @@ async fn fused_stack_answers_like_the_composed_layers() {
     assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
     a.handle.shutdown();
     b.handle.shutdown();
-}
-
-type Events = Arc<Mutex<Vec<BTreeMap<String, String>>>>;
-
-struct Capture(Events);
-
-struct Fields(BTreeMap<String, String>);
-
-impl tracing::field::Visit for Fields {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().into(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name().into(), value.into());
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        let mut fields = Fields(BTreeMap::new());
-        event.record(&mut fields);
-        fields
-            .0
-            .insert("target".into(), event.metadata().target().into());
-        self.0.lock().unwrap().push(fields.0);
-    }
 }
 
 /// The warning/error of `target` logged for the request with id `id`.

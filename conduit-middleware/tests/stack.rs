@@ -4,8 +4,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -354,47 +354,14 @@ use std::future::Future as _;
 // Logging: capture the events with a test subscriber.
 // ---------------------------------------------------------------------------------------------
 
-type Events = Arc<Mutex<Vec<BTreeMap<String, String>>>>;
-
-struct Capture(Events);
-
-struct Fields(BTreeMap<String, String>);
-
-impl tracing::field::Visit for Fields {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().into(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name().into(), value.into());
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        if event.metadata().target() != "conduit_middleware::logging" {
-            return;
-        }
-        let mut fields = Fields(BTreeMap::new());
-        event.record(&mut fields);
-        fields
-            .0
-            .insert("level".into(), event.metadata().level().to_string());
-        self.0.lock().unwrap().push(fields.0);
-    }
-}
-
-/// Wait (bounded) until `n` events are captured.
+/// Wait (bounded) until `n` request events (of `Logging`) are captured.
 async fn wait_for(events: &Events, n: usize) -> Vec<BTreeMap<String, String>> {
     let deadline = tokio::time::Instant::now() + HANG;
     loop {
         {
-            let got = events.lock().unwrap();
+            let got = events_of(events, "conduit_middleware::logging");
             if got.len() >= n {
-                return got.clone();
+                return got;
             }
         }
         assert!(tokio::time::Instant::now() < deadline, "no log event");
@@ -476,6 +443,10 @@ async fn one_log_event_per_request_with_its_fields() {
         (e["status"].as_str(), e["level"].as_str()),
         ("500", "ERROR")
     );
-    assert_eq!(events.lock().unwrap().len(), 4, "one event per request");
+    assert_eq!(
+        events_of(&events, "conduit_middleware::logging").len(),
+        4,
+        "one event per request"
+    );
     srv.handle.shutdown();
 }

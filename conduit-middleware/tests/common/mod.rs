@@ -96,3 +96,47 @@ pub async fn send(
 pub fn empty() -> Full<Bytes> {
     Full::new(Bytes::new())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Log capture: every event's fields, plus `target` and `level`, for a scoped test subscriber.
+
+pub type Events = std::sync::Arc<std::sync::Mutex<Vec<std::collections::BTreeMap<String, String>>>>;
+
+pub struct Capture(pub Events);
+
+struct Fields(std::collections::BTreeMap<String, String>);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().into(), format!("{value:?}"));
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut fields = Fields(Default::default());
+        event.record(&mut fields);
+        let meta = event.metadata();
+        fields.0.insert("target".into(), meta.target().into());
+        fields.0.insert("level".into(), meta.level().to_string());
+        self.0.lock().unwrap().push(fields.0);
+    }
+}
+
+/// The captured events of `target`.
+pub fn events_of(events: &Events, target: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e["target"] == target)
+        .cloned()
+        .collect()
+}
