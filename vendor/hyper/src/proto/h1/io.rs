@@ -261,9 +261,28 @@ where
             }
             Poll::Pending => {
                 self.read_blocked = true;
+                // CONDUIT PATCH (vendor/hyper/CONDUIT_PATCH.md): a read pending on an empty
+                // buffer is an idle connection (between requests, or waiting for EOF under a
+                // long-lived response such as Server-Sent Events); it keeps no buffers.
+                if self.read_buf.is_empty() {
+                    self.release_idle_buffers();
+                }
                 Poll::Pending
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// CONDUIT PATCH: frees the read buffer (it must be empty) and, when everything written
+    /// has been flushed, the write buffer's header storage. Both are allocated again, at
+    /// their usual sizes, when the connection next reads or writes.
+    fn release_idle_buffers(&mut self) {
+        debug_assert!(self.read_buf.is_empty());
+        if self.read_buf.capacity() != 0 {
+            self.read_buf = BytesMut::new();
+        }
+        if self.write_buf.remaining() == 0 && self.write_buf.headers.bytes.capacity() != 0 {
+            self.write_buf.headers = Cursor::new(Vec::new());
         }
     }
 
@@ -535,7 +554,9 @@ pub(super) struct WriteBuf<B> {
 impl<B: Buf> WriteBuf<B> {
     fn new(strategy: WriteStrategy) -> WriteBuf<B> {
         WriteBuf {
-            headers: Cursor::new(Vec::with_capacity(INIT_BUFFER_SIZE)),
+            // CONDUIT PATCH: allocated on first use (the head's encoder reserves what it
+            // needs), not 8 KiB up front for every connection.
+            headers: Cursor::new(Vec::new()),
             max_buf_size: DEFAULT_MAX_BUFFER_SIZE,
             queue: BufList::new(),
             strategy,
@@ -891,6 +912,8 @@ mod tests {
         let b = |s: &str| Cursor::new(s.as_bytes().to_vec());
 
         let mut write_buf = WriteBuf::<Cursor<Vec<u8>>>::new(WriteStrategy::Flatten);
+        // CONDUIT PATCH: the headers buffer is allocated lazily; give it hyper's usual size.
+        write_buf.headers.bytes.reserve_exact(INIT_BUFFER_SIZE);
 
         write_buf.buffer(b("hello "));
         write_buf.buffer(b("world, "));
