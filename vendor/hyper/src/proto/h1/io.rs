@@ -1,6 +1,7 @@
 use std::cmp;
 use std::fmt;
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit; // CONDUIT PATCH
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -238,6 +239,33 @@ where
                 .max()
                 .saturating_sub(self.read_buf.len()),
         );
+        // CONDUIT PATCH (vendor/hyper/CONDUIT_PATCH.md): with no buffer allocated (an idle
+        // connection released it), read into the stack, so that polling an idle connection
+        // allocates nothing; what arrives is copied to a buffer of the usual size.
+        if self.read_buf.capacity() == 0 {
+            let mut stack = [MaybeUninit::<u8>::uninit(); INIT_BUFFER_SIZE];
+            let len = cmp::min(next, stack.len());
+            let mut buf = ReadBuf::uninit(&mut stack[..len]);
+            return match Pin::new(&mut self.io).poll_read(cx, buf.unfilled()) {
+                Poll::Ready(Ok(())) => {
+                    let n = buf.filled().len();
+                    trace!("received {} bytes", n);
+                    if n != 0 {
+                        // The size hyper would have reserved, so buffers grow as upstream's do.
+                        self.read_buf.reserve(next);
+                        self.read_buf.extend_from_slice(buf.filled());
+                    }
+                    self.read_buf_strategy.record(n);
+                    Poll::Ready(Ok(n))
+                }
+                Poll::Pending => {
+                    self.read_blocked = true;
+                    self.release_idle_buffers();
+                    Poll::Pending
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            };
+        }
         if self.read_buf_remaining_mut() < next {
             self.read_buf.reserve(next);
         }
@@ -274,8 +302,8 @@ where
     }
 
     /// CONDUIT PATCH: frees the read buffer (it must be empty) and, when everything written
-    /// has been flushed, the write buffer's header storage. Both are allocated again, at
-    /// their usual sizes, when the connection next reads or writes.
+    /// has been flushed, the write buffer's header storage. The next read goes through the
+    /// stack and allocates only what arrives; the head encoder reserves what it writes.
     fn release_idle_buffers(&mut self) {
         debug_assert!(self.read_buf.is_empty());
         if self.read_buf.capacity() != 0 {
