@@ -302,15 +302,20 @@ where
     }
 
     /// CONDUIT PATCH: frees the read buffer (it must be empty) and, when everything written
-    /// has been flushed, the write buffer's header storage. The next read goes through the
-    /// stack and allocates only what arrives; the head encoder reserves what it writes.
+    /// has been flushed, the write buffer's header storage and body queue. The next read goes
+    /// through the stack first; the head encoder and the queue allocate again as they write.
     fn release_idle_buffers(&mut self) {
         debug_assert!(self.read_buf.is_empty());
         if self.read_buf.capacity() != 0 {
             self.read_buf = BytesMut::new();
         }
-        if self.write_buf.remaining() == 0 && self.write_buf.headers.bytes.capacity() != 0 {
-            self.write_buf.headers = Cursor::new(Vec::new());
+        if self.write_buf.remaining() == 0 {
+            if self.write_buf.headers.bytes.capacity() != 0 {
+                self.write_buf.headers = Cursor::new(Vec::new());
+            }
+            if self.write_buf.queue.bufs_cnt() == 0 {
+                self.write_buf.queue = BufList::new();
+            }
         }
     }
 
