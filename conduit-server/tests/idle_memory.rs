@@ -26,18 +26,16 @@ const CLIENTS: usize = 64;
 /// 4.1 KB waiting on a stream; 29 KB and 28.6 KB without the hyper patch.
 const MAX_BYTES_PER_CONNECTION: usize = 8 * 1024;
 
-/// A streaming body that sends one chunk and then waits forever, like an SSE stream between
-/// two events.
-struct OneChunkThenPending(bool);
+/// A streaming body that sends a chunk every 50 ms, like an SSE stream: the connection is
+/// woken for each one and otherwise waits.
+struct Ticks(tokio::time::Interval);
 
-impl futures_core::Stream for OneChunkThenPending {
+impl futures_core::Stream for Ticks {
     type Item = Result<Bytes, std::io::Error>;
-    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if std::mem::replace(&mut self.0, true) {
-            Poll::Pending
-        } else {
-            Poll::Ready(Some(Ok(Bytes::from_static(b"first chunk\n"))))
-        }
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0
+            .poll_tick(cx)
+            .map(|_| Some(Ok(Bytes::from_static(b"tick\n"))))
     }
 }
 
@@ -69,8 +67,10 @@ async fn heap_per_connection(
     })
     .await
     .unwrap();
-    // Let every connection task reach its pending read.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A connection frees its buffers when a poll finds it idle for the second time in a row
+    // (a keep-alive client's next request usually comes before that): let the watchdog's tick
+    // (100 ms with this write timeout) or the next chunk wake every connection a few times.
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let after = dhat::HeapStats::get().curr_bytes;
     (clients, after.saturating_sub(before) / CLIENTS)
 }
@@ -80,20 +80,21 @@ async fn idle_connections_hold_no_hyper_buffers() {
     let _profiler = dhat::Profiler::builder().testing().build();
     let handler = |req: Request| async move {
         if req.uri().path() == "/stream" {
-            Body::from_stream(OneChunkThenPending(false)).into_response()
+            let every = tokio::time::interval(Duration::from_millis(50));
+            Body::from_stream(Ticks(every)).into_response()
         } else {
             "Hello, World!".into_response()
         }
     };
-    let srv = start(config(), handler).await;
+    let srv = start(config().write_timeout(Duration::from_millis(400)), handler).await;
     // Warm-up: one-time allocations (runtime, server, lazy statics) are not per connection.
     let (warm, _) = heap_per_connection(srv.addr, "/", b"Hello, World!").await;
-    let (warm2, _) = heap_per_connection(srv.addr, "/stream", b"first chunk").await;
+    let (warm2, _) = heap_per_connection(srv.addr, "/stream", b"tick").await;
     drop((warm, warm2));
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let (keep_alive, per_idle) = heap_per_connection(srv.addr, "/", b"Hello, World!").await;
-    let (streams, per_stream) = heap_per_connection(srv.addr, "/stream", b"first chunk").await;
+    let (streams, per_stream) = heap_per_connection(srv.addr, "/stream", b"tick").await;
     eprintln!("heap per connection: idle keep-alive {per_idle} B, pending stream {per_stream} B");
     assert!(
         per_idle < MAX_BYTES_PER_CONNECTION,

@@ -15,6 +15,9 @@ use crate::common::buf::BufList;
 /// The initial buffer size allocated before trying to read from IO.
 pub(crate) const INIT_BUFFER_SIZE: usize = 8192;
 
+/// CONDUIT PATCH: what the lazily allocated headers buffer starts with.
+const INIT_HEADERS_BUF_SIZE: usize = 512;
+
 /// The minimum value that can be set to max buffer size.
 pub(crate) const MINIMUM_MAX_BUFFER_SIZE: usize = INIT_BUFFER_SIZE;
 
@@ -38,6 +41,8 @@ pub(crate) struct Buffered<T, B> {
     read_buf: BytesMut,
     read_buf_strategy: ReadStrategy,
     write_buf: WriteBuf<B>,
+    // CONDUIT PATCH: a read has pended on the empty read buffer, with no bytes since.
+    idle_pending: bool,
 }
 
 impl<T, B> fmt::Debug for Buffered<T, B>
@@ -72,6 +77,7 @@ where
             read_buf: BytesMut::with_capacity(0),
             read_buf_strategy: ReadStrategy::default(),
             write_buf,
+            idle_pending: false,
         }
     }
 
@@ -139,6 +145,11 @@ where
 
     pub(crate) fn headers_buf(&mut self) -> &mut Vec<u8> {
         let buf = self.write_buf.headers_mut();
+        // CONDUIT PATCH: allocated lazily (and released when idle); room for a usual head
+        // in one small allocation.
+        if buf.bytes.capacity() == 0 {
+            buf.bytes.reserve(INIT_HEADERS_BUF_SIZE);
+        }
         &mut buf.bytes
     }
 
@@ -239,28 +250,35 @@ where
                 .max()
                 .saturating_sub(self.read_buf.len()),
         );
-        // CONDUIT PATCH (vendor/hyper/CONDUIT_PATCH.md): with no buffer allocated (an idle
-        // connection released it), read into the stack, so that polling an idle connection
-        // allocates nothing; what arrives is copied to a buffer of the usual size.
-        if self.read_buf.capacity() == 0 {
+        // CONDUIT PATCH (vendor/hyper/CONDUIT_PATCH.md): a read that would have to allocate
+        // into an empty buffer (waiting for a new message, or for EOF under a streaming
+        // response) goes to the stack first: waiting allocates nothing, and what does arrive
+        // gets a buffer of its own size. Not once reads have grown past the initial size (a
+        // bulk body keeps upstream's adaptive reads).
+        if self.read_buf.is_empty()
+            && self.read_buf_remaining_mut() < next
+            && next <= INIT_BUFFER_SIZE
+        {
             let mut stack = [MaybeUninit::<u8>::uninit(); INIT_BUFFER_SIZE];
-            let len = cmp::min(next, stack.len());
-            let mut buf = ReadBuf::uninit(&mut stack[..len]);
+            let mut buf = ReadBuf::uninit(&mut stack[..next]);
             return match Pin::new(&mut self.io).poll_read(cx, buf.unfilled()) {
                 Poll::Ready(Ok(())) => {
                     let n = buf.filled().len();
                     trace!("received {} bytes", n);
                     if n != 0 {
-                        // The size hyper would have reserved, so buffers grow as upstream's do.
-                        self.read_buf.reserve(next);
-                        self.read_buf.extend_from_slice(buf.filled());
+                        self.read_buf = BytesMut::from(buf.filled());
+                        self.idle_pending = false;
                     }
                     self.read_buf_strategy.record(n);
                     Poll::Ready(Ok(n))
                 }
                 Poll::Pending => {
                     self.read_blocked = true;
-                    self.release_idle_buffers();
+                    // The old (empty) buffer would be replaced when bytes come: let it go now.
+                    if self.read_buf.capacity() != 0 {
+                        self.read_buf = BytesMut::new();
+                    }
+                    self.pending_on_empty();
                     Poll::Pending
                 }
                 Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -285,19 +303,32 @@ where
                     self.read_buf.advance_mut(n);
                 }
                 self.read_buf_strategy.record(n);
+                if n != 0 {
+                    self.idle_pending = false; // CONDUIT PATCH
+                }
                 Poll::Ready(Ok(n))
             }
             Poll::Pending => {
                 self.read_blocked = true;
-                // CONDUIT PATCH (vendor/hyper/CONDUIT_PATCH.md): a read pending on an empty
-                // buffer is an idle connection (between requests, or waiting for EOF under a
-                // long-lived response such as Server-Sent Events); it keeps no buffers.
                 if self.read_buf.is_empty() {
-                    self.release_idle_buffers();
+                    self.pending_on_empty(); // CONDUIT PATCH
                 }
                 Poll::Pending
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// CONDUIT PATCH: a read pended on the empty read buffer. The second time in a row, with
+    /// nothing read in between, the connection is idle (between requests, or waiting for EOF
+    /// under a long-lived response such as Server-Sent Events, woken by its events): it then
+    /// keeps no buffers. Not at the first, which is the usual wait for a keep-alive client's
+    /// next request: a busy connection keeps its write buffers as upstream's does.
+    fn pending_on_empty(&mut self) {
+        if self.idle_pending {
+            self.release_idle_buffers();
+        } else {
+            self.idle_pending = true;
         }
     }
 
