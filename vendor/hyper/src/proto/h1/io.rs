@@ -618,8 +618,8 @@ pub(super) struct WriteBuf<B> {
 impl<B: Buf> WriteBuf<B> {
     fn new(strategy: WriteStrategy) -> WriteBuf<B> {
         WriteBuf {
-            // CONDUIT PATCH: allocated on first use (the head's encoder reserves what it
-            // needs), not 8 KiB up front for every connection.
+            // CONDUIT PATCH: allocated on first use (`Buffered::headers_buf`, or as
+            // flattened bodies extend it), not 8 KiB up front for every connection.
             headers: Cursor::new(Vec::new()),
             max_buf_size: DEFAULT_MAX_BUFFER_SIZE,
             queue: BufList::new(),
