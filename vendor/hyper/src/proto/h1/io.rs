@@ -18,6 +18,9 @@ pub(crate) const INIT_BUFFER_SIZE: usize = 8192;
 /// CONDUIT PATCH: what the lazily allocated headers buffer starts with.
 const INIT_HEADERS_BUF_SIZE: usize = 512;
 
+/// CONDUIT PATCH: a read buffer up to this size is kept while a keep-alive connection waits.
+const SMALL_READ_BUF_SIZE: usize = 1024;
+
 /// The minimum value that can be set to max buffer size.
 pub(crate) const MINIMUM_MAX_BUFFER_SIZE: usize = INIT_BUFFER_SIZE;
 
@@ -43,6 +46,9 @@ pub(crate) struct Buffered<T, B> {
     write_buf: WriteBuf<B>,
     // CONDUIT PATCH: a read has pended on the empty read buffer, with no bytes since.
     idle_pending: bool,
+    // CONDUIT PATCH: `read_buf` is a small buffer made by a read through the stack, worth
+    // keeping (and reusing in place) while a keep-alive connection waits for its next request.
+    read_buf_small: bool,
 }
 
 impl<T, B> fmt::Debug for Buffered<T, B>
@@ -78,6 +84,7 @@ where
             read_buf_strategy: ReadStrategy::default(),
             write_buf,
             idle_pending: false,
+            read_buf_small: false,
         }
     }
 
@@ -266,7 +273,14 @@ where
                     let n = buf.filled().len();
                     trace!("received {} bytes", n);
                     if n != 0 {
-                        self.read_buf = BytesMut::from(buf.filled());
+                        if self.read_buf_small {
+                            // Reuses the previous message's buffer in place when nothing
+                            // shares it any more, else allocates.
+                            self.read_buf.extend_from_slice(buf.filled());
+                        } else {
+                            self.read_buf = BytesMut::from(buf.filled());
+                        }
+                        self.read_buf_small = self.read_buf.capacity() <= SMALL_READ_BUF_SIZE;
                         self.idle_pending = false;
                     }
                     self.read_buf_strategy.record(n);
@@ -274,8 +288,9 @@ where
                 }
                 Poll::Pending => {
                     self.read_blocked = true;
-                    // The old (empty) buffer would be replaced when bytes come: let it go now.
-                    if self.read_buf.capacity() != 0 {
+                    // A large old (empty) buffer would be replaced when bytes come: let it go
+                    // now.
+                    if !self.read_buf_small && self.read_buf.capacity() != 0 {
                         self.read_buf = BytesMut::new();
                     }
                     self.pending_on_empty();
@@ -286,6 +301,7 @@ where
         }
         if self.read_buf_remaining_mut() < next {
             self.read_buf.reserve(next);
+            self.read_buf_small = false; // CONDUIT PATCH
         }
 
         // SAFETY: ReadBuf and poll_read promise not to set any uninitialized
@@ -337,9 +353,8 @@ where
     /// through the stack first; the head encoder and the queue allocate again as they write.
     fn release_idle_buffers(&mut self) {
         debug_assert!(self.read_buf.is_empty());
-        if self.read_buf.capacity() != 0 {
-            self.read_buf = BytesMut::new();
-        }
+        self.read_buf = BytesMut::new();
+        self.read_buf_small = false;
         if self.write_buf.remaining() == 0 {
             if self.write_buf.headers.bytes.capacity() != 0 {
                 self.write_buf.headers = Cursor::new(Vec::new());
