@@ -14,6 +14,7 @@ use conduit_core::http::{self, Version};
 use conduit_core::{Body, BodyLimit, BoxError, ConnectInfo, Handler, ShutdownSignal};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -25,7 +26,7 @@ use crate::Config;
 use crate::body::request_body;
 use crate::conformance::{self, Early};
 use crate::io::TimedIo;
-use crate::preface::{Preface, Replay, expect_preface};
+use crate::preface::{Preface, Replay, expect_preface, sniff_preface};
 use crate::shutdown::ShutdownHandle;
 use crate::watchdog::{Activity, Expired, FinishGuard, Limits, Watchdog};
 
@@ -33,11 +34,13 @@ use crate::watchdog::{Activity, Expired, FinishGuard, Limits, Watchdog};
 pub(crate) struct ConnContext<H> {
     pub(crate) handler: H,
     shutdown: ShutdownHandle,
-    /// Plain text: HTTP/1.1, or HTTP/2 on its prior-knowledge preface (`http1_only` if off).
-    auto: auto::Builder<TokioExecutor>,
-    /// TLS without ALPN `h2`: HTTP/1.1 only.
-    http1: auto::Builder<TokioExecutor>,
-    /// TLS with ALPN `h2`: HTTP/2 only.
+    /// HTTP/1.1: plain text (unless it opens with the HTTP/2 preface), TLS without ALPN `h2`.
+    /// hyper's own HTTP/1 connection rather than hyper-util's `auto` one, whose enum is sized
+    /// for its HTTP/2 state: 632 bytes instead of 1.5 KB in every connection's task.
+    http1: http1::Builder,
+    /// Plain text: sniff for the HTTP/2 prior-knowledge preface (off: HTTP/1.1 only).
+    h2c: bool,
+    /// TLS with ALPN `h2`, and h2c: HTTP/2 only.
     http2: auto::Builder<TokioExecutor>,
     limits: Limits,
     max_body: u64,
@@ -47,13 +50,6 @@ pub(crate) struct ConnContext<H> {
 impl<H: Handler> ConnContext<H> {
     pub(crate) fn new(handler: H, config: &Config, shutdown: ShutdownHandle) -> Self {
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        // HTTP/1 gets no hyper timer: the watchdog enforces header and idle timeouts without
-        // arming a timer per request.
-        builder
-            .http1()
-            .keep_alive(true)
-            .max_buf_size(config.max_header_bytes)
-            .max_headers(config.max_headers);
         builder
             .http2()
             .timer(TokioTimer::new())
@@ -61,16 +57,18 @@ impl<H: Handler> ConnContext<H> {
             .max_header_list_size(config.max_header_bytes as u32)
             .keep_alive_interval(config.http2_keep_alive_interval)
             .keep_alive_timeout(config.http2_keep_alive_timeout);
-        let auto = if config.http2 {
-            builder.clone()
-        } else {
-            builder.clone().http1_only()
-        };
+        // HTTP/1 gets no hyper timer: the watchdog enforces header and idle timeouts without
+        // arming a timer per request.
+        let mut http1 = http1::Builder::new();
+        http1
+            .keep_alive(true)
+            .max_buf_size(config.max_header_bytes)
+            .max_headers(config.max_headers);
         Self {
             handler,
             shutdown,
-            auto,
-            http1: builder.clone().http1_only(),
+            http1,
+            h2c: config.http2,
             http2: builder.http2_only(),
             limits: Limits {
                 header: config.header_read_timeout,
@@ -135,14 +133,55 @@ pub(crate) async fn serve<H, I>(
 
 /// Serve a connection that needs no HTTP/2 preface check first (plain text, or TLS without
 /// ALPN `h2`). The plain-text accept loop calls this directly rather than through [`serve`],
-/// whose future also has room for the HTTP/2-preface path (a second connection state over
-/// `Replay<I>`): every idle keep-alive connection carries its task's future.
+/// whose future also has room for the HTTP/2-preface path: every idle keep-alive connection
+/// carries its task's future. Plain text with HTTP/2 on first reads up to the 24 bytes of the
+/// prior-knowledge preface (as hyper-util's `auto` connection does) and replays them; the
+/// HTTP/2 connection is boxed, so an HTTP/1 connection's task has room for HTTP/1 only.
 pub(crate) async fn serve_with<H, I>(
     ctx: Arc<ConnContext<H>>,
-    io: I,
+    mut io: I,
     info: ConnectInfo,
     protocol: Protocol,
     mut drain: oneshot::Receiver<()>,
+    accepted: Instant,
+) where
+    H: Handler,
+    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let mut prefix = [0u8; 24];
+    let mut h2 = protocol == Protocol::Http2;
+    let mut sniffed = 0;
+    if protocol == Protocol::Detect && ctx.h2c {
+        let peer = info.peer_addr();
+        let header_timeout =
+            (accepted + ctx.limits.header).saturating_duration_since(Instant::now());
+        let sniff = tokio::select! {
+            r = tokio::time::timeout(header_timeout, sniff_preface(&mut io, &mut prefix)) => r,
+            _ = &mut drain => return,
+        };
+        match sniff {
+            Ok(Ok((n, is_h2))) => (sniffed, h2) = (n, is_h2),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "connection closed early");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%peer, reason = "header read timeout", "closing connection: header read timeout");
+                return;
+            }
+        }
+    }
+    let io = Replay::with_prefix(io, prefix, sniffed);
+    serve_protocol(ctx, io, info, h2, drain, accepted).await;
+}
+
+/// Serve a connection as HTTP/2 or HTTP/1.1 until it ends, expires, or is drained.
+async fn serve_protocol<H, I>(
+    ctx: Arc<ConnContext<H>>,
+    io: I,
+    info: ConnectInfo,
+    h2: bool,
+    drain: oneshot::Receiver<()>,
     accepted: Instant,
 ) where
     H: Handler,
@@ -187,39 +226,57 @@ pub(crate) async fn serve_with<H, I>(
         })
     };
 
-    let builder = match protocol {
-        Protocol::Detect => &ctx.auto,
-        Protocol::Http1 => &ctx.http1,
-        Protocol::Http2 => &ctx.http2,
+    let watchdog = Watchdog::new(activity, ctx.limits, accepted);
+    let outcome = if h2 {
+        // Boxed: the HTTP/2 connection state is 1.5 KB, and every HTTP/1 connection's task
+        // would otherwise have room for it.
+        Box::pin(async {
+            let conn = pin!(ctx.http2.serve_connection(io, service));
+            drive(&ctx, conn, |c| c.graceful_shutdown(), watchdog, drain).await
+        })
+        .await
+    } else {
+        let conn = pin!(ctx.http1.serve_connection(io, service));
+        drive(&ctx, conn, |c| c.graceful_shutdown(), watchdog, drain).await
     };
-    let mut conn = pin!(builder.serve_connection(io, service));
-    let mut watchdog = Watchdog::new(activity, ctx.limits, accepted);
+    if let Some(err) = outcome {
+        log_conn_error(peer, &*err);
+    }
+}
+
+/// Poll the connection, its watchdog and the drain signal; the error that ended it, if any.
+async fn drive<H, C, E>(
+    ctx: &ConnContext<H>,
+    mut conn: Pin<&mut C>,
+    graceful_shutdown: impl Fn(Pin<&mut C>),
+    mut watchdog: Watchdog,
+    mut drain: oneshot::Receiver<()>,
+) -> Option<BoxError>
+where
+    C: Future<Output = Result<(), E>>,
+    E: Into<BoxError>,
+{
     let mut draining = false;
     let mut drain_armed = false;
-
-    let outcome = poll_fn(|cx: &mut Context<'_>| {
+    poll_fn(|cx: &mut Context<'_>| {
         // The first poll registers this task's waker with the drain signal; after that the
         // receiver is only polled once shutdown has begun, keeping the hot path to one load.
         if !draining && (!drain_armed || ctx.shutdown.is_draining()) {
             drain_armed = true;
             if Pin::new(&mut drain).poll(cx).is_ready() {
                 draining = true;
-                conn.as_mut().graceful_shutdown();
+                graceful_shutdown(conn.as_mut());
             }
         }
         if let Poll::Ready(res) = conn.as_mut().poll(cx) {
-            return Poll::Ready(res.err());
+            return Poll::Ready(res.err().map(Into::into));
         }
         if let Poll::Ready(why) = watchdog.poll_expired(cx) {
             return Poll::Ready(Some(Box::new(Timeout(why)) as BoxError));
         }
         Poll::Pending
     })
-    .await;
-
-    if let Some(err) = outcome {
-        log_conn_error(peer, &*err);
-    }
+    .await
 }
 
 /// Log a request the server answers itself, with the peer address and the reason.

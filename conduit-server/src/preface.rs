@@ -59,19 +59,58 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// An I/O stream whose first 24 bytes read are the HTTP/2 preface (already consumed by
-    /// [`expect_preface`]), then the stream's own.
+    /// An I/O stream whose first bytes read are the ones already consumed from it (the HTTP/2
+    /// preface by [`expect_preface`], or what [`sniff_preface`] read), then the stream's own.
     pub(crate) struct Replay<T> {
         #[pin]
         inner: T,
-        replayed: usize,
+        prefix: [u8; PREFACE.len()],
+        len: u8,
+        replayed: u8,
     }
 }
 
 impl<T> Replay<T> {
+    /// `inner`, whose HTTP/2 preface was read already.
     pub(crate) fn new(inner: T) -> Self {
-        Self { inner, replayed: 0 }
+        Self::with_prefix(inner, *PREFACE, PREFACE.len())
     }
+
+    /// `inner`, whose first `len` bytes were read into `prefix` already.
+    pub(crate) fn with_prefix(inner: T, prefix: [u8; PREFACE.len()], len: usize) -> Self {
+        debug_assert!(len <= PREFACE.len());
+        Self {
+            inner,
+            prefix,
+            len: len as u8,
+            replayed: 0,
+        }
+    }
+}
+
+/// Reads from a plain-text connection until its first bytes either differ from the HTTP/2
+/// prior-knowledge preface or are all of it (as hyper-util's `auto` connection does), into
+/// `buf`: how many bytes were read, and whether they are the preface. End of stream before
+/// that is `(n, false)`, left to the HTTP/1 connection to see.
+pub(crate) async fn sniff_preface<I>(
+    io: &mut I,
+    buf: &mut [u8; PREFACE.len()],
+) -> io::Result<(usize, bool)>
+where
+    I: AsyncRead + Unpin,
+{
+    let mut n = 0;
+    while n < PREFACE.len() {
+        let got = io.read(&mut buf[n..]).await?;
+        if got == 0 {
+            return Ok((n, false));
+        }
+        n += got;
+        if buf[..n] != PREFACE[..n] {
+            return Ok((n, false));
+        }
+    }
+    Ok((n, true))
 }
 
 impl<T: AsyncRead> AsyncRead for Replay<T> {
@@ -82,11 +121,11 @@ impl<T: AsyncRead> AsyncRead for Replay<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.project();
-        if *this.replayed < PREFACE.len() && buf.remaining() > 0 {
-            let rest = &PREFACE[*this.replayed..];
+        if *this.replayed < *this.len && buf.remaining() > 0 {
+            let rest = &this.prefix[*this.replayed as usize..*this.len as usize];
             let n = rest.len().min(buf.remaining());
             buf.put_slice(&rest[..n]);
-            *this.replayed += n;
+            *this.replayed += n as u8;
             return Poll::Ready(Ok(()));
         }
         this.inner.poll_read(cx, buf)
@@ -141,5 +180,43 @@ mod tests {
         assert_eq!(goaway[3], 0x7);
         assert_eq!(&goaway[13..17], &[0, 0, 0, 1]);
         assert_eq!(&goaway[17..], b"invalid connection preface");
+    }
+
+    /// What `sniff_preface` read, replayed in front of the rest of the stream.
+    async fn sniff(sent: &[&[u8]]) -> (bool, Vec<u8>) {
+        let (mut client, server) = tokio::io::duplex(1024);
+        for part in sent {
+            client.write_all(part).await.unwrap();
+        }
+        drop(client);
+        let mut io = server;
+        let mut buf = [0u8; PREFACE.len()];
+        let (n, h2) = sniff_preface(&mut io, &mut buf).await.unwrap();
+        let mut all = Vec::new();
+        Replay::with_prefix(io, buf, n)
+            .read_to_end(&mut all)
+            .await
+            .unwrap();
+        (h2, all)
+    }
+
+    #[tokio::test]
+    async fn sniffing_replays_what_it_read() {
+        let get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".as_slice();
+        assert_eq!(sniff(&[get]).await, (false, get.to_vec()));
+        // Starts like the preface, then differs.
+        assert_eq!(
+            sniff(&[b"PRI * HTTP/1.1\r\n"]).await,
+            (false, b"PRI * HTTP/1.1\r\n".to_vec())
+        );
+        let mut h2 = PREFACE.to_vec();
+        h2.extend_from_slice(b"frames");
+        assert_eq!(
+            sniff(&[&PREFACE[..5], &PREFACE[5..], b"frames"]).await,
+            (true, h2)
+        );
+        // End of stream inside the preface: not HTTP/2, the bytes still replayed.
+        assert_eq!(sniff(&[b"PRI"]).await, (false, b"PRI".to_vec()));
+        assert_eq!(sniff(&[]).await, (false, Vec::new()));
     }
 }

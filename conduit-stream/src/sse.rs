@@ -47,8 +47,8 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use conduit_core::{Body, BoxError, IntoResponse, Response, ShutdownSignal};
 use futures_core::Stream;
-use http::HeaderValue;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue};
 use http_body::{Frame, SizeHint};
 use serde::Serialize;
 use tokio::time::{Instant, Sleep};
@@ -314,6 +314,10 @@ where
             error: None,
         };
         let mut res = Response::new(Body::new(body));
+        // Sized for these three: hyper keeps a response's emptied map for the connection's
+        // life (to parse the next request into), so the default 6-slot table would stay
+        // allocated under every open stream.
+        *res.headers_mut() = HeaderMap::with_capacity(3);
         let h = res.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -422,7 +426,9 @@ where
         }
         let frame = match single {
             Some(bytes) => Some(bytes),
-            None if !this.buf.is_empty() => Some(this.buf.split().freeze()),
+            // The whole buffer goes out with the frame (not `split`, which would keep the
+            // allocation's spare room under an idle stream); the next batch allocates anew.
+            None if !this.buf.is_empty() => Some(std::mem::take(this.buf).freeze()),
             None => None,
         };
         if let Some(bytes) = frame {
@@ -501,6 +507,53 @@ mod tests {
             "data: trailing\ndata: \n\n"
         );
         assert_eq!(Event::default().id("1").unwrap().get_id(), Some("1"));
+    }
+
+    /// Between events an open stream holds no frame buffer and only a three-header table:
+    /// both would otherwise stay allocated under every connected client.
+    #[test]
+    fn idle_stream_keeps_no_frame_buffer() {
+        use std::convert::Infallible;
+        use tokio_stream::StreamExt;
+        let two_then_nothing = tokio_stream::iter([
+            Ok::<_, Infallible>(Event::default().data("a")),
+            Ok(Event::default().data("b")),
+        ])
+        .chain(tokio_stream::pending());
+        let res = Sse::new(tokio_stream::pending::<Result<Event, Infallible>>()).into_response();
+        assert_eq!(res.headers().len(), 3);
+        assert!(
+            res.headers().capacity() <= 3,
+            "{}",
+            res.headers().capacity()
+        );
+
+        let body = SseBody {
+            stream: two_then_nothing,
+            buf: BytesMut::new(),
+            keep_alive: None,
+            keep_alive_event: Event::default(),
+            sleep: None,
+            shutdown: ShutdownSignal::new(),
+            on_shutdown: None,
+            registered: None,
+            last_write: Instant::now(),
+            done: false,
+            error: None,
+        };
+        let mut body = std::pin::pin!(body);
+        let mut cx = Context::from_waker(Waker::noop());
+        let Poll::Ready(Some(Ok(frame))) = http_body::Body::poll_frame(body.as_mut(), &mut cx)
+        else {
+            panic!("the two ready events were not sent")
+        };
+        let frame = frame.into_data().unwrap();
+        assert_eq!(&frame[..], b"data: a\n\ndata: b\n\n");
+        assert!(http_body::Body::poll_frame(body.as_mut(), &mut cx).is_pending());
+        // `buf` must not still point into the frame's allocation (as `split` leaves it).
+        let frame = frame.as_ptr_range();
+        assert!(!(frame.start..=frame.end).contains(&body.buf.as_ptr()));
+        assert_eq!(body.buf.capacity(), 0);
     }
 
     #[tokio::test]
