@@ -108,6 +108,20 @@ fn no_body(b: http::request::Builder) -> http::Request<Full<Bytes>> {
     b.body(Full::new(Bytes::new())).unwrap()
 }
 
+/// A CORS preflight for `method` on `path` from `origin`.
+fn preflight(path: &str, origin: &str, method: &str) -> http::Request<Full<Bytes>> {
+    no_body(
+        empty_req("OPTIONS", path)
+            .header("origin", origin)
+            .header("access-control-request-method", method),
+    )
+}
+
+/// A GET of `path` from `origin`.
+fn get_from(path: &str, origin: &str) -> http::Request<Full<Bytes>> {
+    no_body(empty_req("GET", path).header("origin", origin))
+}
+
 // ---------------------------------------------------------------------------------------------
 // tower layers on conduit handlers
 // ---------------------------------------------------------------------------------------------
@@ -155,11 +169,7 @@ async fn cors_layer_answers_preflight_and_decorates_simple_requests() {
     assert!(res.body.is_empty());
 
     // Simple request: the handler answers, the layer adds its headers.
-    let res = send(
-        &mut c,
-        no_body(empty_req("GET", "/cors/hello").header("origin", "https://elsewhere.example")),
-    )
-    .await;
+    let res = send(&mut c, get_from("/cors/hello", "https://elsewhere.example")).await;
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.text(), "hello, any origin");
     assert_eq!(res.header("access-control-allow-origin"), Some("*"));
@@ -168,11 +178,7 @@ async fn cors_layer_answers_preflight_and_decorates_simple_requests() {
     // An origin list keeps tower-http's semantics: a listed origin is echoed, others get none.
     let res = send(
         &mut c,
-        no_body(
-            empty_req("OPTIONS", "/strict/data")
-                .header("origin", "https://app.example")
-                .header("access-control-request-method", "PUT"),
-        ),
+        preflight("/strict/data", "https://app.example", "PUT"),
     )
     .await;
     assert_eq!(res.status, StatusCode::OK);
@@ -181,19 +187,11 @@ async fn cors_layer_answers_preflight_and_decorates_simple_requests() {
         Some("https://app.example")
     );
     assert_eq!(res.header("access-control-allow-methods"), Some("GET,PUT"));
-    let res = send(
-        &mut c,
-        no_body(empty_req("GET", "/strict/data").header("origin", "https://evil.example")),
-    )
-    .await;
+    let res = send(&mut c, get_from("/strict/data", "https://evil.example")).await;
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.header("access-control-allow-origin"), None);
     // Conduit's routing still applies behind the layer.
-    let res = send(
-        &mut c,
-        no_body(empty_req("GET", "/strict/nope").header("origin", "https://app.example")),
-    )
-    .await;
+    let res = send(&mut c, get_from("/strict/nope", "https://app.example")).await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
 }
 
@@ -672,19 +670,11 @@ async fn tower_interop_example_serves_its_routes() {
         send(&mut c, get_req("/")).await.text(),
         "Hello from conduit"
     );
-    let res = send(
-        &mut c,
-        no_body(empty_req("GET", "/cors/hello").header("origin", "https://a.example")),
-    )
-    .await;
+    let res = send(&mut c, get_from("/cors/hello", "https://a.example")).await;
     assert_eq!(res.header("access-control-allow-origin"), Some("*"));
     let res = send(
         &mut c,
-        no_body(
-            empty_req("OPTIONS", "/cors/hello")
-                .header("origin", "https://a.example")
-                .header("access-control-request-method", "POST"),
-        ),
+        preflight("/cors/hello", "https://a.example", "POST"),
     )
     .await;
     assert_eq!(res.status, StatusCode::OK);

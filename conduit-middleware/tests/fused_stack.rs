@@ -41,16 +41,7 @@ fn routes() -> Router {
             "/id",
             get(|_r: Request| async { request_id::current().unwrap().to_string() }),
         )
-        .route(
-            "/panic",
-            get(|_r: Request| async {
-                tokio::task::yield_now().await;
-                if true {
-                    panic!("handler broke");
-                }
-                "unreachable"
-            }),
-        )
+        .route("/panic", get(panics))
         .route(
             "/slow",
             get(|_r: Request| async {

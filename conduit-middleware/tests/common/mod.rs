@@ -140,3 +140,12 @@ pub fn events_of(events: &Events, target: &str) -> Vec<std::collections::BTreeMa
         .cloned()
         .collect()
 }
+
+/// A handler that panics after its first await point ("handler broke").
+pub async fn panics(_req: conduit_core::Request) -> &'static str {
+    tokio::task::yield_now().await;
+    if true {
+        panic!("handler broke");
+    }
+    "unreachable"
+}
