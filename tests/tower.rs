@@ -37,6 +37,19 @@ use tower_http::trace::TraceLayer;
 const FIVE_MB: usize = 5 * 1024 * 1024;
 
 /// 5 MB of a pattern that a dropped, repeated or reordered chunk would break.
+/// POST a 5 MB body to `path` and check it comes back intact.
+async fn assert_echoes<S: SendReq>(c: &mut S, path: &str) {
+    let data = upload();
+    let res = send(
+        c,
+        body_req("POST", path, "application/octet-stream", data.clone()),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{path}");
+    assert_eq!(res.body.len(), FIVE_MB, "{path}");
+    assert!(res.body == data, "{path}: echoed body differs");
+}
+
 fn upload() -> Bytes {
     (0..FIVE_MB)
         .map(|i| (i % 251) as u8 ^ (i >> 16) as u8)
@@ -447,20 +460,7 @@ async fn failing_tower_service_is_a_500_and_the_connection_stays_usable() {
 async fn bodies_pass_through_an_axum_router_intact() {
     let srv = start(config(), conduit_with_axum()).await;
     let mut c = h1_client(srv.addr).await;
-    let data = upload();
-    let res = send(
-        &mut c,
-        body_req(
-            "POST",
-            "/axum/echo",
-            "application/octet-stream",
-            data.clone(),
-        ),
-    )
-    .await;
-    assert_eq!(res.status, StatusCode::OK);
-    assert_eq!(res.body.len(), FIVE_MB);
-    assert!(res.body == data, "echoed body differs");
+    assert_echoes(&mut c, "/axum/echo").await;
 
     let res = c
         .send_request(get_req("/axum/stream"))
@@ -537,22 +537,10 @@ async fn conduit_router_nested_in_axum() {
     assert_eq!(res.text(), "axum root");
 
     // 5 MB up, streamed back by the conduit handler (no conduit limit applies: axum's body).
-    let data = upload();
-    let res = send(
-        &mut c,
-        body_req(
-            "POST",
-            "/conduit/echo",
-            "application/octet-stream",
-            data.clone(),
-        ),
-    )
-    .await;
-    assert_eq!(res.status, StatusCode::OK);
-    assert_eq!(res.body.len(), FIVE_MB);
-    assert!(res.body == data, "echoed body differs");
+    assert_echoes(&mut c, "/conduit/echo").await;
 
     // No conduit server, so no `BodyLimit`: the body helpers' 2 MiB default applies.
+    let data = upload();
     let res = send(
         &mut c,
         body_req(
