@@ -33,14 +33,11 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use conduit_core::http::StatusCode;
 use conduit_core::{BoxError, Error, Request};
 use futures_core::Stream;
-use tokio::sync::broadcast;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use crate::sse::{Event, LastEventId, Sse};
 
@@ -214,27 +211,70 @@ impl Stream for HubStream {
     }
 }
 
-/// The in-process [`Backend`]: a `tokio::sync::broadcast` channel (one shared ring; each
-/// subscriber is a cursor into it, so its queue is bounded by the ring's size) and a replay
-/// buffer of the last events. Ids are decimal sequence numbers from 1.
+/// The in-process [`Backend`]: one ring of the latest events, shared by every subscriber.
+///
+/// A subscriber is only a cursor (the next id it wants) into the ring, so its queue is bounded
+/// by the ring and a publish costs one wake-up per waiting subscriber, nothing more: no copy,
+/// no per-subscriber buffer. Replay after `Last-Event-ID` reads the same ring. Ids are decimal
+/// sequence numbers from 1.
 pub struct InMemory {
-    state: Mutex<Replay>,
-    tx: broadcast::Sender<Event>,
+    shared: Arc<Shared>,
 }
 
-struct Replay {
+struct Shared {
+    state: Mutex<Ring>,
+    /// How far behind the live edge a subscriber may fall before the slow-consumer policy.
+    queue: u64,
+    /// How many of the latest events a reconnecting subscriber may replay.
+    replay: u64,
+}
+
+struct Ring {
+    /// The latest events, oldest first: `events[i]` has id `first + i`.
+    events: VecDeque<Event>,
+    first: u64,
     next_id: u64,
-    events: VecDeque<(u64, Event)>,
+    /// `max(queue, replay)`: what the ring keeps.
     capacity: usize,
+    /// Wakers of subscribers that found nothing new, woken (and dropped) by the next publish.
+    waiters: Vec<Waker>,
+    /// Bumped whenever `waiters` is emptied, so a subscriber knows its slot is gone.
+    epoch: u64,
+    /// Slots in `waiters` whose subscriber went away (replaced by a no-op waker).
+    dead: usize,
+    subscribers: usize,
+    closed: bool,
+}
+
+impl Ring {
+    /// Empties `waiters` (to be woken outside the lock).
+    fn take_waiters(&mut self) -> Vec<Waker> {
+        self.epoch += 1;
+        self.dead = 0;
+        let n = self.waiters.len();
+        std::mem::replace(&mut self.waiters, Vec::with_capacity(n))
+    }
+}
+
+fn wake_all(wakers: Vec<Waker>) {
+    for w in wakers {
+        w.wake();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl fmt::Debug for InMemory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.lock();
+        let s = self.shared.lock();
         f.debug_struct("InMemory")
             .field("next_id", &s.next_id)
             .field("retained", &s.events.len())
-            .field("subscribers", &self.tx.receiver_count())
+            .field("subscribers", &s.subscribers)
             .finish()
     }
 }
@@ -254,41 +294,46 @@ impl InMemory {
     /// A backend whose subscribers may fall `queue` events behind before the slow-consumer
     /// policy applies, keeping the last `replay` events for reconnecting clients.
     pub fn new(queue: usize, replay: usize) -> Self {
-        let (tx, _) = broadcast::channel(queue.max(1));
+        let queue = queue.max(1);
+        let capacity = queue.max(replay);
         Self {
-            state: Mutex::new(Replay {
-                next_id: 1,
-                events: VecDeque::with_capacity(replay.min(4096)),
-                capacity: replay,
+            shared: Arc::new(Shared {
+                state: Mutex::new(Ring {
+                    events: VecDeque::with_capacity(capacity.min(4096)),
+                    first: 1,
+                    next_id: 1,
+                    capacity,
+                    waiters: Vec::new(),
+                    epoch: 0,
+                    dead: 0,
+                    subscribers: 0,
+                    closed: false,
+                }),
+                queue: queue as u64,
+                replay: replay as u64,
             }),
-            tx,
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Replay> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Subscribers currently connected.
     pub fn subscribers(&self) -> usize {
-        self.tx.receiver_count()
+        self.shared.lock().subscribers
     }
 
     /// Publish synchronously (what [`Backend::publish`] does for this backend).
     pub fn publish_now(&self, event: Event) -> String {
-        let mut s = self.lock();
+        let mut s = self.shared.lock();
         let id = s.next_id;
-        s.next_id += 1;
         let event = event.id(id.to_string()).expect("digits");
-        if s.capacity > 0 {
-            if s.events.len() == s.capacity {
-                s.events.pop_front();
-            }
-            s.events.push_back((id, event.clone()));
+        if s.events.len() == s.capacity {
+            s.events.pop_front();
+            s.first += 1;
         }
-        // Sent under the lock, so a subscriber sees replay and live events without gap or
-        // duplicate. No receivers is not an error.
-        let _ = self.tx.send(event);
+        s.events.push_back(event);
+        s.next_id += 1;
+        let waiters = s.take_waiters();
+        drop(s);
+        wake_all(waiters);
         id.to_string()
     }
 
@@ -306,34 +351,45 @@ impl InMemory {
                 )
             })?),
         };
-        let s = self.lock();
-        let live = BroadcastStream::new(self.tx.subscribe());
-        let mut replay = VecDeque::new();
-        if let Some(after) = after {
-            if after >= s.next_id {
+        let mut s = self.shared.lock();
+        s.subscribers += 1;
+        let live = s.next_id;
+        // The oldest event a reconnecting client may replay.
+        let oldest = live - (s.events.len() as u64).min(self.shared.replay);
+        let (next, lagged) = match after {
+            None => (live, 0),
+            Some(after) if after >= live => {
                 // An id from another incarnation of this stream (the process restarted):
                 // everything retained is new to this client.
                 tracing::debug!(
                     after,
-                    next = s.next_id,
+                    next = live,
                     "Last-Event-ID ahead of the stream; replaying all retained"
                 );
-                replay.extend(s.events.iter().map(|(_, e)| Message::Event(e.clone())));
-            } else {
-                let oldest = s.events.front().map_or(s.next_id, |(id, _)| *id);
-                if oldest > after + 1 {
-                    replay.push_back(Message::Lagged(oldest - after - 1));
-                }
-                let skip = s.events.partition_point(|(id, _)| *id <= after);
-                replay.extend(
-                    s.events
-                        .range(skip..)
-                        .map(|(_, e)| Message::Event(e.clone())),
-                );
+                (oldest, 0)
             }
-        }
+            Some(after) if oldest > after + 1 => (oldest, oldest - after - 1),
+            Some(after) => (after + 1, 0),
+        };
         drop(s);
-        Ok(Box::pin(InMemorySubscription { replay, live }))
+        Ok(Box::pin(InMemorySubscription {
+            shared: self.shared.clone(),
+            next,
+            live,
+            lagged,
+            slot: None,
+        }))
+    }
+}
+
+impl Drop for InMemory {
+    /// Subscribers receive what is left in the ring, then their streams end.
+    fn drop(&mut self) {
+        let mut s = self.shared.lock();
+        s.closed = true;
+        let waiters = s.take_waiters();
+        drop(s);
+        wake_all(waiters);
     }
 }
 
@@ -350,24 +406,79 @@ impl Backend for InMemory {
     }
 }
 
+/// One subscriber of [`InMemory`]: a cursor into the shared ring.
 struct InMemorySubscription {
-    replay: VecDeque<Message>,
-    live: BroadcastStream<Event>,
+    shared: Arc<Shared>,
+    /// The id of the next event to deliver.
+    next: u64,
+    /// The live edge when it subscribed: ids below it are replay, exempt from `queue`.
+    live: u64,
+    /// Events missed before the first one it gets (replay from before what is retained).
+    lagged: u64,
+    /// Where this subscriber's waker sits in `waiters`: (epoch, index).
+    slot: Option<(u64, usize)>,
 }
 
 impl Stream for InMemorySubscription {
     type Item = Message;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        if let Some(m) = self.replay.pop_front() {
-            return Poll::Ready(Some(m));
+        let this = &mut *self;
+        if this.lagged > 0 {
+            return Poll::Ready(Some(Message::Lagged(std::mem::take(&mut this.lagged))));
         }
-        Pin::new(&mut self.live).poll_next(cx).map(|o| {
-            o.map(|r| match r {
-                Ok(ev) => Message::Event(ev),
-                Err(BroadcastStreamRecvError::Lagged(n)) => Message::Lagged(n),
-            })
-        })
+        let mut s = this.shared.lock();
+        // Skip what the ring no longer holds, and live events past the queue's length.
+        let mut to = this.next.max(s.first);
+        if s.next_id - to.max(this.live) > this.shared.queue {
+            to = s.next_id - this.shared.queue;
+        }
+        if to > this.next {
+            let missed = to - this.next;
+            this.next = to;
+            return Poll::Ready(Some(Message::Lagged(missed)));
+        }
+        if this.next < s.next_id {
+            let ev = s.events[(this.next - s.first) as usize].clone();
+            this.next += 1;
+            return Poll::Ready(Some(Message::Event(ev)));
+        }
+        if s.closed {
+            return Poll::Ready(None);
+        }
+        match this.slot {
+            Some((epoch, i)) if epoch == s.epoch => {
+                if !s.waiters[i].will_wake(cx.waker()) {
+                    s.waiters[i] = cx.waker().clone();
+                }
+            }
+            _ => {
+                this.slot = Some((s.epoch, s.waiters.len()));
+                s.waiters.push(cx.waker().clone());
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for InMemorySubscription {
+    fn drop(&mut self) {
+        let mut s = self.shared.lock();
+        s.subscribers -= 1;
+        let Some((epoch, i)) = self.slot else { return };
+        if epoch != s.epoch {
+            return;
+        }
+        // Release the task now; the slot itself goes at the next publish, or here once most
+        // slots are dead (the live ones are woken to register again), so connection churn
+        // without publishes cannot grow the list.
+        s.waiters[i] = Waker::noop().clone();
+        s.dead += 1;
+        if s.dead > 64 && s.dead * 2 > s.waiters.len() {
+            let waiters = s.take_waiters();
+            drop(s);
+            wake_all(waiters);
+        }
     }
 }
 
@@ -427,5 +538,70 @@ mod tests {
         );
         assert_eq!(next(&mut skip).await, "data: e4\nid: 4\n\n");
         assert!(drop.next().await.is_none());
+    }
+
+    fn poll_once(s: &mut HubStream, waker: &Waker) -> Poll<Option<Result<Event, Infallible>>> {
+        Pin::new(s).poll_next(&mut Context::from_waker(waker))
+    }
+
+    #[tokio::test]
+    async fn a_waiting_subscriber_holds_one_slot_and_churn_does_not_grow_the_list() {
+        let hub = Hub::with_backend(InMemory::new(4, 4));
+        let waker = Waker::noop();
+        let mut s = hub.subscribe(None).await.unwrap();
+        for _ in 0..10 {
+            assert!(poll_once(&mut s, waker).is_pending());
+        }
+        assert_eq!(hub.backend().shared.lock().waiters.len(), 1);
+        // Subscribers that wait and go away, with no publish to clear the list.
+        for _ in 0..10_000 {
+            let mut gone = hub.subscribe(None).await.unwrap();
+            assert!(poll_once(&mut gone, waker).is_pending());
+        }
+        assert!(hub.backend().shared.lock().waiters.len() <= 200);
+        assert_eq!(hub.backend().subscribers(), 1);
+        // The survivor was woken by the compaction and still gets the next event.
+        hub.publish(ev("after churn")).await.unwrap();
+        assert_eq!(next(&mut s).await, "data: after churn\nid: 1\n\n");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_hub_ends_streams_after_what_is_left() {
+        let hub = Hub::with_backend(InMemory::new(4, 0));
+        let mut s = hub.subscribe(None).await.unwrap();
+        hub.publish(ev("last")).await.unwrap();
+        let waiting = tokio::spawn({
+            let mut t = hub.subscribe(None).await.unwrap();
+            async move { t.next().await.is_none() }
+        });
+        tokio::task::yield_now().await;
+        drop(hub);
+        assert_eq!(next(&mut s).await, "data: last\nid: 1\n\n");
+        assert!(s.next().await.is_none());
+        assert!(
+            waiting.await.unwrap(),
+            "a waiting subscriber is woken and ends"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slow_replay_is_bounded_by_the_ring() {
+        // queue 2, replay 4: a reconnecting client replays up to 4, then lags like any other.
+        let hub = Hub::with_backend(InMemory::new(2, 4));
+        for i in 1..=4 {
+            hub.publish(ev(&format!("e{i}"))).await.unwrap();
+        }
+        let mut s = hub.subscribe(Some("0")).await.unwrap();
+        assert_eq!(next(&mut s).await, "data: e1\nid: 1\n\n");
+        for i in 5..=9 {
+            hub.publish(ev(&format!("e{i}"))).await.unwrap();
+        }
+        // Live edge 10, queue 2: skip to 8 (2..=7 missed).
+        assert_eq!(
+            next(&mut s).await,
+            "event: lagged\ndata: {\"missed\":6}\n\n"
+        );
+        assert_eq!(next(&mut s).await, "data: e8\nid: 8\n\n");
+        assert_eq!(next(&mut s).await, "data: e9\nid: 9\n\n");
     }
 }

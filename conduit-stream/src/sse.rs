@@ -309,6 +309,7 @@ where
             shutdown: shutdown.clone(),
             on_shutdown: self.on_shutdown,
             registered: None,
+            sleep_polled: false,
             last_write: Instant::now(),
             done: false,
             error: None,
@@ -342,6 +343,9 @@ pin_project_lite::pin_project! {
         on_shutdown: Option<Event>,
         // The waker last registered with `shutdown` (registering again only when it changes).
         registered: Option<Waker>,
+        // `sleep` was polled with `registered` since it was last armed: until it fires, a poll
+        // need not touch the timer again.
+        sleep_polled: bool,
         // When the last frame went out: the keep-alive timer is re-armed from it lazily, when
         // it fires, rather than reset on every event.
         last_write: Instant,
@@ -377,6 +381,7 @@ where
                 .is_some_and(|w| w.will_wake(cx.waker()))
                 && {
                     *this.registered = Some(cx.waker().clone());
+                    *this.sleep_polled = false;
                     this.shutdown.poll_triggered(cx).is_ready()
                 });
         if shutting_down {
@@ -446,6 +451,11 @@ where
         let sleep = this
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(*this.last_write + interval)));
+        // The common case under a busy stream: the timer already holds this task's waker.
+        if *this.sleep_polled && !sleep.is_elapsed() {
+            return Poll::Pending;
+        }
+        *this.sleep_polled = true;
         while sleep.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
             let due = *this.last_write + interval;
@@ -537,6 +547,7 @@ mod tests {
             shutdown: ShutdownSignal::new(),
             on_shutdown: None,
             registered: None,
+            sleep_polled: false,
             last_write: Instant::now(),
             done: false,
             error: None,

@@ -46,6 +46,8 @@ pub(crate) struct Buffered<T, B> {
     write_buf: WriteBuf<B>,
     // CONDUIT PATCH: a read has pended on the empty read buffer, with no bytes since.
     idle_pending: bool,
+    // CONDUIT PATCH: body bytes were queued since the last read pended on the empty buffer.
+    wrote: bool,
     // CONDUIT PATCH: `read_buf` is a small buffer made by a read through the stack, worth
     // keeping (and reusing in place) while a keep-alive connection waits for its next request.
     read_buf_small: bool,
@@ -84,6 +86,7 @@ where
             read_buf_strategy: ReadStrategy::default(),
             write_buf,
             idle_pending: false,
+            wrote: false,
             read_buf_small: false,
         }
     }
@@ -165,6 +168,7 @@ where
     }
 
     pub(crate) fn buffer<BB: Buf + Into<B>>(&mut self, buf: BB) {
+        self.wrote = true; // CONDUIT PATCH
         self.write_buf.buffer(buf);
     }
 
@@ -346,11 +350,15 @@ where
         } else {
             self.idle_pending = true;
         }
+        self.wrote = false;
     }
 
     /// CONDUIT PATCH: frees the read buffer (it must be empty) and, when everything written
     /// has been flushed, the write buffer's header storage and body queue. The next read goes
     /// through the stack first; the head encoder and the queue allocate again as they write.
+    /// The queue (a few hundred bytes) stays while a response body is still being written
+    /// between the two idle polls, as under an event stream woken for each event: freeing it
+    /// there would cost a malloc and a free per event.
     fn release_idle_buffers(&mut self) {
         debug_assert!(self.read_buf.is_empty());
         self.read_buf = BytesMut::new();
@@ -359,7 +367,7 @@ where
             if self.write_buf.headers.bytes.capacity() != 0 {
                 self.write_buf.headers = Cursor::new(Vec::new());
             }
-            if self.write_buf.queue.bufs_cnt() == 0 {
+            if self.write_buf.queue.bufs_cnt() == 0 && !self.wrote {
                 self.write_buf.queue = BufList::new();
             }
         }
