@@ -153,6 +153,10 @@ pub(crate) struct Watchdog {
     /// The sleep has been polled since it was last reset, so the task's waker is registered
     /// with the timer and the sleep need not be polled again until it has elapsed.
     armed: bool,
+    /// An HTTP/1 response is in progress and no write is stalled: no limit applies, so the
+    /// timer is left unarmed (a long-lived stream's connection is not woken every tick) and
+    /// each poll checks instead whether that is still so.
+    parked: bool,
 }
 
 impl Watchdog {
@@ -167,7 +171,15 @@ impl Watchdog {
             since: accepted,
             sleep: Box::pin(tokio::time::sleep_until(first)),
             armed: false,
+            parked: false,
         }
+    }
+
+    /// Still busy with a response and not stalled (what a parked watchdog waits to end).
+    #[inline]
+    fn still_busy(&self) -> bool {
+        let a = &self.activity;
+        !a.write_blocked.load(Relaxed) && a.started.load(Relaxed) != a.finished.load(Relaxed)
     }
 
     fn phase(&self) -> Phase {
@@ -201,7 +213,16 @@ impl Watchdog {
     /// wakes the task when it fires, and only then is the sleep polled again.
     #[inline]
     pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<Expired> {
-        if self.armed && !self.sleep.is_elapsed() {
+        if self.parked {
+            // Every change that ends an HTTP/1 response or stalls its write happens while
+            // this task polls the connection, so checking here misses none: sampling resumes
+            // one tick after it, as if the tick had kept running.
+            if self.still_busy() {
+                return Poll::Pending;
+            }
+            self.parked = false;
+            self.sleep.as_mut().reset(Instant::now() + self.tick);
+        } else if self.armed && !self.sleep.is_elapsed() {
             return Poll::Pending;
         }
         self.armed = false;
@@ -211,6 +232,12 @@ impl Watchdog {
             if phase != self.phase {
                 self.phase = phase;
                 self.since = now;
+            }
+            // HTTP/2 streams finish in tasks of their own, so an HTTP/2 connection keeps
+            // sampling.
+            if phase == Phase::Busy && !self.activity.is_http2() {
+                self.parked = true;
+                return Poll::Pending;
             }
             let mut next = now + self.tick;
             if let Some((limit, why)) = self.limit() {

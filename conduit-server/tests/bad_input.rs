@@ -259,6 +259,94 @@ async fn a_client_that_stops_reading_hits_the_write_timeout() {
     );
 }
 
+/// A streaming body: `small` chunks of 5 bytes 20 ms apart (long enough for the watchdog to
+/// see a response in progress and stop its tick), then, if `then_endless`, 64 KiB chunks as
+/// fast as they are taken, else the end.
+fn slow_then(small: usize, then_endless: bool) -> conduit_core::Body {
+    struct Slow {
+        every: tokio::time::Interval,
+        left: usize,
+        endless: bool,
+    }
+    impl futures_core::Stream for Slow {
+        type Item = Result<bytes::Bytes, std::io::Error>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            if self.left == 0 {
+                let big = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+                return std::task::Poll::Ready(self.endless.then_some(Ok(big)));
+            }
+            std::task::ready!(self.every.poll_tick(cx));
+            self.left -= 1;
+            std::task::Poll::Ready(Some(Ok(bytes::Bytes::from_static(b"tick\n"))))
+        }
+    }
+    conduit_core::Body::from_stream(Slow {
+        every: tokio::time::interval(Duration::from_millis(20)),
+        left: small,
+        endless: then_endless,
+    })
+}
+
+#[tokio::test]
+async fn a_stream_that_stalls_after_a_while_hits_the_write_timeout() {
+    // The watchdog parks while the first 20 chunks flow (400 ms, four of its ticks), then the
+    // client stops reading and the server's writes stall.
+    let handler = |_req: conduit_core::Request| async { slow_then(20, true) };
+    let srv = start(config().write_timeout(Duration::from_millis(300)), handler).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1024];
+    while got.windows(5).filter(|w| w == b"tick\n").count() < 20 {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed while the stream was flowing");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(srv.handle.connections(), 1);
+    assert!(
+        eventually(Duration::from_secs(10), || srv.handle.connections() == 0).await,
+        "server kept a stalled stream open"
+    );
+}
+
+#[tokio::test]
+async fn after_a_long_stream_ends_the_idle_timeout_applies() {
+    // The stream outlasts the idle limit (a response in progress has none), then ends; the
+    // connection, idle from then on, must be closed by the idle limit.
+    let handler = |_req: conduit_core::Request| async { slow_then(25, false) };
+    let srv = start(config().idle_timeout(Duration::from_millis(200)), handler).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1024];
+    while !got.ends_with(b"0\r\n\r\n") {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(
+            n > 0,
+            "closed while the stream was flowing (500 ms > the idle limit)"
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got.windows(5).filter(|w| w == b"tick\n").count(), 25);
+    let t0 = Instant::now();
+    assert!(
+        closed_within(&mut s, Duration::from_secs(3)).await,
+        "idle connection kept open after its stream ended"
+    );
+    assert!(
+        t0.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        t0.elapsed()
+    );
+}
+
 fn futures_stream(
     chunk: bytes::Bytes,
 ) -> impl futures_core::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
