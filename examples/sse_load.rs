@@ -162,6 +162,8 @@ async fn main() {
         }
     }
     let mut delays = Vec::new();
+    // Per tick, the time its last client got it: tells a slow fan-out from a few slow ticks.
+    let mut spreads = Vec::new();
     let mut missing = 0usize;
     for seq in first..=last {
         let Some(v) = by_seq.get(&seq) else {
@@ -170,15 +172,29 @@ async fn main() {
         };
         missing += clients.saturating_sub(v.len());
         let min = *v.iter().min().unwrap();
+        let max = *v.iter().max().unwrap();
+        spreads.push(max - min);
         delays.extend(v.iter().map(|t| *t - min));
     }
     delays.sort();
+    spreads.sort();
+    let late = delays
+        .iter()
+        .filter(|d| **d >= Duration::from_millis(100))
+        .count();
     println!(
-        "ticks {first}..={last}: {} deliveries, {missing} missing; fan-out delay p50 {:.1?}, p99 {:.1?}, max {:.1?}",
+        "ticks {first}..={last}: {} deliveries, {missing} missing; fan-out delay p50 {:.1?}, p99 {:.1?}, max {:.1?}; {:.2}% of deliveries at 100 ms or later",
         delays.len(),
         percentile(&delays, 0.5),
         percentile(&delays, 0.99),
-        delays.last().copied().unwrap_or_default()
+        delays.last().copied().unwrap_or_default(),
+        late as f64 * 100.0 / delays.len().max(1) as f64,
+    );
+    println!(
+        "per tick, last delivery: fastest {:.1?}, median {:.1?}, slowest {:.1?}",
+        spreads.first().copied().unwrap_or_default(),
+        percentile(&spreads, 0.5),
+        spreads.last().copied().unwrap_or_default(),
     );
     std::process::exit(0);
 }
