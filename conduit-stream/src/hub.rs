@@ -32,6 +32,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
@@ -227,6 +228,9 @@ struct Shared {
     queue: u64,
     /// How many of the latest events a reconnecting subscriber may replay.
     replay: u64,
+    /// `Ring::epoch`, readable without the lock: a subscriber whose waker went in during this
+    /// epoch, and that has seen every event, may answer `Pending` without locking.
+    epoch: AtomicU64,
 }
 
 struct Ring {
@@ -247,9 +251,10 @@ struct Ring {
 }
 
 impl Ring {
-    /// Empties `waiters` (to be woken outside the lock).
-    fn take_waiters(&mut self) -> Vec<Waker> {
+    /// Empties `waiters` (to be woken outside the lock), starting a new epoch.
+    fn take_waiters(&mut self, epoch: &AtomicU64) -> Vec<Waker> {
         self.epoch += 1;
+        epoch.store(self.epoch, Ordering::Release);
         self.dead = 0;
         let n = self.waiters.len();
         std::mem::replace(&mut self.waiters, Vec::with_capacity(n))
@@ -311,6 +316,7 @@ impl InMemory {
                 }),
                 queue: queue as u64,
                 replay: replay as u64,
+                epoch: AtomicU64::new(0),
             }),
         }
     }
@@ -331,7 +337,7 @@ impl InMemory {
         }
         s.events.push_back(event);
         s.next_id += 1;
-        let waiters = s.take_waiters();
+        let waiters = s.take_waiters(&self.shared.epoch);
         drop(s);
         wake_all(waiters);
         id.to_string()
@@ -378,6 +384,7 @@ impl InMemory {
             live,
             lagged,
             slot: None,
+            waker: (0, 0),
         }))
     }
 }
@@ -387,7 +394,7 @@ impl Drop for InMemory {
     fn drop(&mut self) {
         let mut s = self.shared.lock();
         s.closed = true;
-        let waiters = s.take_waiters();
+        let waiters = s.take_waiters(&self.shared.epoch);
         drop(s);
         wake_all(waiters);
     }
@@ -417,6 +424,29 @@ struct InMemorySubscription {
     lagged: u64,
     /// Where this subscriber's waker sits in `waiters`: (epoch, index).
     slot: Option<(u64, usize)>,
+    /// That waker's identity (`Waker::data`, `Waker::vtable`), to compare without the lock.
+    waker: (usize, usize),
+}
+
+fn identity(w: &Waker) -> (usize, usize) {
+    (w.data() as usize, w.vtable() as *const _ as usize)
+}
+
+/// Puts (or keeps) a subscriber's waker in `waiters` for the current epoch, noting where
+/// (`slot`) and whose (`id`).
+fn register(slot: &mut Option<(u64, usize)>, id: &mut (usize, usize), s: &mut Ring, waker: &Waker) {
+    match *slot {
+        Some((epoch, i)) if epoch == s.epoch => {
+            if !s.waiters[i].will_wake(waker) {
+                s.waiters[i] = waker.clone();
+            }
+        }
+        _ => {
+            *slot = Some((s.epoch, s.waiters.len()));
+            s.waiters.push(waker.clone());
+        }
+    }
+    *id = identity(waker);
 }
 
 impl Stream for InMemorySubscription {
@@ -426,6 +456,14 @@ impl Stream for InMemorySubscription {
         let this = &mut *self;
         if this.lagged > 0 {
             return Poll::Ready(Some(Message::Lagged(std::mem::take(&mut this.lagged))));
+        }
+        // Fast path: this task's waker went in after the last event it took, and no publish
+        // (or compaction) has emptied the list since, so nothing is new.
+        if let Some((epoch, _)) = this.slot
+            && this.waker == identity(cx.waker())
+            && this.shared.epoch.load(Ordering::Acquire) == epoch
+        {
+            return Poll::Pending;
         }
         let mut s = this.shared.lock();
         // Skip what the ring no longer holds, and live events past the queue's length.
@@ -441,22 +479,17 @@ impl Stream for InMemorySubscription {
         if this.next < s.next_id {
             let ev = s.events[(this.next - s.first) as usize].clone();
             this.next += 1;
+            if this.next == s.next_id && !s.closed {
+                // The caller polls again for more: register now, so that poll takes the fast
+                // path instead of this lock.
+                register(&mut this.slot, &mut this.waker, &mut s, cx.waker());
+            }
             return Poll::Ready(Some(Message::Event(ev)));
         }
         if s.closed {
             return Poll::Ready(None);
         }
-        match this.slot {
-            Some((epoch, i)) if epoch == s.epoch => {
-                if !s.waiters[i].will_wake(cx.waker()) {
-                    s.waiters[i] = cx.waker().clone();
-                }
-            }
-            _ => {
-                this.slot = Some((s.epoch, s.waiters.len()));
-                s.waiters.push(cx.waker().clone());
-            }
-        }
+        register(&mut this.slot, &mut this.waker, &mut s, cx.waker());
         Poll::Pending
     }
 }
@@ -475,7 +508,7 @@ impl Drop for InMemorySubscription {
         s.waiters[i] = Waker::noop().clone();
         s.dead += 1;
         if s.dead > 64 && s.dead * 2 > s.waiters.len() {
-            let waiters = s.take_waiters();
+            let waiters = s.take_waiters(&self.shared.epoch);
             drop(s);
             wake_all(waiters);
         }
@@ -603,5 +636,53 @@ mod tests {
         );
         assert_eq!(next(&mut s).await, "data: e8\nid: 8\n\n");
         assert_eq!(next(&mut s).await, "data: e9\nid: 9\n\n");
+    }
+
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_has_everything_waits_without_the_lock_and_is_still_woken() {
+        let hub = Hub::with_backend(InMemory::new(4, 0));
+        let mut s = hub.subscribe(None).await.unwrap();
+        let count = Arc::new(Count(Default::default()));
+        let waker = Waker::from(count.clone());
+        hub.publish(ev("a")).await.unwrap();
+        // Taking the latest event registers the waker; the next poll is the lock-free one.
+        assert!(matches!(poll_once(&mut s, &waker), Poll::Ready(Some(Ok(_)))));
+        let epoch = hub.backend().shared.epoch.load(Ordering::SeqCst);
+        let mut s = {
+            // Hold the lock while another thread polls: a poll that needed it would block.
+            let _held = hub.backend().shared.lock();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let w = waker.clone();
+            std::thread::spawn(move || {
+                let pending = poll_once(&mut s, &w).is_pending();
+                let _ = tx.send((pending, s));
+            });
+            let (pending, s) = rx
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .expect("the poll waited for the lock: no lock-free path");
+            assert!(pending);
+            s
+        };
+        assert_eq!(hub.backend().shared.lock().waiters.len(), 1);
+        hub.publish(ev("b")).await.unwrap();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "the publish woke the subscriber");
+        assert!(hub.backend().shared.epoch.load(Ordering::SeqCst) > epoch);
+        let Poll::Ready(Some(Ok(b))) = poll_once(&mut s, &waker) else {
+            panic!("the event published after the lock-free wait was not delivered")
+        };
+        assert_eq!(b.to_bytes(), "data: b\nid: 2\n\n");
+        // Another task's waker takes the locked path and replaces the registered one.
+        let other = Arc::new(Count(Default::default()));
+        assert!(poll_once(&mut s, &Waker::from(other.clone())).is_pending());
+        hub.publish(ev("c")).await.unwrap();
+        assert_eq!(other.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
     }
 }
