@@ -52,12 +52,15 @@ pub enum Message {
     Lagged(u64),
 }
 
-/// A backend's stream of [`Message`]s for one subscriber.
+/// A boxed stream of [`Message`]s, for a [`Backend`] whose subscriptions are of several types.
 pub type Subscription = Pin<Box<dyn Stream<Item = Message> + Send + 'static>>;
 
 /// Where a [`Hub`] publishes and subscribes: in-process today ([`InMemory`]), a shared log
 /// across instances tomorrow. Implementations assign event ids and keep what replay needs.
 pub trait Backend: Send + Sync + 'static {
+    /// One subscriber's stream of [`Message`]s ([`Subscription`] if it needs a box).
+    type Events: Stream<Item = Message> + Send + Unpin + 'static;
+
     /// Publish `event` to every subscriber; returns the id it was given.
     fn publish(&self, event: Event) -> impl Future<Output = Result<String, BoxError>> + Send;
 
@@ -66,7 +69,7 @@ pub trait Backend: Send + Sync + 'static {
     fn subscribe(
         &self,
         last_event_id: Option<&str>,
-    ) -> impl Future<Output = Result<Subscription, Error>> + Send;
+    ) -> impl Future<Output = Result<Self::Events, Error>> + Send;
 }
 
 /// What happens to a subscriber that falls a whole queue behind.
@@ -141,7 +144,10 @@ impl<B: Backend> Hub<B> {
     }
 
     /// A subscriber's event stream, with the slow-consumer policy applied.
-    pub async fn subscribe(&self, last_event_id: Option<&str>) -> Result<HubStream, Error> {
+    pub async fn subscribe(
+        &self,
+        last_event_id: Option<&str>,
+    ) -> Result<HubStream<B::Events>, Error> {
         let sub = self.backend.subscribe(last_event_id).await?;
         Ok(HubStream {
             sub,
@@ -157,7 +163,7 @@ impl<B: Backend> Hub<B> {
     pub fn sse(
         &self,
         req: &Request,
-    ) -> impl Future<Output = Result<Sse<HubStream>, Error>> + Send + use<B> {
+    ) -> impl Future<Output = Result<Sse<HubStream<B::Events>>, Error>> + Send + use<B> {
         let last = req.last_event_id().map(str::to_owned);
         let hub = self.clone();
         async move { Ok(Sse::new(hub.subscribe(last.as_deref()).await?)) }
@@ -165,13 +171,13 @@ impl<B: Backend> Hub<B> {
 }
 
 /// One subscriber's events, as made by [`Hub::subscribe`]; never fails.
-pub struct HubStream {
-    sub: Subscription,
+pub struct HubStream<S = InMemoryEvents> {
+    sub: S,
     policy: SlowConsumer,
     ended: bool,
 }
 
-impl fmt::Debug for HubStream {
+impl<S> fmt::Debug for HubStream<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HubStream")
             .field("policy", &self.policy)
@@ -179,14 +185,14 @@ impl fmt::Debug for HubStream {
     }
 }
 
-impl Stream for HubStream {
+impl<S: Stream<Item = Message> + Unpin> Stream for HubStream<S> {
     type Item = Result<Event, Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.ended {
             return Poll::Ready(None);
         }
-        match self.sub.as_mut().poll_next(cx) {
+        match Pin::new(&mut self.sub).poll_next(cx) {
             Poll::Ready(Some(Message::Event(ev))) => Poll::Ready(Some(Ok(ev))),
             Poll::Ready(Some(Message::Lagged(n))) => match self.policy {
                 SlowConsumer::SkipAhead => {
@@ -343,7 +349,7 @@ impl InMemory {
         id.to_string()
     }
 
-    fn subscribe_now(&self, last_event_id: Option<&str>) -> Result<Subscription, Error> {
+    fn subscribe_now(&self, last_event_id: Option<&str>) -> Result<InMemoryEvents, Error> {
         let after = match last_event_id.map(str::trim) {
             None | Some("") => None,
             Some(s) => Some(s.parse::<u64>().map_err(|_| {
@@ -378,14 +384,14 @@ impl InMemory {
             Some(after) => (after + 1, 0),
         };
         drop(s);
-        Ok(Box::pin(InMemorySubscription {
+        Ok(InMemoryEvents {
             shared: self.shared.clone(),
             next,
             live,
             lagged,
             slot: None,
             waker: (0, 0),
-        }))
+        })
     }
 }
 
@@ -401,6 +407,8 @@ impl Drop for InMemory {
 }
 
 impl Backend for InMemory {
+    type Events = InMemoryEvents;
+
     fn publish(&self, event: Event) -> impl Future<Output = Result<String, BoxError>> + Send {
         std::future::ready(Ok(self.publish_now(event)))
     }
@@ -408,13 +416,13 @@ impl Backend for InMemory {
     fn subscribe(
         &self,
         last_event_id: Option<&str>,
-    ) -> impl Future<Output = Result<Subscription, Error>> + Send {
+    ) -> impl Future<Output = Result<InMemoryEvents, Error>> + Send {
         std::future::ready(self.subscribe_now(last_event_id))
     }
 }
 
 /// One subscriber of [`InMemory`]: a cursor into the shared ring.
-struct InMemorySubscription {
+pub struct InMemoryEvents {
     shared: Arc<Shared>,
     /// The id of the next event to deliver.
     next: u64,
@@ -449,7 +457,15 @@ fn register(slot: &mut Option<(u64, usize)>, id: &mut (usize, usize), s: &mut Ri
     *id = identity(waker);
 }
 
-impl Stream for InMemorySubscription {
+impl fmt::Debug for InMemoryEvents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemoryEvents")
+            .field("next", &self.next)
+            .finish()
+    }
+}
+
+impl Stream for InMemoryEvents {
     type Item = Message;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
@@ -494,7 +510,7 @@ impl Stream for InMemorySubscription {
     }
 }
 
-impl Drop for InMemorySubscription {
+impl Drop for InMemoryEvents {
     fn drop(&mut self) {
         let mut s = self.shared.lock();
         s.subscribers -= 1;
@@ -653,7 +669,10 @@ mod tests {
         let waker = Waker::from(count.clone());
         hub.publish(ev("a")).await.unwrap();
         // Taking the latest event registers the waker; the next poll is the lock-free one.
-        assert!(matches!(poll_once(&mut s, &waker), Poll::Ready(Some(Ok(_)))));
+        assert!(matches!(
+            poll_once(&mut s, &waker),
+            Poll::Ready(Some(Ok(_)))
+        ));
         let epoch = hub.backend().shared.epoch.load(Ordering::SeqCst);
         let mut s = {
             // Hold the lock while another thread polls: a poll that needed it would block.
@@ -672,7 +691,11 @@ mod tests {
         };
         assert_eq!(hub.backend().shared.lock().waiters.len(), 1);
         hub.publish(ev("b")).await.unwrap();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1, "the publish woke the subscriber");
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "the publish woke the subscriber"
+        );
         assert!(hub.backend().shared.epoch.load(Ordering::SeqCst) > epoch);
         let Poll::Ready(Some(Ok(b))) = poll_once(&mut s, &waker) else {
             panic!("the event published after the lock-free wait was not delivered")

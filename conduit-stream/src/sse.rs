@@ -338,7 +338,9 @@ pin_project_lite::pin_project! {
         buf: BytesMut,
         keep_alive: Option<Duration>,
         keep_alive_event: Event,
-        sleep: Option<Pin<Box<Sleep>>>,
+        // Inline (not boxed): one allocation, and one cache line fewer to touch per event.
+        #[pin]
+        sleep: Option<Sleep>,
         shutdown: ShutdownSignal,
         on_shutdown: Option<Event>,
         // The waker last registered with `shutdown` (registering again only when it changes).
@@ -448,9 +450,11 @@ where
         let Some(interval) = *this.keep_alive else {
             return Poll::Pending;
         };
-        let sleep = this
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(*this.last_write + interval)));
+        if this.sleep.is_none() {
+            this.sleep
+                .set(Some(tokio::time::sleep_until(*this.last_write + interval)));
+        }
+        let mut sleep = this.sleep.as_pin_mut().expect("armed above");
         // The common case under a busy stream: the timer already holds this task's waker.
         if *this.sleep_polled && !sleep.is_elapsed() {
             return Poll::Pending;
