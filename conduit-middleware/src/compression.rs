@@ -442,15 +442,9 @@ pub(crate) fn compress_response(
     head: bool,
     res: &mut Response,
 ) {
-    let status = res.status();
     // Responses compression must not touch: no Vary either (their form does not depend on
-    // Accept-Encoding).
-    if head
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-        || status == StatusCode::PARTIAL_CONTENT
-    {
+    // Accept-Encoding). 1xx, 204 No Content, 206 Partial Content, 304 Not Modified.
+    if head || matches!(res.status().as_u16(), 100..=199 | 204 | 206 | 304) {
         return;
     }
     let size = http_body::Body::size_hint(res.body());
@@ -473,22 +467,26 @@ pub(crate) fn compress_response(
             return;
         }
     }
+    let Some(config) = config else {
+        // Identity: the body is left as it is, only `Vary` says it depends on the header.
+        if has_vary {
+            add_vary(res.headers_mut());
+        } else {
+            res.headers_mut().insert(header::VARY, VARY_ACCEPT_ENCODING);
+        }
+        return;
+    };
     // Worth compressing? Asked only when the client merely accepts a coding.
     let wanted = matches!(negotiated, Negotiated::Encode(_))
-        && config.is_some_and(|config| {
-            size.upper().is_none_or(|upper| upper >= config.min_size)
-                && content_type
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|ct| (config.predicate)(ct))
-        });
+        && size.upper().is_none_or(|upper| upper >= config.min_size)
+        && content_type
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| (config.predicate)(ct));
     if has_vary {
         add_vary(res.headers_mut());
     } else {
         res.headers_mut().insert(header::VARY, VARY_ACCEPT_ENCODING);
     }
-    let Some(config) = config else {
-        return; // identity
-    };
     let encoding = match negotiated {
         Negotiated::Encode(_) if !wanted => return,
         Negotiated::Encode(enc) | Negotiated::Required(enc) => enc,

@@ -231,8 +231,19 @@ impl<H: Handler> Handler for RequestIdHandler<H> {
 /// The request's id under `header` (reused when sane, else generated and the header
 /// replaced), stored as a [`RequestIdValue`] extension.
 pub(crate) fn assign(header: &HeaderName, req: &mut Request) -> RequestIdValue {
-    let id = match req.headers().get(header) {
-        Some(v) if is_sane(v.as_bytes()) => v.clone(),
+    let incoming = req.headers().get(header).cloned();
+    assign_incoming(header, incoming, req)
+}
+
+/// [`assign`], given the request's first value under `header` (found by the caller, e.g. in
+/// the one pass [`Stack`](crate::Stack) makes over the request's headers).
+pub(crate) fn assign_incoming(
+    header: &HeaderName,
+    incoming: Option<HeaderValue>,
+    req: &mut Request,
+) -> RequestIdValue {
+    let id = match incoming {
+        Some(v) if is_sane(v.as_bytes()) => v,
         Some(v) => {
             let fresh = generate();
             tracing::debug!(
@@ -295,24 +306,25 @@ pub fn current() -> Option<RequestIdValue> {
 }
 
 /// Moves an id into [`CURRENT`] for the guard's life and back out on drop (also on unwind),
-/// restoring whatever an outer `RequestId` had lent.
+/// restoring whatever an outer `RequestId` had lent: the slot and the thread's cell swap
+/// contents, twice (while lent, the slot holds the outer id).
 pub(crate) struct Lent<'a> {
-    slot: &'a mut Option<RequestIdValue>,
-    outer: Option<RequestIdValue>,
+    slot: &'a Cell<Option<RequestIdValue>>,
 }
 
 impl<'a> Lent<'a> {
     #[inline]
     pub(crate) fn new(slot: &'a mut Option<RequestIdValue>) -> Self {
-        let outer = CURRENT.with(|c| c.replace(slot.take()));
-        Self { slot, outer }
+        let slot = Cell::from_mut(slot);
+        CURRENT.with(|c| c.swap(slot));
+        Self { slot }
     }
 }
 
 impl Drop for Lent<'_> {
     #[inline]
     fn drop(&mut self) {
-        *self.slot = CURRENT.with(|c| c.replace(self.outer.take()));
+        CURRENT.with(|c| c.swap(self.slot));
     }
 }
 

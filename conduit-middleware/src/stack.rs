@@ -41,12 +41,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use conduit_core::http::Method;
+use conduit_core::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use conduit_core::{Handler, Middleware, Request, Response};
 
 use crate::compression::{Negotiated, compress_response, negotiate};
 use crate::logging::Started;
 use crate::recovery::{call_guarded, guard_body, panicked};
-use crate::request_id::{Lent, RequestIdValue, assign, echo};
+use crate::request_id::{Lent, RequestIdValue, assign_incoming, echo};
 use crate::timeout::deadline;
 use crate::{Compression, Logging, RequestId, Timeout};
 
@@ -138,11 +139,16 @@ impl<H: Handler> Handler for StackHandler<H> {
     fn call(&self, mut req: Request) -> impl Future<Output = Response> + Send + use<H> {
         let config = &*self.config;
         // 1. request id, 2. logging (it reads the id), then what the inner layers note.
-        let id = assign(&config.request_id.header, &mut req);
+        let (incoming, accept_encoding) = scan(req.headers(), &config.request_id.header);
+        let id = assign_incoming(&config.request_id.header, incoming, &mut req);
         let log = config.logging.start(&mut req);
         let method = req.method().clone();
         let head = method == Method::HEAD;
-        let negotiated = negotiate(req.headers(), &config.compression.order);
+        let negotiated = if accept_encoding {
+            negotiate(req.headers(), &config.compression.order)
+        } else {
+            Negotiated::Identity // what `negotiate` answers without the header, less the lookup
+        };
         let deadline = deadline(config.timeout.duration);
         // 3. recovery: building the handler's future may panic too.
         let (inner, early) = call_guarded(&self.inner, req);
@@ -159,6 +165,25 @@ impl<H: Handler> Handler for StackHandler<H> {
             config: self.config.clone(),
         }
     }
+}
+
+/// One pass over the request's headers for what the layers look up: the first value under the
+/// request id's header (what `HeaderMap::get` returns) and whether `Accept-Encoding` is there.
+/// A request has a handful of headers, and each `HeaderMap` lookup hashes the name (the id's
+/// is a custom name: its bytes): comparing names is cheaper than two lookups.
+#[inline]
+fn scan(headers: &HeaderMap, id_header: &HeaderName) -> (Option<HeaderValue>, bool) {
+    let mut id = None;
+    let mut accept_encoding = false;
+    for (name, value) in headers {
+        if id.is_none() && name == id_header {
+            id = Some(value.clone());
+        }
+        if name == header::ACCEPT_ENCODING {
+            accept_encoding = true;
+        }
+    }
+    (id, accept_encoding)
 }
 
 pin_project_lite::pin_project! {
