@@ -44,7 +44,7 @@ use conduit_core::http::Method;
 use conduit_core::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use conduit_core::{Handler, Middleware, Request, Response};
 
-use crate::compression::{Negotiated, compress_response, negotiate};
+use crate::compression::{Negotiated, compress_response, identity_response, negotiate};
 use crate::logging::Started;
 use crate::recovery::{call_guarded, guard_body, panicked};
 use crate::request_id::{Lent, RequestIdValue, assign_incoming, echo};
@@ -228,9 +228,12 @@ impl<F: Future<Output = Response>> Future for StackFuture<F> {
                     out = inner.poll(cx);
                     if let Poll::Ready(res) = &mut out {
                         // 5. then 4., inner to outer.
-                        let compression = (*this.negotiated != Negotiated::Identity)
-                            .then_some(&config.compression);
-                        compress_response(compression, *this.negotiated, *this.head, res);
+                        if *this.negotiated == Negotiated::Identity {
+                            identity_response(*this.head, res);
+                        } else {
+                            let compression = Some(&config.compression);
+                            compress_response(compression, *this.negotiated, *this.head, res);
+                        }
                         config.timeout.answered(res);
                         return;
                     }
