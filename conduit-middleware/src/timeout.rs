@@ -131,20 +131,14 @@ pub(crate) fn deadline(duration: Duration) -> tokio::time::Instant {
 }
 
 impl Timeout {
-    /// The handler answered in time: limit its body's duration when configured.
+    /// The handler answered in time: limit its body's duration when configured. (Inlined: most
+    /// configurations have no body timeout.)
+    #[inline]
     pub(crate) fn answered(&self, res: &mut Response) {
         if let Some(limit) = self.body_timeout
             && res.body().as_bytes().is_none()
         {
-            let inner = std::mem::take(res.body_mut());
-            *res.body_mut() = Body::new(DeadlineBody {
-                inner,
-                sleep: Box::pin(tokio::time::sleep(limit)),
-                limit,
-                // Polled after the request id's scope (see `request_id::current`): keep a copy.
-                id: request_id::current(),
-                expired: false,
-            });
+            limit_body(limit, res);
         }
     }
 
@@ -166,6 +160,19 @@ impl Timeout {
         );
         res
     }
+}
+
+/// Wrap a streamed body in a [`DeadlineBody`] of `limit`.
+fn limit_body(limit: Duration, res: &mut Response) {
+    let inner = std::mem::take(res.body_mut());
+    *res.body_mut() = Body::new(DeadlineBody {
+        inner,
+        sleep: Box::pin(tokio::time::sleep(limit)),
+        limit,
+        // Polled after the request id's scope (see `request_id::current`): keep a copy.
+        id: request_id::current(),
+        expired: false,
+    });
 }
 
 pin_project_lite::pin_project! {
