@@ -56,6 +56,7 @@ use conduit_core::{
 };
 use http_body::Frame;
 use tracing::Level;
+use tracing::level_filters::LevelFilter;
 
 use crate::future::MapResponse;
 use crate::request_id::RequestIdValue;
@@ -235,7 +236,10 @@ impl Logging {
     /// Inlined: with logging off, a request pays only for the check.
     #[inline]
     pub(crate) fn start(&self, req: &mut Request) -> Started {
-        if !enabled(self.most_verbose()) {
+        let level = self.most_verbose();
+        // The global maximum level first (one relaxed load, what `enabled!` also starts with):
+        // when nothing listens, that is all a request pays.
+        if level > LevelFilter::current() || !enabled(level) {
             return None;
         }
         Some(Self::record(req))

@@ -167,22 +167,24 @@ impl<H: Handler> Handler for StackHandler<H> {
     }
 }
 
-/// One pass over the request's headers for what the layers look up: the first value under the
-/// request id's header (what `HeaderMap::get` returns) and whether `Accept-Encoding` is there.
-/// A request has a handful of headers, and each `HeaderMap` lookup hashes the name (the id's
-/// is a custom name: its bytes): comparing names is cheaper than two lookups.
+/// One pass over the request's header names for what the layers look up: the first value under
+/// the request id's header (what `HeaderMap::get` returns; looked up only when the name is
+/// there) and whether `Accept-Encoding` is there. A request has a handful of headers, and each
+/// `HeaderMap` lookup hashes the name (the id's is a custom name: its bytes), so comparing names
+/// is cheaper than two lookups.
 #[inline]
 fn scan(headers: &HeaderMap, id_header: &HeaderName) -> (Option<HeaderValue>, bool) {
-    let mut id = None;
+    let mut has_id = false;
     let mut accept_encoding = false;
-    for (name, value) in headers {
-        if id.is_none() && name == id_header {
-            id = Some(value.clone());
-        }
-        if name == header::ACCEPT_ENCODING {
-            accept_encoding = true;
-        }
+    for name in headers.keys() {
+        has_id |= name == id_header;
+        accept_encoding |= name == header::ACCEPT_ENCODING;
     }
+    let id = if has_id {
+        headers.get(id_header).cloned()
+    } else {
+        None
+    };
     (id, accept_encoding)
 }
 
