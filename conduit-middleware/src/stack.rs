@@ -6,7 +6,7 @@
 //! compression and `Vary`. It is built from the same functions as those layers, so the two
 //! cannot drift apart. What it saves is the glue: five nested futures become one (one move of
 //! the request and of the response instead of five, one shared config instead of a copy per
-//! layer): about 0.5k of the 2.9k user-space instructions the composed stack adds to a request.
+//! layer): about 0.65k of the 2.65k user-space instructions the composed stack adds to a request.
 //! Compose the layers yourself when you want a different order, to leave one out, or to put
 //! other middleware between them.
 //!
