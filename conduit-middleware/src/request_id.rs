@@ -265,8 +265,8 @@ pub(crate) fn assign_incoming(
     id
 }
 
-/// Echo the id on the response.
-#[inline]
+/// Echo the id on the response. (Always inlined: one call less per request.)
+#[inline(always)]
 pub(crate) fn echo(header: &HeaderName, id: RequestIdValue, res: &mut Response) {
     res.headers_mut().insert(header.clone(), id.0);
 }
