@@ -150,14 +150,14 @@ impl<H: Handler> Handler for StackHandler<H> {
         } else {
             Negotiated::Identity // what `negotiate` answers without the header, less the lookup
         };
-        let deadline = deadline(config.timeout.duration);
+        let start = tokio::time::Instant::now(); // the timeout counts from here
         // 3. recovery: building the handler's future may panic too.
         let (inner, early) = call_guarded(&self.inner, req);
         StackFuture {
             inner,
             early,
             sleep: None,
-            deadline,
+            start,
             id: Some(id),
             log,
             method,
@@ -198,7 +198,8 @@ pin_project_lite::pin_project! {
         early: Option<Box<dyn Any + Send>>,
         // Timeout: armed on the first `Pending`.
         sleep: Option<Pin<Box<tokio::time::Sleep>>>,
-        deadline: tokio::time::Instant,
+        // When the request arrived: the deadline is `start + duration`.
+        start: tokio::time::Instant,
         id: Option<RequestIdValue>,
         log: Started,
         method: Method,
@@ -249,7 +250,7 @@ impl<F: Future<Output = Response>> Future for StackFuture<F> {
                         config.timeout.answered(res);
                         return;
                     }
-                    let deadline = *this.deadline;
+                    let deadline = deadline(*this.start, config.timeout.duration);
                     let sleep = this
                         .sleep
                         .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
