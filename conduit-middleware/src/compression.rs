@@ -435,27 +435,24 @@ fn add_vary(headers: &mut HeaderMap) {
     headers.append(header::VARY, VARY_ACCEPT_ENCODING);
 }
 
-/// `config` is `None` exactly when `negotiated` is `Identity`.
-pub(crate) fn compress_response(
-    config: Option<&Compression>,
-    negotiated: Negotiated,
-    head: bool,
-    res: &mut Response,
-) {
-    let status = res.status();
-    // Responses compression must not touch: no Vary either (their form does not depend on
-    // Accept-Encoding).
-    if head
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-        || status == StatusCode::PARTIAL_CONTENT
-    {
-        return;
+/// What [`compress_response`] reads of a response before deciding.
+struct Seen<'a> {
+    size: SizeHint,
+    content_type: Option<&'a HeaderValue>,
+    has_vary: bool,
+}
+
+/// `None` for the responses compression must not touch, `Vary` included (their form does not
+/// depend on `Accept-Encoding`): HEAD, 1xx, 204 No Content, 206 Partial Content, 304 Not
+/// Modified, empty bodies, and those already encoded, ranged or marked `no-transform`.
+#[inline]
+fn inspect(head: bool, res: &Response) -> Option<Seen<'_>> {
+    if head || matches!(res.status().as_u16(), 100..=199 | 204 | 206 | 304) {
+        return None;
     }
     let size = http_body::Body::size_hint(res.body());
     if size.exact() == Some(0) {
-        return;
+        return None;
     }
     // One pass over the (few) response headers instead of a hash lookup per name.
     let mut content_type = None;
@@ -470,25 +467,62 @@ pub(crate) fn compress_response(
                 && !value.as_bytes().eq_ignore_ascii_case(b"identity"))
             || (*name == header::CACHE_CONTROL && has_token_in(value, "no-transform"))
         {
-            return;
+            return None;
         }
     }
+    Some(Seen {
+        size,
+        content_type,
+        has_vary,
+    })
+}
+
+/// `Vary: Accept-Encoding`, added to those already there (or set when there are none).
+#[inline]
+fn vary(headers: &mut HeaderMap, has_vary: bool) {
+    if has_vary {
+        add_vary(headers);
+    } else {
+        headers.insert(header::VARY, VARY_ACCEPT_ENCODING);
+    }
+}
+
+/// [`compress_response`] for [`Negotiated::Identity`] (most requests): the body stays as it
+/// is, only `Vary` says it depended on the header. Inlined into the caller.
+#[inline]
+pub(crate) fn identity_response(head: bool, res: &mut Response) {
+    if let Some(seen) = inspect(head, res) {
+        let has_vary = seen.has_vary;
+        vary(res.headers_mut(), has_vary);
+    }
+}
+
+/// `config` is `None` exactly when `negotiated` is `Identity`.
+pub(crate) fn compress_response(
+    config: Option<&Compression>,
+    negotiated: Negotiated,
+    head: bool,
+    res: &mut Response,
+) {
+    let Some(config) = config else {
+        identity_response(head, res);
+        return;
+    };
+    let Some(seen) = inspect(head, res) else {
+        return;
+    };
     // Worth compressing? Asked only when the client merely accepts a coding.
     let wanted = matches!(negotiated, Negotiated::Encode(_))
-        && config.is_some_and(|config| {
-            size.upper().is_none_or(|upper| upper >= config.min_size)
-                && content_type
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|ct| (config.predicate)(ct))
-        });
-    if has_vary {
-        add_vary(res.headers_mut());
-    } else {
-        res.headers_mut().insert(header::VARY, VARY_ACCEPT_ENCODING);
-    }
-    let Some(config) = config else {
-        return; // identity
-    };
+        && seen
+            .size
+            .upper()
+            .is_none_or(|upper| upper >= config.min_size)
+        && seen
+            .content_type
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| (config.predicate)(ct));
+    let has_vary = seen.has_vary;
+    vary(res.headers_mut(), has_vary);
     let encoding = match negotiated {
         Negotiated::Encode(_) if !wanted => return,
         Negotiated::Encode(enc) | Negotiated::Required(enc) => enc,

@@ -56,6 +56,7 @@ use conduit_core::{
 };
 use http_body::Frame;
 use tracing::Level;
+use tracing::level_filters::LevelFilter;
 
 use crate::future::MapResponse;
 use crate::request_id::RequestIdValue;
@@ -232,30 +233,43 @@ pub(crate) type Started = Option<Box<RequestInfo>>;
 
 impl Logging {
     /// Before the handler: note what the event needs (nothing when no level is enabled).
+    /// Inlined: with logging off, a request pays only for the check.
+    #[inline]
     pub(crate) fn start(&self, req: &mut Request) -> Started {
-        // Boxed: the future stays small (it is moved by every layer above) when logging is off.
-        let info = enabled(self.most_verbose()).then(|| {
-            Box::new(RequestInfo {
-                method: req.method().clone(),
-                uri: req.uri().clone(),
-                version: req.version(),
-                request_id: req.extensions().get::<RequestIdValue>().cloned(),
-                peer: req.connect_info().map(|c| c.peer_addr()),
-                start: Instant::now(),
-            })
-        });
-        if info.is_some() {
-            // Around a router: ask it to hand the matched template back on the response.
-            req.extensions_mut().insert(RecordMatchedPath);
+        let level = self.most_verbose();
+        // The global maximum level first (one relaxed load, what `enabled!` also starts with):
+        // when nothing listens, that is all a request pays.
+        if level > LevelFilter::current() || !enabled(level) {
+            return None;
         }
+        Some(Self::record(req))
+    }
+
+    fn record(req: &mut Request) -> Box<RequestInfo> {
+        // Boxed: the future stays small (it is moved by every layer above) when logging is off.
+        let info = Box::new(RequestInfo {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            request_id: req.extensions().get::<RequestIdValue>().cloned(),
+            peer: req.connect_info().map(|c| c.peer_addr()),
+            start: Instant::now(),
+        });
+        // Around a router: ask it to hand the matched template back on the response.
+        req.extensions_mut().insert(RecordMatchedPath);
         info
     }
 
-    /// On the response head: log now (in-memory body) or when the body ends.
+    /// On the response head: log now (in-memory body) or when the body ends. Inlined: with
+    /// logging off there is nothing to do.
+    #[inline]
     pub(crate) fn finish(self, info: Started, res: &mut Response) {
-        let Some(req) = info else {
-            return;
-        };
+        if let Some(req) = info {
+            self.log(req, res);
+        }
+    }
+
+    fn log(self, req: Box<RequestInfo>, res: &mut Response) {
         let level = self.level_for(res.status());
         if !enabled(level) {
             return;

@@ -138,11 +138,15 @@ pub(crate) fn panicked(payload: &(dyn Any + Send), method: &Method) -> Response 
 }
 
 /// Wrap a streaming body so a panic while it is polled ends the response instead of the
-/// connection task.
+/// connection task. (Inlined: most bodies are in memory.)
+#[inline]
 pub(crate) fn guard_body(res: &mut Response) {
-    if res.body().as_bytes().is_some() {
-        return; // in memory: polling it cannot panic
-    }
+    if res.body().as_bytes().is_none() {
+        guard_stream(res);
+    } // in memory: polling it cannot panic
+}
+
+fn guard_stream(res: &mut Response) {
     let inner = std::mem::take(res.body_mut());
     *res.body_mut() = Body::new(GuardedBody {
         inner,

@@ -115,36 +115,31 @@ impl<H: Handler> Handler for TimeoutHandler<H> {
     fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<H> {
         Deadline {
             inner: Some(self.inner.call(req)),
-            deadline: deadline(self.config.duration),
+            start: tokio::time::Instant::now(),
             sleep: None,
             config: self.config.clone(),
         }
     }
 }
 
-/// `now + duration`, saturating: `Timeout::new(Duration::MAX)` means "never", not a panic on
-/// every request (`Instant + Duration` panics on overflow).
-pub(crate) fn deadline(duration: Duration) -> tokio::time::Instant {
-    let now = tokio::time::Instant::now();
-    now.checked_add(duration)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
+/// `start + duration`, saturating: `Timeout::new(Duration::MAX)` means "never", not a panic
+/// (`Instant + Duration` panics on overflow). Computed only when the timer is armed: the
+/// futures keep the time the request arrived (`start`), most handlers answer before that.
+pub(crate) fn deadline(start: tokio::time::Instant, duration: Duration) -> tokio::time::Instant {
+    start
+        .checked_add(duration)
+        .unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 86_400))
 }
 
 impl Timeout {
-    /// The handler answered in time: limit its body's duration when configured.
+    /// The handler answered in time: limit its body's duration when configured. (Inlined: most
+    /// configurations have no body timeout.)
+    #[inline]
     pub(crate) fn answered(&self, res: &mut Response) {
         if let Some(limit) = self.body_timeout
             && res.body().as_bytes().is_none()
         {
-            let inner = std::mem::take(res.body_mut());
-            *res.body_mut() = Body::new(DeadlineBody {
-                inner,
-                sleep: Box::pin(tokio::time::sleep(limit)),
-                limit,
-                // Polled after the request id's scope (see `request_id::current`): keep a copy.
-                id: request_id::current(),
-                expired: false,
-            });
+            limit_body(limit, res);
         }
     }
 
@@ -168,6 +163,19 @@ impl Timeout {
     }
 }
 
+/// Wrap a streamed body in a [`DeadlineBody`] of `limit`.
+fn limit_body(limit: Duration, res: &mut Response) {
+    let inner = std::mem::take(res.body_mut());
+    *res.body_mut() = Body::new(DeadlineBody {
+        inner,
+        sleep: Box::pin(tokio::time::sleep(limit)),
+        limit,
+        // Polled after the request id's scope (see `request_id::current`): keep a copy.
+        id: request_id::current(),
+        expired: false,
+    });
+}
+
 pin_project_lite::pin_project! {
     /// The handler's future, or the timeout response once `deadline` passes. Unlike
     /// `tokio::time::timeout`, the timer is only created (boxed, off the future's inline size)
@@ -177,7 +185,8 @@ pin_project_lite::pin_project! {
     struct Deadline<F> {
         #[pin]
         inner: Option<F>,
-        deadline: tokio::time::Instant,
+        // When the request arrived: the deadline is `start + duration`.
+        start: tokio::time::Instant,
         sleep: Option<Pin<Box<tokio::time::Sleep>>>,
         config: Arc<Timeout>,
     }
@@ -197,7 +206,7 @@ impl<F: Future<Output = Response>> Future for Deadline<F> {
             this.config.answered(res);
             return out;
         }
-        let deadline = *this.deadline;
+        let deadline = deadline(*this.start, this.config.duration);
         let sleep = this
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
