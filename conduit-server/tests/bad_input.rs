@@ -290,23 +290,37 @@ fn slow_then(small: usize, then_endless: bool) -> conduit_core::Body {
     })
 }
 
+fn ticks(got: &[u8]) -> usize {
+    got.windows(5).filter(|w| w == b"tick\n").count()
+}
+
+/// `GET /` on a new connection, reading until `done` holds for what arrived; the server must
+/// not close the connection before.
+async fn get_until(
+    addr: std::net::SocketAddr,
+    done: impl Fn(&[u8]) -> bool,
+) -> (TcpStream, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1024];
+    while !done(&got) {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed while the stream was flowing");
+        got.extend_from_slice(&buf[..n]);
+    }
+    (s, got)
+}
+
 #[tokio::test]
 async fn a_stream_that_stalls_after_a_while_hits_the_write_timeout() {
     // The watchdog parks while the first 20 chunks flow (400 ms, four of its ticks), then the
     // client stops reading and the server's writes stall.
     let handler = |_req: conduit_core::Request| async { slow_then(20, true) };
     let srv = start(config().write_timeout(Duration::from_millis(300)), handler).await;
-    let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut got = Vec::new();
-    let mut buf = vec![0u8; 1024];
-    while got.windows(5).filter(|w| w == b"tick\n").count() < 20 {
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(n > 0, "closed while the stream was flowing");
-        got.extend_from_slice(&buf[..n]);
-    }
+    let (_s, _) = get_until(srv.addr, |got| ticks(got) >= 20).await;
     assert_eq!(srv.handle.connections(), 1);
     assert!(
         eventually(Duration::from_secs(10), || srv.handle.connections() == 0).await,
@@ -320,21 +334,8 @@ async fn after_a_long_stream_ends_the_idle_timeout_applies() {
     // connection, idle from then on, must be closed by the idle limit.
     let handler = |_req: conduit_core::Request| async { slow_then(25, false) };
     let srv = start(config().idle_timeout(Duration::from_millis(200)), handler).await;
-    let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut got = Vec::new();
-    let mut buf = vec![0u8; 1024];
-    while !got.ends_with(b"0\r\n\r\n") {
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(
-            n > 0,
-            "closed while the stream was flowing (500 ms > the idle limit)"
-        );
-        got.extend_from_slice(&buf[..n]);
-    }
-    assert_eq!(got.windows(5).filter(|w| w == b"tick\n").count(), 25);
+    let (mut s, got) = get_until(srv.addr, |got| got.ends_with(b"0\r\n\r\n")).await;
+    assert_eq!(ticks(&got), 25);
     let t0 = Instant::now();
     assert!(
         closed_within(&mut s, Duration::from_secs(3)).await,
