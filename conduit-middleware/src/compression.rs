@@ -894,4 +894,66 @@ mod tests {
             assert!(!is_compressible(no), "{no}");
         }
     }
+
+    /// The in-memory encoders fail only when misused; a write after `finish` is such a
+    /// failure, from the real encoder. The body ends with the error (so hyper aborts the
+    /// response) and logs it.
+    #[test]
+    fn an_encoder_error_ends_the_body_and_is_logged() {
+        use std::io::Write as _;
+        use std::sync::{Arc, Mutex};
+
+        #[derive(Clone, Default)]
+        struct Log(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Log {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().write(b)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let log = Log::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer({
+                let log = log.clone();
+                move || log.clone()
+            })
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        for encoding in [
+            Encoding::Gzip,
+            Encoding::Deflate,
+            Encoding::Brotli,
+            Encoding::Zstd,
+        ] {
+            let chunks: Vec<Result<Bytes, std::io::Error>> =
+                vec![Ok(Bytes::from_static(b"a")), Ok(Bytes::from_static(b"b"))];
+            let inner = Body::from_stream(tokio_stream::iter(chunks));
+            let mut body = EncodedBody::new(inner, encoding, 1);
+            let waker = std::task::Waker::noop();
+            let mut cx = Context::from_waker(waker);
+            body.encoder.finish(&mut cx).unwrap();
+            let mut body = std::pin::pin!(body);
+            let Poll::Ready(Some(Err(e))) = http_body::Body::poll_frame(body.as_mut(), &mut cx)
+            else {
+                panic!("{encoding:?}: the encoder's error did not end the body")
+            };
+            assert!(e.to_string().contains("after close"), "{e}");
+            assert!(matches!(
+                http_body::Body::poll_frame(body.as_mut(), &mut cx),
+                Poll::Ready(None)
+            ));
+        }
+        let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        for name in ["gzip", "deflate", "br", "zstd"] {
+            assert!(
+                log.contains("response compression failed mid-stream")
+                    && log.contains(&format!("encoding=\"{name}\"")),
+                "{name} not logged: {log}"
+            );
+        }
+    }
 }

@@ -368,6 +368,71 @@ async fn streamed_events_are_flushed_through_gzip() {
     srv.handle.shutdown();
 }
 
+/// A body that fails after its first chunk, through gzip: the client gets that chunk
+/// (decodable), then the response is aborted (HTTP/1: no last chunk, connection closed;
+/// HTTP/2: stream reset) rather than ended as if complete, and the server keeps serving.
+#[tokio::test]
+async fn an_error_mid_stream_aborts_the_compressed_response() {
+    let app = Router::new()
+        .route(
+            "/fails",
+            get(|_r: Request| async {
+                // The error comes once the first chunk is on the wire.
+                let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+                tokio::spawn(async move {
+                    let _ = tx.send(Ok(Bytes::from_static(b"data: one\n\n"))).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    let _ = tx
+                        .send(Err(std::io::Error::other("the event source failed")))
+                        .await;
+                });
+                with_type(
+                    "text/event-stream",
+                    Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+                )
+            }),
+        )
+        .route("/", get(|_r: Request| async { "still serving" }))
+        .with(Compression::new());
+    let srv = start(app).await;
+    let req = || {
+        request("/fails")
+            .header(header::ACCEPT_ENCODING, "gzip")
+            .body(empty())
+            .unwrap()
+    };
+    let h1 = send_streaming(srv.addr, req()).await;
+    let mut h2 = h2_client(srv.addr).await;
+    let h2 = tokio::time::timeout(HANG, h2.send_request(req()))
+        .await
+        .unwrap()
+        .unwrap();
+    for (proto, res) in [("HTTP/1.1", h1), ("HTTP/2", h2)] {
+        assert_eq!(res.headers()[header::CONTENT_ENCODING], "gzip", "{proto}");
+        let mut body = res.into_body();
+        let mut decoder = flate2::write::GzDecoder::new(Vec::new());
+        let end = loop {
+            match tokio::time::timeout(HANG, body.frame()).await.unwrap() {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        decoder.write_all(&data).unwrap();
+                        decoder.flush().unwrap();
+                    }
+                }
+                other => break other,
+            }
+        };
+        assert!(
+            matches!(end, Some(Err(_))),
+            "{proto}: the response must end in an error, not look complete: {end:?}"
+        );
+        assert_eq!(decoder.get_ref().as_slice(), b"data: one\n\n", "{proto}");
+    }
+    let (status, _, body) = fetch(srv.addr, "/", None).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"still serving"[..]));
+    srv.handle.shutdown();
+}
+
 fn echo_app() -> impl conduit_core::Handler {
     Router::new().route(
         "/upload",
