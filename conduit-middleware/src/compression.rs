@@ -900,7 +900,6 @@ mod tests {
     /// response) and logs it.
     #[test]
     fn an_encoder_error_ends_the_body_and_is_logged() {
-        use std::io::Write as _;
         use std::sync::{Arc, Mutex};
 
         #[derive(Clone, Default)]
