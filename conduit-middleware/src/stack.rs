@@ -280,34 +280,26 @@ impl<F: Future<Output = Response>> Future for StackFuture<F> {
         {
             // 2. then 1. They run outside Recovery, as in the composed stack: should one of them
             // panic, the guard drops the response while the panic unwinds.
-            let mut guard = DropOnUnwind {
-                out: &mut out,
-                armed: true,
-            };
-            if let Poll::Ready(res) = &mut **guard.out {
+            let guard = DropOnUnwind(&mut out);
+            if let Poll::Ready(res) = &mut **guard.0 {
                 config.logging.finish(this.log.take(), res);
                 if let Some(id) = this.id.take() {
                     echo(&config.request_id.header, id, res);
                 }
             }
-            guard.armed = false;
         }
         ManuallyDrop::into_inner(out)
     }
 }
 
-/// Drops the response held in a `ManuallyDrop` when dropped still armed: when a panic unwinds
-/// past it (the normal path disarms it).
-struct DropOnUnwind<'a> {
-    out: &'a mut ManuallyDrop<Poll<Response>>,
-    armed: bool,
-}
+/// Drops the response held in a `ManuallyDrop` if a panic unwinds past it.
+struct DropOnUnwind<'a>(&'a mut ManuallyDrop<Poll<Response>>);
 
 impl Drop for DropOnUnwind<'_> {
     #[inline]
     fn drop(&mut self) {
-        if self.armed {
-            let out = std::mem::replace(self.out, ManuallyDrop::new(Poll::Pending));
+        if std::thread::panicking() {
+            let out = std::mem::replace(self.0, ManuallyDrop::new(Poll::Pending));
             drop(ManuallyDrop::into_inner(out));
         }
     }
