@@ -34,7 +34,6 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
-use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -216,30 +215,21 @@ impl<F: Future<Output = Response>> Future for StackFuture<F> {
         let mut this = self.project();
         let config = &**this.config;
         // One `Poll<Response>` for every path, edited in place and returned: the response is
-        // written once by the handler and not moved between the layers' steps. In a
-        // `ManuallyDrop`, so that assigning the handler's `Poll` to it drops nothing first: the
-        // handler writes its response straight into it, instead of into a temporary that is
-        // copied over once the old value is checked for something to drop (the closure's
-        // capture hides from the optimizer that the old value is always `Pending`). It is
-        // `Pending` wherever it is assigned directly; after a panic it may not be, and `replace`
-        // drops what was there.
-        let mut out = ManuallyDrop::new(Poll::Pending);
+        // written once by the handler and not moved between the layers' steps.
+        let mut out = Poll::Pending;
         {
             // 1. The id is lent to the thread while the layers below run (`request_id::current`).
             let _lent = Lent::new(this.id);
             // 3. Recovery around 4. timeout and 5. compression, as in the composed stack.
             if let Some(payload) = this.early.take() {
-                out = ManuallyDrop::new(Poll::Ready(panicked(&*payload, this.method)));
+                out = Poll::Ready(panicked(&*payload, this.method));
             } else if this.inner.is_none() {
-                out = ManuallyDrop::new(Poll::Ready(panicked(
-                    &"polled after completion",
-                    this.method,
-                )));
+                out = Poll::Ready(panicked(&"polled after completion", this.method));
             } else {
                 let caught = catch_unwind(AssertUnwindSafe(|| {
                     let inner = this.inner.as_mut().as_pin_mut().expect("checked above");
-                    out = ManuallyDrop::new(inner.poll(cx));
-                    if let Poll::Ready(res) = &mut *out {
+                    out = inner.poll(cx);
+                    if let Poll::Ready(res) = &mut out {
                         // 5. then 4., inner to outer.
                         if *this.negotiated == Negotiated::Identity {
                             identity_response(*this.head, res);
@@ -256,51 +246,29 @@ impl<F: Future<Output = Response>> Future for StackFuture<F> {
                         .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                     if sleep.as_mut().poll(cx).is_ready() {
                         this.inner.set(None); // cancel the handler now
-                        out = ManuallyDrop::new(Poll::Ready(config.timeout.timed_out()));
+                        out = Poll::Ready(config.timeout.timed_out());
                     }
                 }));
                 match caught {
                     Ok(()) => {
-                        if let Poll::Ready(res) = &mut *out {
+                        if let Poll::Ready(res) = &mut out {
                             guard_body(res);
                         }
                     }
                     Err(payload) => {
                         this.inner.set(None); // drop what is left of the handler now
-                        let answer = Poll::Ready(panicked(&*payload, this.method));
-                        // The handler may have answered before a layer panicked: drop that.
-                        drop(ManuallyDrop::into_inner(std::mem::replace(
-                            &mut out,
-                            ManuallyDrop::new(answer),
-                        )));
+                        out = Poll::Ready(panicked(&*payload, this.method));
                     }
                 }
             }
         }
-        {
-            // 2. then 1. They run outside Recovery, as in the composed stack: should one of them
-            // panic, the guard drops the response while the panic unwinds.
-            let guard = DropOnUnwind(&mut out);
-            if let Poll::Ready(res) = &mut **guard.0 {
-                config.logging.finish(this.log.take(), res);
-                if let Some(id) = this.id.take() {
-                    echo(&config.request_id.header, id, res);
-                }
+        if let Poll::Ready(res) = &mut out {
+            // 2. then 1.
+            config.logging.finish(this.log.take(), res);
+            if let Some(id) = this.id.take() {
+                echo(&config.request_id.header, id, res);
             }
         }
-        ManuallyDrop::into_inner(out)
-    }
-}
-
-/// Drops the response held in a `ManuallyDrop` if a panic unwinds past it.
-struct DropOnUnwind<'a>(&'a mut ManuallyDrop<Poll<Response>>);
-
-impl Drop for DropOnUnwind<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let out = std::mem::replace(self.0, ManuallyDrop::new(Poll::Pending));
-            drop(ManuallyDrop::into_inner(out));
-        }
+        out
     }
 }
