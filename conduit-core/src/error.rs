@@ -147,3 +147,20 @@ impl From<std::io::Error> for Error {
         Self::internal(err)
     }
 }
+
+/// The text of a panic payload: the `&str` or `String` that `panic!` carries, or a fixed
+/// phrase for any other payload. For logs only: a panic message never reaches a client.
+///
+/// ```
+/// let payload = std::panic::catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
+/// assert_eq!(conduit_core::panic_message(&*payload), "boom 1");
+/// ```
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "non-string panic payload"
+    }
+}

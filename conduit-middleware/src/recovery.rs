@@ -75,16 +75,7 @@ impl<H> fmt::Debug for RecoveryHandler<H> {
     }
 }
 
-/// The text of a panic payload (`&str` or `String`; other payloads are named as such).
-pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "non-string panic payload"
-    }
-}
+pub use conduit_core::panic_message;
 
 fn internal_error() -> Response {
     let mut res = Response::new(Body::from("Internal Server Error"));

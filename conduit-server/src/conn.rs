@@ -457,11 +457,7 @@ impl<F: Future<Output = conduit_core::Response>> Future for CatchPanic<F> {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
             Ok(p) => p,
             Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic payload".into());
+                let msg = conduit_core::panic_message(&*panic);
                 tracing::error!(panic = %msg, "handler panicked; answering 500");
                 let mut res = conduit_core::Response::new(Body::from("Internal Server Error"));
                 *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
+use conduit_core::headers::AcceptEncoding;
 use conduit_core::{Body, Error, Handler, IntoResponse, OriginalUri, Request, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
@@ -22,7 +23,9 @@ use crate::precond::{self, Validators};
 use crate::range::{self, RangeRequest};
 use crate::{Encoding, EtagMode, resolve_path};
 
-const DEFAULT_CACHE_CONTROL: &str = "public, max-age=31536000";
+/// A year. No `public`: a response to a request without `Authorization` is cacheable by
+/// shared caches anyway (RFC 9111 §3), so the token only adds bytes.
+const DEFAULT_CACHE_CONTROL: &str = "max-age=31536000";
 const ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD");
 const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 const BYTES: HeaderValue = HeaderValue::from_static("bytes");
@@ -95,7 +98,7 @@ struct Shared {
 ///
 /// Defaults: `index.html` for directories, trailing-slash redirects, no listing, dotfiles
 /// hidden, symlinks leaving the root refused, precompressed `.br`/`.zst`/`.gz` variants served
-/// when present, `Cache-Control: public, max-age=31536000`, metadata ETags, and a hot-file cache
+/// when present, `Cache-Control: max-age=31536000`, metadata ETags, and a hot-file cache
 /// ([`CacheConfig::default`]). Configure it before cloning or serving it: every setter starts
 /// a fresh cache.
 ///
@@ -104,7 +107,7 @@ struct Shared {
 /// use conduit_static::{CacheConfig, ServeDir};
 ///
 /// let assets = ServeDir::new("public")
-///     .immutable(true)                        // public, max-age=31536000, immutable
+///     .immutable(true)                        // max-age=31536000, immutable
 ///     .cache_control_for("html", "no-cache")  // but revalidate HTML on every use
 ///     .spa_fallback("index.html");            // unknown paths get the app shell
 /// let app = Router::new().mount("/assets", assets);
@@ -128,7 +131,7 @@ impl ServeDir {
             spa_fallback: None,
             allow_hidden: false,
             follow_symlinks: false,
-            precompressed: Encoding::ALL.to_vec(),
+            precompressed: crate::encoding::precompressible(),
             etag: EtagMode::Metadata,
             cache_control: HeaderValue::from_static(DEFAULT_CACHE_CONTROL),
             cache_control_ext: Vec::new(),
@@ -194,9 +197,12 @@ impl ServeDir {
     }
 
     /// Which precompressed variants to look for beside each file, in preference order for
-    /// clients that weigh them equally (default `[Brotli, Zstd, Gzip]`; empty turns it off).
+    /// clients that weigh them equally (default `[Zstd, Brotli, Gzip]`, the order the
+    /// compression middleware prefers too; empty turns it off). Deflate, which has no file
+    /// extension, is ignored.
     pub fn precompressed(self, encodings: &[Encoding]) -> Self {
-        let encodings = encodings.to_vec();
+        let mut encodings = encodings.to_vec();
+        encodings.retain(|e| e.file_extension().is_some());
         self.with(|s| s.precompressed = encodings)
     }
 
@@ -205,7 +211,7 @@ impl ServeDir {
         self.with(|s| s.etag = mode)
     }
 
-    /// The `Cache-Control` of every file (default `public, max-age=31536000`).
+    /// The `Cache-Control` of every file (default `max-age=31536000`).
     ///
     /// # Panics
     ///
@@ -216,10 +222,10 @@ impl ServeDir {
     }
 
     /// Add `immutable` to the default `Cache-Control` (for fingerprinted asset names):
-    /// `public, max-age=31536000, immutable`.
+    /// `max-age=31536000, immutable`.
     pub fn immutable(self, on: bool) -> Self {
         let value = if on {
-            "public, max-age=31536000, immutable"
+            "max-age=31536000, immutable"
         } else {
             DEFAULT_CACHE_CONTROL
         };
@@ -597,7 +603,7 @@ fn respond(shared: &Shared, req: &Head<'_>, res: &Resource) -> Response {
     let rep = if res.vary {
         let chosen = accept_encoding
             .and_then(|v| v.to_str().ok())
-            .and_then(|ae| Encoding::negotiate(ae, &res.encodings));
+            .and_then(|ae| AcceptEncoding::parse(ae).negotiate(&res.encodings).coding());
         res.reps
             .iter()
             .find(|r| r.encoding == chosen)
