@@ -9,7 +9,9 @@ pub mod load;
 mod precond;
 mod range;
 pub mod resolve;
+mod respond;
 mod serve;
+mod settings;
 
 pub use cache::{CacheConfig, CacheStats};
 pub use encoding::Encoding;

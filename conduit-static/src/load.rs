@@ -31,7 +31,7 @@ use conduit_core::headers;
 use http::{HeaderMap, HeaderValue, header};
 
 use crate::Encoding;
-use crate::serve::Settings;
+use crate::settings::Settings;
 
 /// How ETags are computed (see the [`load`](self) module docs for the recipes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
