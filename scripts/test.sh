@@ -3,8 +3,8 @@
 #
 #   scripts/test.sh
 #
-# Installs what the tests need when it can (curl, h2load, chromium and promtool via apt-get when
-# run as root; rustfmt and clippy via rustup), then runs, stopping at the first failure:
+# Installs what the tests need when it can (curl, h2load, wrk, chromium and promtool via apt-get
+# when run as root; rustfmt and clippy via rustup), then runs, stopping at the first failure:
 #   cargo fmt --all --check
 #   promtool check rules / test rules       (docs/alerts.yml, docs/alerts_test.yml)
 #   cargo clippy --workspace --all-targets -- -D warnings
@@ -26,6 +26,8 @@ declare -A packages=([curl]=curl [h2load]=nghttp2-client)
 packages[chromium]=chromium
 # promtool checks and unit-tests the alerting rules in docs/ (Debian's prometheus package)
 packages[promtool]=prometheus
+# the guides' load-testing and profiling commands (scripts/check_guides.sh) drive wrk
+packages[wrk]=wrk
 missing=()
 for cmd in "${!packages[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${packages[$cmd]}")
@@ -66,6 +68,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo build --workspace --examples"
 cargo build --workspace --examples
+
+step "scripts/check_guides.sh (the guides' commands, against the optimized_server example)"
+scripts/check_guides.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
     step "cargo nextest run --workspace"
