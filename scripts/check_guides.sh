@@ -27,7 +27,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 guides=("$@")
 [ ${#guides[@]} -gt 0 ] || guides=(docs/deployment.md docs/profiling.md docs/load-testing.md)
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/conduit-check-guides.XXXXXX")"
+work="$(mktemp -d -t conduit-check-guides.XXXXXX)"
 server_pid=
 nginx_pid=
 cleanup() {
