@@ -20,6 +20,7 @@
 # 127.0.0.1:6060; in what runs those are replaced by the free ports, and SERVER_URL and PROFILE_URL
 # (scripts/load_test.sh's settings) point at them, so a server already on 8080 is never touched.
 # Files the blocks write go under target/. Everything started here is stopped on exit.
+# VERBOSE=1 prints what every block printed, not only the failing ones'.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -166,6 +167,7 @@ while read -r id kind cond where <&3; do
     esac
     if [ "$status" = 0 ]; then
         echo "ok   $where ($kind)"
+        [ -z "${VERBOSE:-}" ] || sed 's/^/     | /' "$log"
         passed=$((passed + 1))
     else
         echo "FAIL $where ($kind, exit $status):"
