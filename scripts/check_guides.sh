@@ -5,11 +5,11 @@
 #
 # A fenced block is checked when its info string says so:
 #   ```sh check            run with `bash -euo pipefail` from the project root
-#   ```sh check-if=CMD     the same, reported as skipped when CMD is not installed
+#   ```sh check-if:CMD     the same, reported as skipped when CMD is not installed
 #   ```nginx check         wrapped in an nginx.conf, loaded by `nginx -t`, then served in front of the
 #                          example: `/health` and the `/events` stream must come through it
 #                          (skipped when nginx is not installed)
-#   ```ini check=systemd   checked by `systemd-analyze verify` (skipped without systemd-analyze)
+#   ```ini check:systemd   checked by `systemd-analyze verify` (skipped without systemd-analyze)
 #   ```yaml check          parsed as YAML (skipped without python3's yaml module)
 # Other blocks are for readers only (commands that change the machine, build release binaries or
 # take minutes). The guides' Rust blocks are doctests of the `conduit` crate (src/lib.rs includes
@@ -90,10 +90,10 @@ with open(f"{out}/manifest", "w") as manifest:
             for word in info:
                 if word == "check":
                     kind = lang
-                elif word.startswith("check-if="):
-                    kind, cond = lang, word.split("=", 1)[1]
-                elif word.startswith("check="):
-                    kind = word.split("=", 1)[1]
+                elif word.startswith("check-if:"):
+                    kind, cond = lang, word.split(":", 1)[1]
+                elif word.startswith("check:"):
+                    kind = word.split(":", 1)[1]
             if kind is None:
                 continue
             n += 1
