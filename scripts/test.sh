@@ -3,8 +3,8 @@
 #
 #   scripts/test.sh
 #
-# Installs what the tests need when it can (curl, h2load, wrk, chromium and promtool via apt-get
-# when run as root; rustfmt and clippy via rustup), then runs, stopping at the first failure:
+# Installs what the tests need when it can (curl and h2load via apt-get when run as root;
+# rustfmt and clippy via rustup), then runs, stopping at the first failure:
 #   cargo fmt --all --check
 #   promtool check rules / test rules       (docs/alerts.yml, docs/alerts_test.yml)
 #   cargo clippy --workspace --all-targets -- -D warnings
