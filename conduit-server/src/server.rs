@@ -151,9 +151,9 @@ impl Server {
             // Two task shapes rather than one future covering both. A task's future is as large
             // as its largest state and lives as long as the connection: with the TLS states in
             // it (the rustls handshake and session, a hyper connection over `TlsStream`, the
-            // HTTP/2 preface path of `conn::serve`) a plain-text connection's future would be
-            // 12.7 KB; on its own it is 2.3 KB. 10,000 idle keep-alive clients: 251 against
-            // 179 MiB resident (`scripts/stream_bench.sh`).
+            // HTTP/2 preface path of `conn::serve`) a plain-text connection's future was
+            // 12.7 KB; on its own it is 2.3 KB. 10,000 idle keep-alive clients: 251 -> 179 MiB
+            // resident (`scripts/stream_bench.sh`).
             let hold = (guard, permit);
             let task = match tls {
                 None => tokio::spawn(plain(ctx, stream, peer, local_addr, drain, hold)),
