@@ -51,7 +51,7 @@ NGINX_PORT="$(free_port)"
 export SERVER_URL="http://127.0.0.1:$APP_PORT" PROFILE_URL="http://127.0.0.1:$DEBUG_PORT"
 
 # --- the server ------------------------------------------------------------------------------
-bin=target/debug/examples/optimized_server
+bin="${CARGO_TARGET_DIR:-target}/debug/examples/optimized_server"
 [ -x "$bin" ] || cargo build --example optimized_server
 ADDR="127.0.0.1:$APP_PORT" PROFILE_ADDR="127.0.0.1:$DEBUG_PORT" \
     DATABASE_PATH="$work/items.sqlite" ITEMS=1000 RUST_LOG=warn \
@@ -156,7 +156,7 @@ while read -r id kind cond where <&3; do
         systemd)
             if ! have systemd-analyze; then echo "SKIP $where (systemd-analyze is not installed)"; skipped=$((skipped + 1)); continue; fi
             unit="$work/conduit-app.service"
-            sed -e "s#^ExecStart=/usr/local/bin/conduit-app#ExecStart=$PWD/$bin#" "$file" > "$unit"
+            sed -e "s#^ExecStart=/usr/local/bin/conduit-app#ExecStart=$(realpath "$bin")#" "$file" > "$unit"
             systemd-analyze verify "$unit" > "$log" 2>&1 || status=$? ;;
         yaml)
             if ! python3 -c 'import yaml' 2>/dev/null; then echo "SKIP $where (python3 has no yaml module)"; skipped=$((skipped + 1)); continue; fi
