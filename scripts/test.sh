@@ -6,8 +6,10 @@
 # Installs what the tests need when it can (curl and h2load via apt-get when run as root;
 # rustfmt and clippy via rustup), then runs, stopping at the first failure:
 #   cargo fmt --all --check
+#   promtool check rules / test rules       (docs/alerts.yml, docs/alerts_test.yml)
 #   cargo clippy --workspace --all-targets -- -D warnings
 #   cargo build --workspace --examples      (tests/basic_server.rs runs the built example)
+#   scripts/check_guides.sh                 (the guides' commands, against the built examples)
 #   cargo nextest run --workspace           (or cargo test --workspace --lib --bins --tests)
 #   cargo test --workspace --benches        (each criterion bench once, so they cannot rot)
 #   cargo test --workspace --doc            (nextest does not run doctests)
@@ -22,6 +24,10 @@ step() { printf '\n==> %s\n' "$*"; }
 declare -A packages=([curl]=curl [h2load]=nghttp2-client)
 # headless Chromium drives the live_events page in tests/browser.rs (conduit-stream)
 packages[chromium]=chromium
+# promtool checks and unit-tests the alerting rules in docs/ (Debian's prometheus package)
+packages[promtool]=prometheus
+# the guides' load-testing and profiling commands (scripts/check_guides.sh) drive wrk
+packages[wrk]=wrk
 missing=()
 for cmd in "${!packages[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${packages[$cmd]}")
@@ -53,11 +59,18 @@ fi
 step "cargo fmt --all --check"
 cargo fmt --all --check
 
+step "promtool check rules docs/alerts.yml; promtool test rules docs/alerts_test.yml"
+promtool check rules docs/alerts.yml
+promtool test rules docs/alerts_test.yml
+
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo build --workspace --examples"
 cargo build --workspace --examples
+
+step "scripts/check_guides.sh (the guides' commands, against the optimized_server example)"
+scripts/check_guides.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
     step "cargo nextest run --workspace"

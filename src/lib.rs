@@ -44,3 +44,16 @@ pub use conduit_middleware as middleware;
 pub use conduit_static as static_files;
 #[cfg(feature = "static")]
 pub use conduit_static::{ServeDir, ServeFile};
+
+/// The guides in `docs/`, compiled as doctests (`cargo test -p conduit --doc`) so their Rust
+/// snippets keep up with the API; `scripts/check_guides.sh` runs their shell commands.
+#[cfg(all(doctest, feature = "server", feature = "middleware"))]
+#[allow(dead_code)]
+mod guides {
+    #[doc = include_str!("../docs/deployment.md")]
+    struct Deployment;
+    #[doc = include_str!("../docs/profiling.md")]
+    struct Profiling;
+    #[doc = include_str!("../docs/load-testing.md")]
+    struct LoadTesting;
+}

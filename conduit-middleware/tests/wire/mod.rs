@@ -1,5 +1,6 @@
-//! Test helpers for the part-2 middleware tests: a real `conduit_server::Server` on
-//! 127.0.0.1:0 and a real hyper HTTP/1.1 client, one connection per request.
+//! Test helpers for the ETag, metrics, CORS, rate-limit and client-IP tests: a real
+//! `conduit_server::Server` on 127.0.0.1:0 and a real hyper HTTP/1.1 client, one connection per
+//! request.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
