@@ -14,7 +14,7 @@
 //! A precompressed variant's ETag is the same recipe over the variant's own file, followed by
 //! `-` and the coding's token (`-br`, `-zstd`, `-gzip`: the convention of
 //! [`conduit_core::headers::etag_with_coding`], which the compression middleware uses too), so
-//! no two variants share a tag. With [`EtagMode::ContentHash`] the
+//! no two variants share a tag. With [`ETagMode::ContentHash`] the
 //! ETag of a file held by the hot-file cache is the XXH3-64 hash of its bytes (plus the same
 //! suffix), e.g. `"c0ffee0123456789"`: identical on every machine behind a load balancer, however
 //! the files were copied. Files too big for the cache keep the metadata recipe.
@@ -35,7 +35,7 @@ use crate::settings::Settings;
 
 /// How ETags are computed (see the [`load`](self) module docs for the recipes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EtagMode {
+pub enum ETagMode {
     /// From the modification time and size (the default; costs nothing).
     #[default]
     Metadata,
@@ -233,7 +233,7 @@ fn load_file(s: &Settings, path: PathBuf, cacheable_data: bool) -> io::Result<Lo
             None
         };
         let etag = match (&data, s.etag) {
-            (Some(d), crate::EtagMode::ContentHash) => {
+            (Some(d), crate::ETagMode::ContentHash) => {
                 format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(d))
             }
             _ => format!(

@@ -20,7 +20,7 @@ use crate::cache::{CacheConfig, CacheStats, Cached, FileCache};
 use crate::load::{Lookup, lookup};
 use crate::respond::{Head, listing, redirect, respond};
 use crate::settings::{DEFAULT_CACHE_CONTROL, Settings};
-use crate::{Encoding, EtagMode, resolve_path};
+use crate::{ETagMode, Encoding, resolve_path};
 
 const ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD");
 
@@ -70,7 +70,7 @@ impl ServeDir {
             allow_hidden: false,
             follow_symlinks: false,
             precompressed: crate::encoding::precompressible(),
-            etag: EtagMode::Metadata,
+            etag: ETagMode::Metadata,
             cache_control: HeaderValue::from_static(DEFAULT_CACHE_CONTROL),
             cache_control_ext: Vec::new(),
             cache_max_file: CacheConfig::default().max_file_size,
@@ -144,8 +144,8 @@ impl ServeDir {
         self.with(|s| s.precompressed = encodings)
     }
 
-    /// How ETags are computed (default [`EtagMode::Metadata`]).
-    pub fn etag(self, mode: EtagMode) -> Self {
+    /// How ETags are computed (default [`ETagMode::Metadata`]).
+    pub fn etag(self, mode: ETagMode) -> Self {
         self.with(|s| s.etag = mode)
     }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use http::HeaderValue;
 
-use crate::{Encoding, EtagMode};
+use crate::{ETagMode, Encoding};
 
 /// A year. No `public`: a response to a request without `Authorization` is cacheable by
 /// shared caches anyway (RFC 9111 §3), so the token only adds bytes.
@@ -25,7 +25,7 @@ pub(crate) struct Settings {
     pub allow_hidden: bool,
     pub follow_symlinks: bool,
     pub precompressed: Vec<Encoding>,
-    pub etag: EtagMode,
+    pub etag: ETagMode,
     pub cache_control: HeaderValue,
     pub cache_control_ext: Vec<(String, HeaderValue)>,
     pub cache_max_file: u64,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use common::{Client, TempDir, raw_get, start};
 use conduit_core::{Request, Router, get};
-use conduit_static::{CacheConfig, EtagMode, ServeDir, ServeFile};
+use conduit_static::{CacheConfig, ETagMode, ServeDir, ServeFile};
 
 const SMALL: &str = "hello, static world\n";
 
@@ -501,7 +501,7 @@ async fn cache_control_options_and_content_hash_etags() {
     let addr = start(
         ServeDir::new(t.path())
             .immutable(true)
-            .etag(EtagMode::ContentHash),
+            .etag(ETagMode::ContentHash),
     )
     .await;
     let mut c = Client::new(addr).await;
@@ -515,7 +515,7 @@ async fn cache_control_options_and_content_hash_etags() {
     // The same content elsewhere (another machine, another mtime) has the same ETag.
     let t2 = TempDir::new("cc2");
     t2.write("copy.txt", SMALL);
-    let addr = start(ServeDir::new(t2.path()).etag(EtagMode::ContentHash)).await;
+    let addr = start(ServeDir::new(t2.path()).etag(ETagMode::ContentHash)).await;
     let r2 = Client::new(addr).await.get("/copy.txt").await;
     assert_eq!(r2.header("etag"), Some(want.as_str()));
 }
