@@ -7,6 +7,7 @@
 # rustfmt and clippy via rustup), then runs, stopping at the first failure:
 #   cargo fmt --all --check
 #   cargo clippy --workspace --all-targets -- -D warnings
+#   cargo check over a list of feature combinations (warnings are errors)
 #   cargo build --workspace --examples      (tests/basic_server.rs runs the built example)
 #   cargo nextest run --workspace           (or cargo test --workspace --lib --bins --tests)
 #   cargo test --workspace --benches        (each criterion bench once, so they cannot rot)
@@ -55,6 +56,34 @@ cargo fmt --all --check
 
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
+
+# Each feature on its own and the usual sets: `default-features = false` must build only what
+# is asked for (no rustls without `tls`, no prometheus-client without `metrics`), and every
+# combination must build without warnings. `cargo check` of the libraries only: seconds each.
+feature_sets=(
+    "-p conduit --no-default-features"
+    "-p conduit --no-default-features --features server"
+    "-p conduit --no-default-features --features server,tls"
+    "-p conduit --no-default-features --features middleware"
+    "-p conduit --no-default-features --features static"
+    "-p conduit --no-default-features --features stream"
+    "-p conduit"
+    "-p conduit --all-features"
+    "-p conduit-server --no-default-features"
+    "-p conduit-server --no-default-features --features tls"
+    "-p conduit-middleware --no-default-features"
+    "-p conduit-middleware --no-default-features --features metrics"
+)
+step "cargo check over ${#feature_sets[@]} feature combinations"
+for set in "${feature_sets[@]}"; do
+    echo "cargo check $set"
+    # shellcheck disable=SC2086 # each entry is a list of arguments
+    if ! out=$(cargo check --quiet $set 2>&1) || grep -q '^warning' <<<"$out"; then
+        printf '%s\n' "$out" >&2
+        echo "feature combination failed: cargo check $set" >&2
+        exit 1
+    fi
+done
 
 step "cargo build --workspace --examples"
 cargo build --workspace --examples
