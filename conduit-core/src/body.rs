@@ -398,3 +398,94 @@ pub async fn to_bytes(body: Body, limit: usize) -> Result<Bytes, crate::Error> {
     }
     Ok(first.unwrap_or_else(|| Bytes::from(buf)))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::pin::pin;
+
+    use super::*;
+    use http_body::Body as _;
+
+    /// Ends the body after `left` more data frames, whatever the inner body has left.
+    struct Take {
+        left: usize,
+    }
+
+    impl BodyWrapper for Take {
+        fn poll_frame(
+            &mut self,
+            inner: Pin<&mut Body>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            if self.left == 0 {
+                return Poll::Ready(None);
+            }
+            self.left -= 1;
+            inner.poll_frame(cx)
+        }
+
+        fn is_end_stream(&self, inner: &Body) -> bool {
+            self.left == 0 || inner.is_end_stream()
+        }
+
+        fn size_hint(&self, _inner: &Body) -> SizeHint {
+            SizeHint::default()
+        }
+    }
+
+    /// Changes nothing.
+    struct Same;
+
+    impl BodyWrapper for Same {}
+
+    fn chunks(n: usize) -> Body {
+        let items = (0..n).map(|i| Ok::<_, BoxError>(Bytes::from(i.to_string())));
+        Body::from_stream(StreamOf(items.collect()))
+    }
+
+    struct StreamOf(std::collections::VecDeque<Result<Bytes, BoxError>>);
+
+    impl Stream for StreamOf {
+        type Item = Result<Bytes, BoxError>;
+        fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Poll::Ready(self.0.pop_front())
+        }
+    }
+
+    async fn collect(body: impl http_body::Body<Data = Bytes, Error = BoxError>) -> Vec<Bytes> {
+        let mut body = pin!(body);
+        let mut out = Vec::new();
+        while let Some(frame) = poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+            out.push(frame.unwrap().into_data().unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_wrapper_that_changes_nothing_forwards_everything() {
+        let body = WrappedBody::new(Body::from("hello"), Same);
+        assert_eq!(body.size_hint().exact(), Some(5));
+        assert!(!body.is_end_stream());
+        assert_eq!(collect(body).await, vec![Bytes::from("hello")]);
+        assert!(WrappedBody::new(Body::empty(), Same).is_end_stream());
+    }
+
+    #[tokio::test]
+    async fn a_wrapper_overrides_only_what_it_implements() {
+        let body = WrappedBody::new(chunks(5), Take { left: 2 });
+        assert_eq!(body.size_hint().exact(), None);
+        assert_eq!(
+            collect(body).await,
+            vec![Bytes::from("0"), Bytes::from("1")]
+        );
+        assert!(WrappedBody::new(chunks(5), Take { left: 0 }).is_end_stream());
+    }
+
+    #[test]
+    fn body_new_keeps_the_size_of_a_foreign_body() {
+        let body = Body::new(http_body_util::Full::new(Bytes::from_static(b"abc")));
+        assert_eq!(body.size_hint().exact(), Some(3));
+        assert!(body.as_bytes().is_none());
+    }
+}
