@@ -24,9 +24,10 @@ pub use conduit_core::tower;
 #[cfg(feature = "server")]
 pub use conduit_server as server;
 #[cfg(feature = "server")]
-pub use conduit_server::{
-    Config, Readiness, Server, ServerError, ShutdownHandle, TlsConfig, TlsVersion, run,
-};
+pub use conduit_server::{Config, Readiness, Server, ServerError, ShutdownHandle, run};
+/// TLS settings for the server (feature `tls`).
+#[cfg(feature = "tls")]
+pub use conduit_server::{TlsConfig, TlsVersion};
 
 /// Streaming responses: JSON arrays, NDJSON, chunked bodies, SSE and the SSE hub (feature `stream`).
 #[cfg(feature = "stream")]

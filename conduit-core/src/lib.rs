@@ -17,7 +17,7 @@ mod shutdown;
 #[cfg(feature = "tower")]
 pub mod tower;
 
-pub use body::{Body, to_bytes};
+pub use body::{Body, BodyWrapper, WrappedBody, to_bytes};
 pub use connect_info::ConnectInfo;
 pub use error::{BoxError, Error, panic_message};
 pub use handler::{BoxFuture, BoxHandler, Handler};

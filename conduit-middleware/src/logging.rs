@@ -285,37 +285,37 @@ impl Logging {
             return;
         }
         let inner = std::mem::take(res.body_mut());
-        *res.body_mut() = Body::new(LoggedBody {
+        *res.body_mut() = Body::new(conduit_core::WrappedBody::new(
             inner,
-            event: Some(event),
-            bytes: 0,
-            completed: false,
-        });
+            LoggedBody {
+                event: Some(event),
+                bytes: 0,
+                completed: false,
+            },
+        ));
     }
 }
 
+/// Logs the request once its streamed body has ended (or failed), with the bytes sent.
 struct LoggedBody {
-    inner: Body,
     event: Option<Event>,
     bytes: u64,
     completed: bool,
 }
 
-impl http_body::Body for LoggedBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
+impl conduit_core::BodyWrapper for LoggedBody {
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        &mut self,
+        mut inner: Pin<&mut Body>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let poll = Pin::new(&mut self.inner).poll_frame(cx);
+        let poll = http_body::Body::poll_frame(inner.as_mut(), cx);
         match &poll {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     self.bytes += data.len() as u64;
                 }
-                if self.inner.is_end_stream() {
+                if http_body::Body::is_end_stream(&*inner) {
                     self.finish(true);
                 }
             }
@@ -324,14 +324,6 @@ impl http_body::Body for LoggedBody {
             Poll::Pending => {}
         }
         poll
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }
 

@@ -139,12 +139,14 @@ pub(crate) fn guard_body(res: &mut Response) {
 
 fn guard_stream(res: &mut Response) {
     let inner = std::mem::take(res.body_mut());
-    *res.body_mut() = Body::new(GuardedBody {
+    *res.body_mut() = Body::new(conduit_core::WrappedBody::new(
         inner,
-        // The body is polled after the request id's scope: keep a copy for the log line.
-        id: request_id::current(),
-        failed: false,
-    });
+        GuardedBody {
+            // The body is polled after the request id's scope: keep a copy for the log line.
+            id: request_id::current(),
+            failed: false,
+        },
+    ));
 }
 
 pin_project_lite::pin_project! {
@@ -187,31 +189,27 @@ impl<F: Future<Output = Response>> Future for CatchUnwind<F> {
     }
 }
 
+/// Ends a streamed body with an error, instead of the connection task, if polling it panics.
 struct GuardedBody {
-    inner: Body,
     id: Option<RequestIdValue>,
     failed: bool,
 }
 
-impl http_body::Body for GuardedBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
+impl conduit_core::BodyWrapper for GuardedBody {
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        &mut self,
+        inner: Pin<&mut Body>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if self.failed {
             return Poll::Ready(None);
         }
-        let this = &mut *self;
-        let inner = &mut this.inner;
-        match catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll_frame(cx))) {
+        match catch_unwind(AssertUnwindSafe(|| http_body::Body::poll_frame(inner, cx))) {
             Ok(poll) => poll,
             Err(payload) => {
-                this.failed = true;
+                self.failed = true;
                 tracing::error!(
-                    request_id = this.id.as_ref().map(RequestIdValue::as_str),
+                    request_id = self.id.as_ref().map(RequestIdValue::as_str),
                     panic = panic_message(&*payload),
                     "response body panicked while streaming; ending the response"
                 );
@@ -220,11 +218,7 @@ impl http_body::Body for GuardedBody {
         }
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.failed || self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+    fn is_end_stream(&self, inner: &Body) -> bool {
+        self.failed || http_body::Body::is_end_stream(inner)
     }
 }
