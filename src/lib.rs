@@ -36,7 +36,8 @@ pub use conduit_stream as stream;
 pub use conduit_stream::{Chunked, Event, Hub, JsonArray, LastEventId, Ndjson, Sse};
 
 /// Standard middleware: request id, recovery, logging, timeout, compression, ETag and cache
-/// policy, Prometheus metrics, CORS, rate limiting, client IP (feature `middleware`).
+/// policy, CORS, rate limiting, client IP (feature `middleware`), and Prometheus metrics (feature
+/// `metrics`, on by default).
 #[cfg(feature = "middleware")]
 pub use conduit_middleware as middleware;
 

@@ -388,7 +388,10 @@ mod tests {
             assert_ne!((b as u64).wrapping_sub(a as u64), 1);
         }
         let mean = f64::from(same_digits) / (ids.len() - 1) as f64;
-        assert!((1.5..2.5).contains(&mean), "digits shared on average: {mean}");
+        assert!(
+            (1.5..2.5).contains(&mean),
+            "digits shared on average: {mean}"
+        );
         // Every bit position takes both values, in about half the ids.
         for bit in 0..128 {
             let ones = ids.iter().filter(|v| (*v >> bit) & 1 == 1).count();

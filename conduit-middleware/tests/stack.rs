@@ -84,7 +84,11 @@ async fn generated_request_ids_are_unique_random_and_show_no_counter() {
             .unwrap();
         let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
         assert_eq!(id.len(), 32, "{id}");
-        assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{id}");
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+            "{id}"
+        );
         ids.push(u128::from_str_radix(&id, 16).unwrap());
     }
     let unique: std::collections::HashSet<u128> = ids.iter().copied().collect();
@@ -95,11 +99,18 @@ async fn generated_request_ids_are_unique_random_and_show_no_counter() {
         let (a, b) = (w[0], w[1]);
         shared_prefix_digits += (a ^ b).leading_zeros() / 4;
         for shift in [0, 32, 64, 96] {
-            assert_ne!((b >> shift).wrapping_sub(a >> shift) & 0xffff_ffff, 1, "{a:032x} {b:032x}");
+            assert_ne!(
+                (b >> shift).wrapping_sub(a >> shift) & 0xffff_ffff,
+                1,
+                "{a:032x} {b:032x}"
+            );
         }
     }
     // Random digits agree on a leading digit 1 time in 16: about 0.07 digits per pair.
-    assert!(shared_prefix_digits < 100, "{shared_prefix_digits} shared leading digits");
+    assert!(
+        shared_prefix_digits < 100,
+        "{shared_prefix_digits} shared leading digits"
+    );
     srv.handle.shutdown();
 }
 

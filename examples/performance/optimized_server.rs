@@ -105,7 +105,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let registry = MetricsRegistry::new();
     let app = Router::new()
         .route("/", get(|_req: Request| async { "Hello, World!" }))
-        .route("/metrics", get(registry.handler()))
+        .route("/metrics", get(registry.endpoint()))
         .route(
             "/json",
             get(|_req: Request| async { Json(serde_json::json!({"message": "Hello, World!"})) }),
