@@ -79,7 +79,7 @@ fn sse_event(c: &mut Criterion) {
                 .id("12345")
                 .unwrap()
                 .data(black_box("{\"seq\":12345}"));
-            black_box(ev.to_bytes().len())
+            black_box(ev.encode().len())
         })
     });
 }
