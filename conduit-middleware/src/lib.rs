@@ -27,7 +27,9 @@ pub mod metrics;
 pub mod rate_limit;
 
 pub use cache_control::{CacheControl, CacheControlHandler};
-pub use client_ip::{ClientIp, ClientIpHandler, InvalidCidr, TrustedProxies};
+#[allow(deprecated)]
+pub use client_ip::ClientIpHandler;
+pub use client_ip::{ClientIp, InvalidCidr, TrustedProxies, TrustedProxiesHandler};
 pub use cors::{Cors, CorsBuilder, CorsError, CorsHandler};
 pub use etag::{ETag, ETagHandler};
 #[cfg(feature = "metrics")]

@@ -21,7 +21,7 @@
 //!     .with(
 //!         Stack::new()
 //!             .timeout(Timeout::new(Duration::from_secs(10)))
-//!             .logging(Logging::new().client_error_level(Level::INFO)),
+//!             .logging(Logging::new().client_error_level(Level::DEBUG)),
 //!     );
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! let res = app.call(Request::get("/").body(Default::default()).unwrap()).await;

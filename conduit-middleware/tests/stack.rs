@@ -453,10 +453,10 @@ async fn one_log_event_per_request_with_its_fields() {
         "the query is not logged"
     );
 
-    // 404: no route; WARN.
+    // 404: no route; INFO, like any request (a client error is no warning).
     send(srv.addr, request("/nowhere").body(empty()).unwrap()).await;
     let e = wait_for(&events, 2).await.remove(1);
-    assert_eq!((e["status"].as_str(), e["level"].as_str()), ("404", "WARN"));
+    assert_eq!((e["status"].as_str(), e["level"].as_str()), ("404", "INFO"));
     assert!(!e.contains_key("route"));
 
     // A streamed body: logged when it completes, with its byte count.

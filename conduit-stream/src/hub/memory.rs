@@ -201,7 +201,7 @@ impl InMemory {
         let after = match last_event_id.map(str::trim) {
             None | Some("") => None,
             Some(s) => Some(s.parse::<u64>().map_err(|_| {
-                tracing::info!(
+                tracing::debug!(
                     last_event_id = s,
                     "rejected SSE subscription: bad Last-Event-ID"
                 );
