@@ -98,7 +98,7 @@ fn level_of(line: &str) -> &str {
     line.split_whitespace().nth(1).unwrap_or_default()
 }
 
-fn request_line<'a>(lines: &'a [String], status: u16) -> &'a str {
+fn request_line(lines: &[String], status: u16) -> &str {
     let field = format!("status={status}");
     let found: Vec<&String> = lines
         .iter()
