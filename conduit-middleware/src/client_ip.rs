@@ -417,6 +417,27 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn trusted_proxies_build_a_trusted_proxies_handler() {
+        let app: TrustedProxiesHandler<_> =
+            TrustedProxies::none().wrap(|req: Request| async move {
+                req.extensions()
+                    .get::<ClientIp>()
+                    .map(|ip| ip.to_string())
+                    .unwrap_or_default()
+            });
+        let mut req = Request::get("/").body(Default::default()).unwrap();
+        req.extensions_mut().insert(conduit_core::ConnectInfo::new(
+            "192.0.2.9:4000".parse().unwrap(),
+            "192.0.2.1:80".parse().unwrap(),
+        ));
+        let res = app.call(req).await;
+        let body = conduit_core::to_bytes(res.into_body(), 64).await.unwrap();
+        assert_eq!(body, "192.0.2.9");
+        #[allow(deprecated)]
+        let _old: ClientIpHandler<_> = app;
+    }
+
     #[test]
     fn non_ascii_header_falls_back() {
         let t = TrustedProxies::new(["10.0.0.0/8"]).unwrap();

@@ -58,3 +58,30 @@ impl Handler for MetricsEndpoint {
         std::future::ready(res)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_endpoint_serves_the_registry_and_the_old_name_still_does() {
+        let registry = MetricsRegistry::new();
+        let gauge = prometheus_client::metrics::gauge::Gauge::<i64>::default();
+        registry.register("queue_depth", "Jobs waiting", gauge.clone());
+        gauge.set(3);
+        let req = || Request::get("/metrics").body(Body::empty()).unwrap();
+        let res = registry.endpoint().call(req()).await;
+        assert_eq!(res.headers()[header::CONTENT_TYPE], PROMETHEUS_TEXT);
+        let body = conduit_core::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("queue_depth 3"));
+        #[allow(deprecated)]
+        let old = registry.handler();
+        let res = old.call(req()).await;
+        let same = conduit_core::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        assert_eq!(body, same);
+    }
+}
