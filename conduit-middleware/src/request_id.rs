@@ -35,7 +35,7 @@ use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use conduit_core::http::header::HeaderName;
 use conduit_core::http::{HeaderValue, Request as HttpRequest};
 use conduit_core::{Handler, Middleware, Request, Response};
@@ -153,9 +153,19 @@ const CHUNK: usize = 32 * GENERATED;
 /// The length of the ids [`generate`] makes: 32 hex digits, 128 bits.
 const GENERATED: usize = 32;
 
+/// This thread's ids made and not yet handed out: `chunk[next..]`.
+struct Ids {
+    chunk: Bytes,
+    next: usize,
+}
+
 thread_local! {
-    /// Ids made and not yet handed out, back to back.
-    static IDS: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+    static IDS: RefCell<Ids> = const {
+        RefCell::new(Ids {
+            chunk: Bytes::new(),
+            next: 0,
+        })
+    };
 }
 
 /// A fresh id: 128 bits from the thread's CSPRNG as 32 lowercase hex digits.
@@ -165,17 +175,20 @@ thread_local! {
 pub fn generate() -> HeaderValue {
     let id = IDS.with(|ids| {
         let mut ids = ids.borrow_mut();
-        if ids.is_empty() {
-            *ids = fresh_ids();
+        if ids.next == ids.chunk.len() {
+            ids.chunk = fresh_ids();
+            ids.next = 0;
         }
-        ids.split_to(GENERATED).freeze()
+        let at = ids.next;
+        ids.next = at + GENERATED;
+        ids.chunk.slice(at..at + GENERATED)
     });
     HeaderValue::from_maybe_shared(id).expect("hex digits are valid")
 }
 
 /// The next [`CHUNK`] bytes of ids: random bytes from [`rand::rng`], in hex.
 #[inline(never)]
-fn fresh_ids() -> BytesMut {
+fn fresh_ids() -> Bytes {
     let mut random = [0u8; CHUNK / 2];
     rand::rng().fill_bytes(&mut random);
     let mut hex = [0u8; CHUNK];
@@ -183,7 +196,7 @@ fn fresh_ids() -> BytesMut {
         digits[0] = hex_digit(byte >> 4);
         digits[1] = hex_digit(byte & 0xf);
     }
-    BytesMut::from(&hex[..])
+    Bytes::copy_from_slice(&hex)
 }
 
 /// `n` (0-15) as a lowercase hex digit.
