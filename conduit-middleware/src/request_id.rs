@@ -191,12 +191,13 @@ pub fn generate() -> HeaderValue {
 fn fresh_ids() -> Bytes {
     let mut random = [0u8; CHUNK / 2];
     rand::rng().fill_bytes(&mut random);
-    let mut hex = [0u8; CHUNK];
+    let mut hex = vec![0u8; CHUNK];
     for (digits, &byte) in hex.chunks_exact_mut(2).zip(&random) {
         digits[0] = hex_digit(byte >> 4);
         digits[1] = hex_digit(byte & 0xf);
     }
-    Bytes::copy_from_slice(&hex)
+    // Owned: each id's clone and drop is one atomic add on the owner's count.
+    Bytes::from_owner(hex)
 }
 
 /// `n` (0-15) as a lowercase hex digit.
