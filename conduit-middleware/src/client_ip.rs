@@ -435,7 +435,7 @@ mod tests {
         let body = conduit_core::to_bytes(res.into_body(), 64).await.unwrap();
         assert_eq!(body, "192.0.2.9");
         #[allow(deprecated)]
-        let _old: ClientIpHandler<_> = app;
+        let _deprecated: ClientIpHandler<_> = app;
     }
 
     #[test]

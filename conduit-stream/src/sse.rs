@@ -545,8 +545,8 @@ mod tests {
         assert_eq!(ev.encode(), ev.to_string().as_bytes());
         assert_eq!(Event::default().encode(), "\n");
         #[allow(deprecated)]
-        let old = ev.to_bytes();
-        assert_eq!(old, ev.to_string());
+        let deprecated = ev.to_bytes();
+        assert_eq!(deprecated, ev.to_string());
     }
 
     /// Between events an open stream holds no frame buffer and only a three-header table:

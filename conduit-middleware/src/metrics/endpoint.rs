@@ -64,7 +64,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn the_endpoint_serves_the_registry_and_the_old_name_still_does() {
+    async fn the_endpoint_and_its_deprecated_name_serve_the_registry() {
         let registry = MetricsRegistry::new();
         let gauge = prometheus_client::metrics::gauge::Gauge::<i64>::default();
         registry.register("queue_depth", "Jobs waiting", gauge.clone());
@@ -77,8 +77,8 @@ mod tests {
             .unwrap();
         assert!(String::from_utf8_lossy(&body).contains("queue_depth 3"));
         #[allow(deprecated)]
-        let old = registry.handler();
-        let res = old.call(req()).await;
+        let deprecated = registry.handler();
+        let res = deprecated.call(req()).await;
         let same = conduit_core::to_bytes(res.into_body(), 1 << 16)
             .await
             .unwrap();

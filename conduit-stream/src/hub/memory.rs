@@ -434,8 +434,8 @@ mod tests {
         let zero = in_memory(0, 0);
         assert_eq!(zero.shared.queue, 1, "a queue holds at least one event");
         #[allow(deprecated)]
-        let old = InMemory::new(8, 3);
-        assert_eq!((old.shared.queue, old.shared.replay), (8, 3));
+        let deprecated = InMemory::new(8, 3);
+        assert_eq!((deprecated.shared.queue, deprecated.shared.replay), (8, 3));
     }
 
     #[tokio::test]
