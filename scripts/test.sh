@@ -75,6 +75,7 @@ feature_sets=(
     "-p conduit --no-default-features --features server"
     "-p conduit --no-default-features --features server,tls"
     "-p conduit --no-default-features --features middleware"
+    "-p conduit --no-default-features --features metrics"
     "-p conduit --no-default-features --features static"
     "-p conduit --no-default-features --features stream"
     "-p conduit"
@@ -94,6 +95,13 @@ for set in "${feature_sets[@]}"; do
         exit 1
     fi
 done
+# What the features leave out is not in the tree at all.
+lean=$(cargo tree -p conduit --no-default-features --features server,middleware,stream,static \
+    -e normal --prefix none)
+if grep -E '^(prometheus-client|rustls|ring) ' <<<"$lean"; then
+    echo "the crates above must not be in the tree without the metrics and tls features" >&2
+    exit 1
+fi
 
 step "cargo build --workspace --examples"
 cargo build --workspace --examples
