@@ -243,7 +243,7 @@ struct DecodedBody {
 impl DecodedBody {
     fn fail(&mut self, err: Error) -> PollFrame {
         self.done = true;
-        tracing::info!(
+        tracing::debug!(
             encoding = self.encoding.as_str(),
             status = err.status().as_u16(),
             error = %err,

@@ -145,7 +145,7 @@ pub(crate) fn respond(pool: &Arc<BufPool>, req: &Head<'_>, res: &Resource) -> Re
         .flatten()
     {
         if status == StatusCode::PRECONDITION_FAILED {
-            tracing::info!(
+            tracing::debug!(
                 status = 412,
                 path = req.uri.path(),
                 "static: precondition failed"
@@ -165,7 +165,7 @@ pub(crate) fn respond(pool: &Arc<BufPool>, req: &Head<'_>, res: &Resource) -> Re
             match range::parse(range.as_bytes(), rep.len) {
                 RangeRequest::Full => {}
                 RangeRequest::Unsatisfiable => {
-                    tracing::info!(
+                    tracing::debug!(
                         status = 416,
                         path = req.uri.path(),
                         "static: range not satisfiable"

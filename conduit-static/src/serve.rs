@@ -350,7 +350,7 @@ fn reject(rej: crate::PathRejection, path: &str) -> Response {
     if shown.len() < path.len() {
         shown.push('…');
     }
-    tracing::info!(status = status.as_u16(), path = %shown.escape_debug(), reason = %rej, "static: path refused");
+    tracing::debug!(status = status.as_u16(), path = %shown.escape_debug(), reason = %rej, "static: path refused");
     let message = match status {
         StatusCode::NOT_FOUND => "Not Found".to_owned(),
         _ => format!("Bad Request: {rej}"),
