@@ -232,8 +232,11 @@ async fn fragmented_messages_are_assembled_with_control_frames_between() {
     assert_eq!(c.expect_close().await, 1000);
 }
 
+/// A raw frame: first byte (FIN, RSV, opcode), payload, masked.
+type RawFrame<'a> = (u8, &'a [u8], bool);
+
 /// Send `frames` on a fresh socket and return the code of the server's Close.
-async fn close_code_for(frames: &[(u8, &[u8], bool)]) -> u16 {
+async fn close_code_for(frames: &[RawFrame<'_>]) -> u16 {
     let srv = start().await;
     let mut c = RawClient::connect(srv.addr, "/echo").await;
     for (b0, payload, masked) in frames {
@@ -247,7 +250,7 @@ async fn close_code_for(frames: &[(u8, &[u8], bool)]) -> u16 {
 #[tokio::test]
 async fn protocol_errors_close_with_1002() {
     let long = [0u8; 126];
-    let cases: &[(&str, &[(u8, &[u8], bool)])] = &[
+    let cases: &[(&str, &[RawFrame<'_>])] = &[
         ("unmasked client frame", &[(0x81, b"hi", false)]),
         (
             "reserved bit 1 without an extension",
@@ -273,7 +276,7 @@ async fn protocol_errors_close_with_1002() {
 
 #[tokio::test]
 async fn invalid_utf8_closes_with_1007() {
-    let cases: &[(&str, &[(u8, &[u8], bool)])] = &[
+    let cases: &[(&str, &[RawFrame<'_>])] = &[
         ("text frame", &[(0x81, &[0x68, 0xFF, 0x69], true)]),
         (
             "fragmented text",
