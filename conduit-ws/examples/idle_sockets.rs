@@ -67,15 +67,22 @@ fn main() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let after = rss_kib();
-        // Every socket is alive: one echo through the last.
-        let last = clients.last_mut().unwrap();
-        last.write_all(&[0x81, 0x82, 0, 0, 0, 0, b'o', b'k']).await.unwrap();
-        let mut back = [0u8; 4];
-        last.read_exact(&mut back).await.unwrap();
-        assert_eq!(&back, b"\x81\x02ok");
         println!(
-            "{n} idle WebSockets: RSS {before} KiB -> {after} KiB, {:.2} KiB per socket (server and client side of each)",
+            "{n} idle WebSockets after the handshake: RSS {before} KiB -> {after} KiB, {:.2} KiB per socket (server and client side of each)",
             (after - before) as f64 / n as f64
+        );
+        // Every socket is alive: one echo through each, then idle again.
+        for c in &mut clients {
+            c.write_all(&[0x81, 0x82, 0, 0, 0, 0, b'o', b'k']).await.unwrap();
+            let mut back = [0u8; 4];
+            c.read_exact(&mut back).await.unwrap();
+            assert_eq!(&back, b"\x81\x02ok");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let echoed = rss_kib();
+        println!(
+            "{n} idle WebSockets after one echo each: RSS {before} KiB -> {echoed} KiB, {:.2} KiB per socket",
+            (echoed - before) as f64 / n as f64
         );
     });
 }

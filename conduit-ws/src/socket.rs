@@ -121,8 +121,6 @@ impl Config {
 /// The bytes read from the socket in one go when the read buffer has no room: a stack buffer,
 /// so that an idle socket holds no read buffer at all.
 const READ_CHUNK: usize = 4096;
-/// A read buffer larger than this is dropped (not kept for reuse) once it is empty.
-const KEEP_READ_BUF: usize = 16 << 10;
 
 /// A server-side WebSocket over an upgraded connection `S`.
 ///
@@ -310,9 +308,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
         };
         if progressed {
-            if self.write_buf.is_empty()
-                && self.write_buf.capacity() > self.config.write_buffer_size
-            {
+            if self.write_buf.is_empty() {
+                // Nothing queued: hold no write buffer either while the socket is idle.
                 self.write_buf = BytesMut::new();
             }
             let other = match side {
@@ -448,10 +445,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         frame::unmask(&mut payload, h.mask);
         if self.read_buf.is_empty() {
             // Release the buffer (the payload keeps what it needs), so an idle socket holds
-            // no read buffer; a small one is kept for the next frame.
-            if self.read_buf.capacity() > KEEP_READ_BUF || payload.capacity() > KEEP_READ_BUF {
-                self.read_buf = BytesMut::new();
-            }
+            // no read buffer: the next read lands in the stack chunk again.
+            self.read_buf = BytesMut::new();
         }
         match h.opcode {
             OpCode::Ping => {
@@ -684,5 +679,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
             return Poll::Ready(Ok(()));
         }
         this.poll_flush_all(cx, Side::Writer).map_err(WsError::Io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn masked(b0: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [3, 1, 4, 1];
+        let mut out = vec![b0, 0x80 | 126];
+        out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    #[tokio::test]
+    async fn an_idle_socket_holds_no_read_or_write_buffer_after_traffic() {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let (mut client_rx, mut client_tx) = tokio::io::split(client);
+        let mut ws = WebSocket::from_io(server, Config::default());
+        assert_eq!((ws.read_buf.capacity(), ws.write_buf.capacity()), (0, 0));
+        // 10,000 bytes in two fragments: more than one read chunk, assembled across reads.
+        client_tx
+            .write_all(&masked(0x02, &[7; 6000]))
+            .await
+            .unwrap();
+        client_tx
+            .write_all(&masked(0x80, &[8; 4000]))
+            .await
+            .unwrap();
+        let msg = ws.recv().await.unwrap().unwrap();
+        let Message::Binary(b) = &msg else {
+            panic!("{msg:?}")
+        };
+        assert_eq!(b.len(), 10_000);
+        assert!(b[..6000].iter().all(|x| *x == 7) && b[6000..].iter().all(|x| *x == 8));
+        assert_eq!(ws.read_buf.capacity(), 0, "read buffer released");
+        ws.send(msg).await.unwrap();
+        assert_eq!(ws.write_buf.capacity(), 0, "write buffer released");
+        let mut out = vec![0u8; 10_004];
+        client_rx.read_exact(&mut out).await.unwrap();
+        assert_eq!(&out[..4], &[0x82, 126, 0x27, 0x10]);
     }
 }
