@@ -29,7 +29,7 @@ pub struct Running {
     pub open: Arc<AtomicUsize>,
     /// Messages the `/flood` handler has sent.
     pub flooded: Arc<AtomicUsize>,
-    /// The `/flood` socket's queued bytes, at its last send.
+    /// The most bytes the `/flood` socket ever had queued.
     pub flood_buffered: Arc<AtomicUsize>,
 }
 
@@ -150,10 +150,13 @@ pub fn app(
                     let config = Config::default().write_buffer_size(16 << 10);
                     Ok::<Response, WsRejection>(ws.config(config).on_upgrade(
                         move |mut socket| async move {
+                            use futures_util::SinkExt;
+                            // `feed` queues without flushing: only the send queue's bound
+                            // (poll_ready) holds this loop back.
                             let msg = Message::binary(vec![0x5A; 1024]);
-                            while socket.send(msg.clone()).await.is_ok() {
+                            while socket.feed(msg.clone()).await.is_ok() {
                                 flooded.fetch_add(1, Ordering::SeqCst);
-                                buffered.store(socket.buffered(), Ordering::SeqCst);
+                                buffered.fetch_max(socket.buffered(), Ordering::SeqCst);
                             }
                         },
                     ))
