@@ -403,8 +403,10 @@ async fn graceful_shutdown_closes_every_socket_with_1001() {
         clients.push(connect(srv.addr, "/echo").await);
     }
     let mut raw = RawClient::connect(srv.addr, "/split-echo").await;
+    // This one never answers the server's Close: its 300 ms close timeout ends it.
+    let mut silent = RawClient::connect(srv.addr, "/idle").await;
     timeout(GUARD, async {
-        while srv.open.load(Ordering::SeqCst) != 21 {
+        while srv.open.load(Ordering::SeqCst) != 22 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
@@ -427,6 +429,12 @@ async fn graceful_shutdown_closes_every_socket_with_1001() {
             .await
             .unwrap()
             .is_none()
+    );
+    let asked = tokio::time::Instant::now();
+    assert_eq!(timeout(GUARD, silent.expect_close()).await.unwrap(), 1001);
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "an unanswered Close is given up after the close timeout"
     );
     timeout(Duration::from_secs(10), srv.task)
         .await

@@ -133,7 +133,8 @@ pub fn app(
                     let ws = upgrade(&mut req)?;
                     let config = Config::default()
                         .ping_interval(Some(Duration::from_millis(200)))
-                        .idle_timeout(Some(Duration::from_millis(600)));
+                        .idle_timeout(Some(Duration::from_millis(600)))
+                        .close_timeout(Duration::from_millis(300));
                     Ok::<Response, WsRejection>(
                         ws.config(config).on_upgrade(move |s| echo(s, open)),
                     )
