@@ -11,6 +11,7 @@
 #   cargo check over a list of feature combinations (warnings are errors)
 #   cargo build --workspace --examples      (tests/basic_server.rs runs the built example)
 #   scripts/check_guides.sh                 (the guides' commands, against the built examples)
+#   python3 -m venv target/py-venv + pip install websockets  (once; conduit-ws's Python client)
 #   cargo nextest run --workspace           (or cargo test --workspace --lib --bins --tests)
 #   cargo test --workspace --benches        (each criterion bench once, so they cannot rot)
 #   cargo test --workspace --doc            (nextest does not run doctests)
@@ -108,6 +109,28 @@ cargo build --workspace --examples
 
 step "scripts/check_guides.sh (the guides' commands, against the optimized_server example)"
 scripts/check_guides.sh
+
+# conduit-ws/tests/python.rs drives the server with Python's `websockets` client, from a
+# virtual environment kept in the target directory (created once; later runs only check it).
+py_venv="${CARGO_TARGET_DIR:-target}/py-venv"
+if ! "$py_venv/bin/python" -c 'import websockets' >/dev/null 2>&1; then
+    step "python3 -m venv $py_venv; pip install websockets"
+    rm -rf "$py_venv"
+    if ! python3 -m venv "$py_venv"; then
+        # Debian splits venv (with ensurepip) out of python3.
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            rm -rf "$py_venv"
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+            python3 -m venv "$py_venv"
+        else
+            echo "scripts/test.sh needs python3's venv: sudo apt-get install -y python3-venv" >&2
+            exit 1
+        fi
+    fi
+    "$py_venv/bin/pip" install --quiet --disable-pip-version-check websockets
+fi
+CONDUIT_WS_PYTHON="$(cd "$py_venv" && pwd)/bin/python"
+export CONDUIT_WS_PYTHON
 
 if cargo nextest --version >/dev/null 2>&1; then
     step "cargo nextest run --workspace"

@@ -47,6 +47,11 @@ pub use conduit_static as static_files;
 #[cfg(feature = "static")]
 pub use conduit_static::{ServeDir, ServeFile};
 
+/// WebSockets: the upgrade taken in a handler, the socket as a stream and sink of messages
+/// (feature `ws`, off by default).
+#[cfg(feature = "ws")]
+pub use conduit_ws as ws;
+
 /// The guides in `docs/`, compiled as doctests (`cargo test -p conduit --doc`) so their Rust
 /// snippets keep up with the API; `scripts/check_guides.sh` runs their shell commands.
 #[cfg(all(doctest, feature = "server", feature = "middleware"))]

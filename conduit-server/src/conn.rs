@@ -245,7 +245,9 @@ async fn serve_http<H, I>(
         })
         .await
     } else {
-        let conn = pin!(ctx.http1.serve_connection(io, service));
+        // With upgrades: a handler's 101 response (a WebSocket) hands the connection over to
+        // the request's `hyper::upgrade::OnUpgrade` extension, and this task ends.
+        let conn = pin!(ctx.http1.serve_connection(io, service).with_upgrades());
         drive(&ctx, conn, |c| c.graceful_shutdown(), watchdog, drain).await
     };
     if let Some(err) = outcome {

@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod error;
+mod frame;
+mod message;
+pub mod socket;
+pub mod split;
+pub mod upgrade;
+
+pub use error::WsError;
+pub use message::{CloseCode, CloseFrame, Message, Utf8Bytes};
+pub use socket::{Config, WebSocket};
+pub use split::{WsReceiver, WsSender};
+pub use upgrade::{WebSocketUpgrade, WsRejection, accept_key};
+
+/// The connection a [`WebSocket`] runs over once the server has upgraded it.
+pub type Upgraded = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
