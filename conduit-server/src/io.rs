@@ -118,3 +118,67 @@ impl<T: AsyncWrite> AsyncWrite for TimedIo<T> {
         self.project().inner.poll_shutdown(cx)
     }
 }
+
+pin_project_lite::pin_project! {
+    /// A connection's socket with what the connection holds while it is open: its place in
+    /// `max_connections` and its registration for the drain. Both go wherever the socket goes,
+    /// so a connection upgraded away from HTTP (a WebSocket, which hyper hands the socket to)
+    /// still counts against the limit, and the drain still waits for it, until it closes.
+    pub(crate) struct Held<S, T> {
+        #[pin]
+        inner: S,
+        hold: T,
+    }
+}
+
+impl<S, T> Held<S, T> {
+    pub(crate) fn new(inner: S, hold: T) -> Self {
+        Self { inner, hold }
+    }
+}
+
+impl<S: AsyncRead, T> AsyncRead for Held<S, T> {
+    #[inline]
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.project().inner.poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite, T> AsyncWrite for Held<S, T> {
+    #[inline]
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write(cx, buf)
+    }
+
+    #[inline]
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write_vectored(cx, bufs)
+    }
+
+    #[inline]
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    #[inline]
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    #[inline]
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}

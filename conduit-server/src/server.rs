@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use crate::conn::{self, ConnContext};
+use crate::io::Held;
 use crate::shutdown::{ConnGuard, ShutdownHandle};
 use crate::{Config, ServerError};
 
@@ -252,8 +253,8 @@ async fn accept_error(e: std::io::Error) {
     }
 }
 
-/// A plain-text connection's task. `hold` (the connection's registration and permit) is
-/// dropped when the connection ends.
+/// A plain-text connection's task. `hold` (the connection's registration and permit) goes
+/// with the socket ([`Held`]): it is dropped when the socket closes, also after an upgrade.
 async fn plain<H: Handler>(
     ctx: Arc<ConnContext<H>>,
     stream: TcpStream,
@@ -262,9 +263,9 @@ async fn plain<H: Handler>(
     drain: oneshot::Receiver<()>,
     hold: impl Send + 'static,
 ) {
-    let _hold = hold;
     let info = connect_info(&stream, peer, listener);
     let accepted = Instant::now();
+    let stream = Held::new(stream, hold);
     conn::serve_plain(ctx, stream, info, drain, accepted).await;
 }
 
@@ -279,8 +280,8 @@ async fn over_tls<H: Handler>(
     drain: oneshot::Receiver<()>,
     hold: impl Send + 'static,
 ) {
-    let _hold = hold;
     let info = connect_info(&stream, peer, listener);
+    let stream = Held::new(stream, hold);
     let handshake = handshake(&tls.acceptor, stream, peer, tls.handshake_timeout);
     let Some(tls_stream) = handshake.await else {
         return;
@@ -302,12 +303,15 @@ fn connect_info(stream: &TcpStream, peer: SocketAddr, listener: SocketAddr) -> C
 }
 
 #[cfg(feature = "tls")]
-async fn handshake(
+async fn handshake<S>(
     acceptor: &TlsAcceptor,
-    stream: TcpStream,
+    stream: S,
     peer: SocketAddr,
     timeout: Duration,
-) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+) -> Option<tokio_rustls::server::TlsStream<S>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
         Ok(Ok(s)) => Some(s),
         Ok(Err(e)) => {

@@ -441,11 +441,52 @@ async fn graceful_shutdown_closes_every_socket_with_1001() {
         .expect("the server exits well within its deadline")
         .unwrap()
         .unwrap();
-    timeout(GUARD, async {
-        while srv.open.load(Ordering::SeqCst) != 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("every socket handler ends");
+    // The drain waits for upgraded connections too: when the server is done, so is every socket.
+    assert_eq!(
+        srv.open.load(Ordering::SeqCst),
+        0,
+        "a socket outlived the drain"
+    );
+}
+
+/// An upgraded connection keeps its place in `max_connections` until the socket closes: the
+/// limit counts WebSockets, not only HTTP connections.
+#[tokio::test]
+async fn an_open_socket_counts_against_max_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = start_with(
+        conduit_server::Config::new("127.0.0.1:0")
+            .handle_signals(false)
+            .max_connections(1),
+    )
+    .await;
+    let mut ws = connect(srv.addr, "/echo").await;
+    ws.send(TMessage::text("hi")).await.unwrap();
+    assert_eq!(next_msg(&mut ws).await, TMessage::text("hi"));
+    // A second connection waits: the socket holds the only place.
+    let mut other = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    other
+        .write_all(b"GET /nowhere HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 12];
+    assert!(
+        timeout(Duration::from_millis(700), other.read_exact(&mut buf))
+            .await
+            .is_err(),
+        "served while the WebSocket held the only connection"
+    );
+    // Once the socket closes, the waiting connection is served.
+    ws.close(None).await.unwrap();
+    while timeout(GUARD, ws.next()).await.unwrap().is_some() {}
+    timeout(GUARD, other.read_exact(&mut buf))
+        .await
+        .expect("served once the socket closed")
+        .unwrap();
+    assert!(
+        buf.starts_with(b"HTTP/1.1 "),
+        "{:?}",
+        String::from_utf8_lossy(&buf)
+    );
+    srv.handle.shutdown();
 }
