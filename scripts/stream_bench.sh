@@ -51,7 +51,9 @@ if [ "$HYPER" != patched ]; then
     awk '/^\[patch\.crates-io\]/ {skip = 1; next} /^\[/ {skip = 0} !skip' Cargo.toml >"$copy/Cargo.toml"
     touch -r Cargo.toml "$copy/Cargo.toml"
     hyper_version=$(awk -F'"' '/^version = / {print $2; exit}' vendor/hyper/Cargo.toml)
-    (cd "$copy" && cargo update -q -p hyper --precise "$hyper_version" &&
+    # the lock's hyper was the path package: resolving gives crates.io's newest 1.x, then pin it
+    (cd "$copy" && cargo metadata -q --format-version 1 >/dev/null &&
+        cargo update -q -p hyper --precise "$hyper_version" &&
         cargo build --release --example bench_server --target-dir "$target/unpatched-hyper/target")
     grep -A2 '^name = "hyper"$' "$copy/Cargo.lock" | grep -q 'source = "registry' ||
         { echo "the copy still builds a patched hyper" >&2; exit 1; }
