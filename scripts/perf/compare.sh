@@ -160,6 +160,8 @@ median() { grep -v '^$' | sort -g | awk '{a[NR] = $1} END { if (NR == 0) print "
 
 echo "# scripts/perf/compare.sh --secs $secs --rounds $rounds ${scen[*]}"
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs, $(uname -r)"
+echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+[ -n "${CONDUIT_BIN:-}" ] && echo "# conduit: CONDUIT_BIN=$CONDUIT_BIN"
 printf "%-13s %-8s %12s %12s %12s %13s\n" scenario server req/s cpu_us/req p99_ms cost/conduit
 for sc in "${scen[@]}"; do
     declare -A R=() C=() P=() E=()

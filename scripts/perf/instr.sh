@@ -144,6 +144,7 @@ run() {
 
 echo "# scripts/perf/instr.sh${n:+ --n $n} ${scen[*]}"
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?'), $(valgrind --version)"
+[ -n "${CONDUIT_BIN:-}" ] && echo "# conduit: CONDUIT_BIN=$CONDUIT_BIN"
 printf "%-22s %-8s %14s %11s  %s\n" scenario server "instr/request" "vs conduit" statuses
 for sc in "${scen[@]}"; do
     declare -A I=() S=()
