@@ -46,7 +46,7 @@ for sc in "${scen[@]}"; do
 done
 
 need wrk wrk; need h2load nghttp2-client; need taskset util-linux; need curl curl
-case " $servers " in *" nginx "*) need nginx nginx;; esac
+case " $servers " in *" nginx "*) need nginx nginx; need pgrep procps;; esac
 if [ "$(nproc)" -lt 2 ]; then echo "needs 2 CPUs (server on CPU 0, load on CPU 1)" >&2; exit 2; fi
 
 root=$work/root
