@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
         --secs) secs=$2; shift 2;;
         --rounds) rounds=$2; shift 2;;
         --servers) servers=$2; shift 2;;
-        -h|--help) sed -n 2,27p "$0"; exit 0;;
+        -h|--help) sed -n 2,26p "$0"; exit 0;;
         -*) echo "unknown option $1 (see --help)" >&2; exit 2;;
         *) scen+=("$1"); shift;;
     esac
