@@ -1,7 +1,7 @@
 //! Criterion benchmarks of conduit-stream without the network: a JSON array of 1,000,000 small
 //! items streamed through `JsonArray` (frames taken and dropped, as the server would write
-//! them) against serializing the same items into one `Vec` with serde_json — the issue's goal
-//! is a ratio under 1.5. Also NDJSON, and encoding SSE events.
+//! them) against serializing the same items into one `Vec` with serde_json — the goal is a
+//! ratio under 1.5. Also NDJSON, and encoding SSE events.
 //!
 //! ```sh
 //! cargo bench --bench stream
@@ -79,7 +79,7 @@ fn sse_event(c: &mut Criterion) {
                 .id("12345")
                 .unwrap()
                 .data(black_box("{\"seq\":12345}"));
-            black_box(ev.to_bytes().len())
+            black_box(ev.encode().len())
         })
     });
 }

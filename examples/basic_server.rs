@@ -17,7 +17,8 @@
 //! closes, in-flight requests finish (up to 30 s), then the cleanup hook runs and the process
 //! exits with status 0.
 
-use conduit::{Config, Json, Request, RequestExt, Router, Server, get, post};
+use conduit::middleware::Logging;
+use conduit::{Config, HandlerExt, Json, Request, RequestExt, Router, Server, get, post};
 use serde::Serialize;
 use tracing_subscriber::EnvFilter;
 
@@ -64,7 +65,9 @@ async fn main() -> Result<(), conduit::ServerError> {
             "/echo",
             // 415 unless the body is JSON, 400 if malformed, 413 over the server's body limit.
             post(|req: Request| async move { req.json::<serde_json::Value>().await.map(Json) }),
-        );
+        )
+        // One access-log line per request (method, route, status, latency); 4xx below WARN.
+        .with(Logging::new());
 
     server.on_shutdown("goodbye", |left| async move {
         tracing::info!(?left, "shutdown hook: cleanup done, goodbye");

@@ -128,7 +128,7 @@ fn app(root: &str) -> Router {
             get((|_req: Request| async { "Hello, World!" })
                 .with(RateLimit::new(Quota::per_second(1).burst(5)))),
         )
-        .route("/metrics", get(metrics_registry().handler()))
+        .route("/metrics", get(metrics_registry().endpoint()))
         .route(
             "/tower",
             get((|_req: Request| async { "Hello, World!" }).with(TowerLayer(

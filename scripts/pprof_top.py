@@ -3,8 +3,8 @@
 print a `pprof -top`-like table, as an independent check that the file is valid pprof when the
 Go toolchain (`go tool pprof`) is not at hand.
 
-    venv=$(mktemp -d)/venv && python3 -m venv "$venv" && "$venv/bin/pip" install grpcio-tools protobuf
-    "$venv/bin/python" scripts/pprof_top.py cpu.pb [N]
+    python3 -m venv target/pprof-venv && target/pprof-venv/bin/pip install grpcio-tools protobuf
+    target/pprof-venv/bin/python scripts/pprof_top.py cpu.pb [N]
 
 profile.proto is taken from the pprof crate in the cargo registry (it is Google's file, which
 pprof-rs generates its types from), or from $PROFILE_PROTO.

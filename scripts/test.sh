@@ -7,8 +7,11 @@
 # rustfmt and clippy via rustup), then runs, stopping at the first failure:
 #   bash -n on every script; scripts/hyper_patch.sh check
 #   cargo fmt --all --check
+#   promtool check rules / test rules       (docs/alerts.yml, docs/alerts_test.yml)
 #   cargo clippy --workspace --all-targets -- -D warnings
+#   cargo check over a list of feature combinations (warnings are errors)
 #   cargo build --workspace --examples      (tests/basic_server.rs runs the built example)
+#   scripts/check_guides.sh                 (the guides' commands, against the built examples)
 #   cargo nextest run --workspace           (or cargo test --workspace --lib --bins --tests)
 #   cargo test --workspace --benches        (each criterion bench once, so they cannot rot)
 #   cargo test --workspace --doc            (nextest does not run doctests)
@@ -23,6 +26,10 @@ step() { printf '\n==> %s\n' "$*"; }
 declare -A packages=([curl]=curl [h2load]=nghttp2-client)
 # headless Chromium drives the live_events page in tests/browser.rs (conduit-stream)
 packages[chromium]=chromium
+# promtool checks and unit-tests the alerting rules in docs/ (Debian's prometheus package)
+packages[promtool]=prometheus
+# the guides' load-testing and profiling commands (scripts/check_guides.sh) drive wrk
+packages[wrk]=wrk
 missing=()
 for cmd in "${!packages[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${packages[$cmd]}")
@@ -60,11 +67,46 @@ scripts/hyper_patch.sh check
 step "cargo fmt --all --check"
 cargo fmt --all --check
 
+step "promtool check rules docs/alerts.yml; promtool test rules docs/alerts_test.yml"
+promtool check rules docs/alerts.yml
+promtool test rules docs/alerts_test.yml
+
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+# Each feature on its own and the usual sets: `default-features = false` must build only what
+# is asked for (no rustls without `tls`, no prometheus-client without `metrics`), and every
+# combination must build without warnings. `cargo check` of the libraries only: seconds each.
+feature_sets=(
+    "-p conduit --no-default-features"
+    "-p conduit --no-default-features --features server"
+    "-p conduit --no-default-features --features server,tls"
+    "-p conduit --no-default-features --features middleware"
+    "-p conduit --no-default-features --features static"
+    "-p conduit --no-default-features --features stream"
+    "-p conduit"
+    "-p conduit --all-features"
+    "-p conduit-server --no-default-features"
+    "-p conduit-server --no-default-features --features tls"
+    "-p conduit-middleware --no-default-features"
+    "-p conduit-middleware --no-default-features --features metrics"
+)
+step "cargo check over ${#feature_sets[@]} feature combinations"
+for set in "${feature_sets[@]}"; do
+    echo "cargo check $set"
+    # shellcheck disable=SC2086 # each entry is a list of arguments
+    if ! out=$(cargo check --quiet $set 2>&1) || grep -q '^warning' <<<"$out"; then
+        printf '%s\n' "$out" >&2
+        echo "feature combination failed: cargo check $set" >&2
+        exit 1
+    fi
+done
+
 step "cargo build --workspace --examples"
 cargo build --workspace --examples
+
+step "scripts/check_guides.sh (the guides' commands, against the optimized_server example)"
+scripts/check_guides.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
     step "cargo nextest run --workspace"

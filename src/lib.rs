@@ -24,9 +24,10 @@ pub use conduit_core::tower;
 #[cfg(feature = "server")]
 pub use conduit_server as server;
 #[cfg(feature = "server")]
-pub use conduit_server::{
-    Config, Readiness, Server, ServerError, ShutdownHandle, TlsConfig, TlsVersion, run,
-};
+pub use conduit_server::{Config, Readiness, Server, ServerError, ShutdownHandle, run};
+/// TLS settings for the server (feature `tls`).
+#[cfg(feature = "tls")]
+pub use conduit_server::{TlsConfig, TlsVersion};
 
 /// Streaming responses: JSON arrays, NDJSON, chunked bodies, SSE and the SSE hub (feature `stream`).
 #[cfg(feature = "stream")]
@@ -35,7 +36,8 @@ pub use conduit_stream as stream;
 pub use conduit_stream::{Chunked, Event, Hub, JsonArray, LastEventId, Ndjson, Sse};
 
 /// Standard middleware: request id, recovery, logging, timeout, compression, ETag and cache
-/// policy, Prometheus metrics, CORS, rate limiting, client IP (feature `middleware`).
+/// policy, CORS, rate limiting, client IP (feature `middleware`), and Prometheus metrics (feature
+/// `metrics`, on by default).
 #[cfg(feature = "middleware")]
 pub use conduit_middleware as middleware;
 
@@ -44,3 +46,16 @@ pub use conduit_middleware as middleware;
 pub use conduit_static as static_files;
 #[cfg(feature = "static")]
 pub use conduit_static::{ServeDir, ServeFile};
+
+/// The guides in `docs/`, compiled as doctests (`cargo test -p conduit --doc`) so their Rust
+/// snippets keep up with the API; `scripts/check_guides.sh` runs their shell commands.
+#[cfg(all(doctest, feature = "server", feature = "middleware"))]
+#[allow(dead_code)]
+mod guides {
+    #[doc = include_str!("../docs/deployment.md")]
+    struct Deployment;
+    #[doc = include_str!("../docs/profiling.md")]
+    struct Profiling;
+    #[doc = include_str!("../docs/load-testing.md")]
+    struct LoadTesting;
+}

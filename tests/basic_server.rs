@@ -131,4 +131,19 @@ async fn basic_server_serves_and_shuts_down_gracefully_on_sigterm() {
         output.contains("shutdown hook: cleanup done, goodbye"),
         "the shutdown hook did not log; output:\n{output}"
     );
+    // The Logging middleware: one access line per request, with the route and the status.
+    let access: Vec<&str> = output
+        .lines()
+        .filter(|l| l.contains("conduit_middleware::logging") && l.contains("request"))
+        .collect();
+    assert!(
+        access
+            .iter()
+            .any(|l| l.contains("/users/{id}") && l.contains("200")),
+        "no access-log line for /users/{{id}}; output:\n{output}"
+    );
+    assert!(
+        access.iter().any(|l| l.contains("415")),
+        "no access-log line for the 415; output:\n{output}"
+    );
 }

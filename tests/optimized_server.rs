@@ -142,6 +142,23 @@ async fn optimized_server_serves_db_rows_stats_and_closes_the_pool_on_sigterm() 
     assert_eq!(r.status, 200);
     assert!(r.header("etag").is_some());
     assert!(r.header("content-type").unwrap().starts_with("text/css"));
+    // A gzip client revalidates through the compression middleware: 304 with the 200's Vary.
+    let mut c = h1_client(addr).await;
+    let ask = |etag: Option<&str>| {
+        let mut req = request("GET", "/static/style.css").header("accept-encoding", "gzip");
+        if let Some(etag) = etag {
+            req = req.header("if-none-match", etag);
+        }
+        req.body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap()
+    };
+    let ok = send(&mut c, ask(None)).await;
+    let etag = ok.header("etag").unwrap().to_owned();
+    let r = send(&mut c, ask(Some(&etag))).await;
+    assert_eq!(r.status, 304, "a gzip client gets 304 for the tag it holds");
+    assert_eq!(r.header("etag"), Some(etag.as_str()));
+    assert_eq!(r.header("vary"), ok.header("vary"));
+    assert_eq!(r.header("cache-control"), ok.header("cache-control"));
     assert_eq!(
         get(addr, "/static/../Cargo.toml").await.status.as_u16() / 100,
         4

@@ -70,9 +70,10 @@ impl Body {
             return b.take().expect("just set");
         }
         Self {
-            kind: Kind::Stream(Box::pin(MapErr {
-                inner: slot.take().expect("just set"),
-            })),
+            kind: Kind::Stream(Box::pin(WrappedBody::new(
+                slot.take().expect("just set"),
+                MapErr,
+            ))),
         }
     }
 
@@ -176,41 +177,15 @@ impl From<()> for Body {
     }
 }
 
-pin_project_lite::pin_project! {
-    struct MapErr<B> {
-        #[pin]
-        inner: B,
-    }
-}
+/// Forwards everything: [`Body::new`]'s wrapper for a body whose error is not yet a
+/// [`BoxError`].
+struct MapErr;
 
-impl<B> http_body::Body for MapErr<B>
+impl<B> BodyWrapper<B> for MapErr
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    #[inline]
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.project()
-            .inner
-            .poll_frame(cx)
-            .map(|o| o.map(|r| r.map_err(Into::into)))
-    }
-
-    #[inline]
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    #[inline]
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 pin_project_lite::pin_project! {
@@ -248,6 +223,134 @@ where
                 Poll::Pending => Poll::Pending,
             };
         }
+    }
+}
+
+/// What a body wrapper adds to the body it wraps; [`WrappedBody`] forwards everything else.
+///
+/// Middleware that watches or limits a response body (count its bytes, log when it ends, end
+/// it on a deadline or a panic) implements only the methods it changes: by default
+/// `poll_frame`, `is_end_stream` and `size_hint` are the inner body's, with errors boxed.
+///
+/// ```
+/// use std::pin::Pin;
+/// use std::task::{Context, Poll};
+/// use conduit_core::{Body, BodyWrapper, BoxError, WrappedBody};
+/// use conduit_core::bytes::Bytes;
+/// use http_body::{Body as _, Frame};
+///
+/// /// Counts the bytes sent.
+/// struct Count(u64);
+///
+/// impl BodyWrapper for Count {
+///     fn poll_frame(
+///         &mut self,
+///         inner: Pin<&mut Body>,
+///         cx: &mut Context<'_>,
+///     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+///         let polled = inner.poll_frame(cx);
+///         if let Poll::Ready(Some(Ok(frame))) = &polled {
+///             self.0 += frame.data_ref().map_or(0, |d| d.len() as u64);
+///         }
+///         polled
+///     }
+/// }
+///
+/// let body = WrappedBody::new(Body::from("hello"), Count(0));
+/// assert_eq!(body.size_hint().exact(), Some(5)); // forwarded
+/// let body = Body::new(body);
+/// ```
+pub trait BodyWrapper<B = Body>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    /// The next frame; by default the inner body's.
+    #[inline]
+    fn poll_frame(
+        &mut self,
+        inner: Pin<&mut B>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        inner
+            .poll_frame(cx)
+            .map(|o| o.map(|r| r.map_err(Into::into)))
+    }
+
+    /// Whether the body has ended; by default the inner body's answer.
+    #[inline]
+    fn is_end_stream(&self, inner: &B) -> bool {
+        inner.is_end_stream()
+    }
+
+    /// The size of what is left; by default the inner body's.
+    #[inline]
+    fn size_hint(&self, inner: &B) -> SizeHint {
+        inner.size_hint()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A body `B` (a [`Body`] unless named) seen through a [`BodyWrapper`] `W`.
+    pub struct WrappedBody<W, B = Body> {
+        #[pin]
+        inner: B,
+        wrapper: W,
+    }
+}
+
+impl<W, B> WrappedBody<W, B> {
+    /// `inner`, seen through `wrapper`.
+    #[inline]
+    pub fn new(inner: B, wrapper: W) -> Self {
+        Self { inner, wrapper }
+    }
+
+    /// The wrapper.
+    pub fn wrapper(&self) -> &W {
+        &self.wrapper
+    }
+
+    /// The wrapped body.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+}
+
+impl<W, B> fmt::Debug for WrappedBody<W, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WrappedBody")
+            .field("wrapper", &std::any::type_name::<W>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W, B> http_body::Body for WrappedBody<W, B>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+    W: BodyWrapper<B>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    #[inline]
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        this.wrapper.poll_frame(this.inner, cx)
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.wrapper.is_end_stream(&self.inner)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        self.wrapper.size_hint(&self.inner)
     }
 }
 
@@ -294,4 +397,95 @@ pub async fn to_bytes(body: Body, limit: usize) -> Result<Bytes, crate::Error> {
         }
     }
     Ok(first.unwrap_or_else(|| Bytes::from(buf)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::pin::pin;
+
+    use super::*;
+    use http_body::Body as _;
+
+    /// Ends the body after `left` more data frames, whatever the inner body has left.
+    struct Take {
+        left: usize,
+    }
+
+    impl BodyWrapper for Take {
+        fn poll_frame(
+            &mut self,
+            inner: Pin<&mut Body>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            if self.left == 0 {
+                return Poll::Ready(None);
+            }
+            self.left -= 1;
+            inner.poll_frame(cx)
+        }
+
+        fn is_end_stream(&self, inner: &Body) -> bool {
+            self.left == 0 || inner.is_end_stream()
+        }
+
+        fn size_hint(&self, _inner: &Body) -> SizeHint {
+            SizeHint::default()
+        }
+    }
+
+    /// Changes nothing.
+    struct Same;
+
+    impl BodyWrapper for Same {}
+
+    fn chunks(n: usize) -> Body {
+        let items = (0..n).map(|i| Ok::<_, BoxError>(Bytes::from(i.to_string())));
+        Body::from_stream(StreamOf(items.collect()))
+    }
+
+    struct StreamOf(std::collections::VecDeque<Result<Bytes, BoxError>>);
+
+    impl Stream for StreamOf {
+        type Item = Result<Bytes, BoxError>;
+        fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Poll::Ready(self.0.pop_front())
+        }
+    }
+
+    async fn collect(body: impl http_body::Body<Data = Bytes, Error = BoxError>) -> Vec<Bytes> {
+        let mut body = pin!(body);
+        let mut out = Vec::new();
+        while let Some(frame) = poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+            out.push(frame.unwrap().into_data().unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_wrapper_that_changes_nothing_forwards_everything() {
+        let body = WrappedBody::new(Body::from("hello"), Same);
+        assert_eq!(body.size_hint().exact(), Some(5));
+        assert!(!body.is_end_stream());
+        assert_eq!(collect(body).await, vec![Bytes::from("hello")]);
+        assert!(WrappedBody::new(Body::empty(), Same).is_end_stream());
+    }
+
+    #[tokio::test]
+    async fn a_wrapper_overrides_only_what_it_implements() {
+        let body = WrappedBody::new(chunks(5), Take { left: 2 });
+        assert_eq!(body.size_hint().exact(), None);
+        assert_eq!(
+            collect(body).await,
+            vec![Bytes::from("0"), Bytes::from("1")]
+        );
+        assert!(WrappedBody::new(chunks(5), Take { left: 0 }).is_end_stream());
+    }
+
+    #[test]
+    fn body_new_keeps_the_size_of_a_foreign_body() {
+        let body = Body::new(http_body_util::Full::new(Bytes::from_static(b"abc")));
+        assert_eq!(body.size_hint().exact(), Some(3));
+        assert!(body.as_bytes().is_none());
+    }
 }

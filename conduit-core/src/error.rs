@@ -25,7 +25,11 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// An error that becomes a response with its own status code.
 ///
 /// The message is sent to the client as `text/plain`; the source (if any) is only logged.
-/// Server errors (5xx) are logged at `error` level, client errors (4xx) at `info`.
+/// Server errors (5xx) are logged at `error` level with their source, when they become a
+/// response. Client errors (4xx) are logged at `debug` only: the request's one line at `info`
+/// is the access log's (the `Logging` middleware of conduit-middleware), and a client fault
+/// (a scanner's 404, a malformed body) is no news for the operator. Enable `debug` for the
+/// `conduit_core::error` target to see why each 4xx was answered.
 pub struct Error {
     status: StatusCode,
     message: Cow<'static, str>,
@@ -118,7 +122,7 @@ impl IntoResponse for Error {
         if self.status.is_server_error() {
             tracing::error!(status = self.status.as_u16(), error = %self, "request failed");
         } else {
-            tracing::info!(status = self.status.as_u16(), error = %self, "request rejected");
+            tracing::debug!(status = self.status.as_u16(), error = %self, "request rejected");
         }
         let mut res = Response::new(Body::from(self.message));
         *res.status_mut() = self.status;
@@ -145,5 +149,22 @@ impl From<serde_json::Error> for Error {
 impl From<std::io::Error> for Error {
     fn from(err: std::io::Error) -> Self {
         Self::internal(err)
+    }
+}
+
+/// The text of a panic payload: the `&str` or `String` that `panic!` carries, or a fixed
+/// phrase for any other payload. For logs only: a panic message never reaches a client.
+///
+/// ```
+/// let payload = std::panic::catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
+/// assert_eq!(conduit_core::panic_message(&*payload), "boom 1");
+/// ```
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "non-string panic payload"
     }
 }

@@ -8,6 +8,7 @@ mod body;
 mod connect_info;
 mod error;
 mod handler;
+pub mod headers;
 mod middleware;
 mod request;
 mod response;
@@ -16,9 +17,9 @@ mod shutdown;
 #[cfg(feature = "tower")]
 pub mod tower;
 
-pub use body::{Body, to_bytes};
+pub use body::{Body, BodyWrapper, WrappedBody, to_bytes};
 pub use connect_info::ConnectInfo;
-pub use error::{BoxError, Error};
+pub use error::{BoxError, Error, panic_message};
 pub use handler::{BoxFuture, BoxHandler, Handler};
 pub use middleware::{FromFn, FromFnHandler, HandlerExt, Middleware, Next, from_fn};
 pub use request::{BodyLimit, DEFAULT_BODY_LIMIT, RequestExt};

@@ -14,8 +14,8 @@
 //! [`TrustedProxies::use_forwarded`] — because a proxy that sets one passes the other through
 //! from the client untouched, so reading "whichever is present" would let clients pick.
 //!
-//! The [`TrustedProxies`] middleware resolves the address once and stores it as a [`ClientIp`]
-//! request extension; [`ClientIp::of`] reads it (or the peer address when the middleware is not
+//! The [`TrustedProxies`] middleware (its handler: [`TrustedProxiesHandler`]) resolves the
+//! address once and stores it as a [`ClientIp`] request extension; [`ClientIp::of`] reads it (or the peer address when the middleware is not
 //! installed). The rate limiter keys on it.
 //!
 //! ```
@@ -210,7 +210,7 @@ fn collect_hops(
     let mut hops = Vec::new();
     for value in headers.get_all(name) {
         let Ok(value) = value.to_str() else {
-            tracing::info!(header = %name, "forwarding header is not ASCII; using the peer address");
+            tracing::debug!(header = %name, "forwarding header is not ASCII; using the peer address");
             return None;
         };
         for element in split_outside_quotes(value, b',') {
@@ -293,25 +293,32 @@ fn parse_forwarded_hop(element: &str) -> Option<Option<IpAddr>> {
     None
 }
 
-/// The handler built by [`TrustedProxies`].
+/// The handler built by [`TrustedProxies`]: stores each request's resolved [`ClientIp`].
 #[derive(Debug, Clone)]
-pub struct ClientIpHandler<H> {
+pub struct TrustedProxiesHandler<H> {
     inner: H,
     proxies: TrustedProxies,
 }
 
+/// The handler built by [`TrustedProxies`].
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed `TrustedProxiesHandler`: the handler is named after the middleware that builds it"
+)]
+pub type ClientIpHandler<H> = TrustedProxiesHandler<H>;
+
 impl<H: Handler> Middleware<H> for TrustedProxies {
-    type Output = ClientIpHandler<H>;
+    type Output = TrustedProxiesHandler<H>;
 
     fn wrap(&self, inner: H) -> Self::Output {
-        ClientIpHandler {
+        TrustedProxiesHandler {
             inner,
             proxies: self.clone(),
         }
     }
 }
 
-impl<H: Handler> Handler for ClientIpHandler<H> {
+impl<H: Handler> Handler for TrustedProxiesHandler<H> {
     #[inline]
     fn call(&self, mut req: Request) -> impl Future<Output = Response> + Send + use<H> {
         if let Some(peer) = req.connect_info().map(|c| c.peer_addr().ip()) {
@@ -408,6 +415,27 @@ mod tests {
             let got = proxies.resolve(*peer, &headers(hdrs));
             assert_eq!(got, ip(want), "case {i}: {hdrs:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn trusted_proxies_build_a_trusted_proxies_handler() {
+        let app: TrustedProxiesHandler<_> =
+            TrustedProxies::none().wrap(|req: Request| async move {
+                req.extensions()
+                    .get::<ClientIp>()
+                    .map(|ip| ip.to_string())
+                    .unwrap_or_default()
+            });
+        let mut req = Request::get("/").body(Default::default()).unwrap();
+        req.extensions_mut().insert(conduit_core::ConnectInfo::new(
+            "192.0.2.9:4000".parse().unwrap(),
+            "192.0.2.1:80".parse().unwrap(),
+        ));
+        let res = app.call(req).await;
+        let body = conduit_core::to_bytes(res.into_body(), 64).await.unwrap();
+        assert_eq!(body, "192.0.2.9");
+        #[allow(deprecated)]
+        let _deprecated: ClientIpHandler<_> = app;
     }
 
     #[test]

@@ -468,7 +468,7 @@ fn preflight(policy: &Policy, req: &Request) -> Response {
     *res.status_mut() = StatusCode::NO_CONTENT;
     let headers = res.headers_mut();
     if allow.is_none() {
-        tracing::info!(origin = ?origin, "CORS preflight from an origin that is not allowed");
+        tracing::debug!(origin = ?origin, "CORS preflight from an origin that is not allowed");
     } else {
         if let Some(m) = &policy.allow_methods {
             headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, m.clone());

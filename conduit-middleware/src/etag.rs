@@ -13,9 +13,11 @@
 //! no body that keeps the validators and caching headers (`ETag`, `Cache-Control`, `Expires`,
 //! `Vary`, `Content-Location`, `Last-Modified`, `Date`) and drops the body's own headers. A
 //! malformed `If-None-Match` is ignored (logged): the client gets the full response.
-//! With [`Compression`](crate::Compression) outside this middleware, clients hold the tag the
-//! compression gave the encoded variant (`"x-gzip"`); that counts as a match too, and the 304
-//! names the variant the client has.
+//! Tags are compared by [`conduit_core::headers`], the rules `ServeDir` uses too. With
+//! [`Compression`](crate::Compression) outside this middleware, clients hold the tag the
+//! compression gave the encoded variant (`"x-gzip"`): the compression middleware adds the
+//! unencoded tag to the request's `If-None-Match`, so this middleware answers 304, and renames
+//! the 304's tag back to the variant the client holds.
 //!
 //! The handler still runs: this saves bandwidth and the client's work, not the server's.
 //! Wrap a route (`get(handler.with(ETag::new()))`) or a router's routes
@@ -41,7 +43,9 @@
 
 use std::future::Future;
 
+use conduit_core::headers::{self, Comparison, EntityTag, EntityTagList, MalformedTagList};
 use conduit_core::{Body, Handler, Middleware, Request, Response};
+use http::HeaderMap;
 use http::header::{self, HeaderValue};
 use http::{Method, StatusCode};
 
@@ -97,14 +101,12 @@ impl<H: Handler> Handler for ETagHandler<H> {
     fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<H> {
         let is_head = req.method() == Method::HEAD;
         let applies = is_head || req.method() == Method::GET;
-        let if_none_match = if applies {
-            req.headers().get(header::IF_NONE_MATCH).is_some().then(|| {
-                req.headers()
-                    .get_all(header::IF_NONE_MATCH)
-                    .iter()
-                    .cloned()
-                    .collect::<Vec<_>>()
-            })
+        let if_none_match = if applies && req.headers().contains_key(header::IF_NONE_MATCH) {
+            let mut lines = HeaderMap::new();
+            for v in req.headers().get_all(header::IF_NONE_MATCH) {
+                lines.append(header::IF_NONE_MATCH, v.clone());
+            }
+            Some(lines)
         } else {
             None
         };
@@ -128,20 +130,10 @@ impl<H: Handler> Handler for ETagHandler<H> {
             let Some(conditions) = if_none_match else {
                 return res;
             };
-            let Some(tag) = res.headers().get(header::ETAG).cloned() else {
-                return res;
-            };
-            match none_match_coded(&conditions, tag.as_bytes()) {
-                Ok(Some(None)) => not_modified(res),
-                Ok(Some(Some(coding))) => {
-                    // The client holds the compressed variant: the 304 names that one.
-                    if let Some(coded) = with_coding(&tag, coding) {
-                        res.headers_mut().insert(header::ETAG, coded);
-                    }
-                    not_modified(res)
-                }
-                Ok(None) => res,
-                Err(()) => {
+            match none_match(&conditions, res.headers().get(header::ETAG)) {
+                Ok(true) => not_modified(res),
+                Ok(false) => res,
+                Err(MalformedTagList) => {
                     tracing::info!("malformed If-None-Match header ignored");
                     res
                 }
@@ -161,167 +153,51 @@ fn strong_tag(bytes: &[u8]) -> HeaderValue {
     HeaderValue::from_bytes(&out).expect("hex digits and quotes are a valid header value")
 }
 
-/// The headers a 304 keeps (RFC 9110 §15.4.5): validators and caching metadata; the
-/// representation's own headers (type, length, encoding…) describe a body that is not sent.
-const DROP_ON_304: [header::HeaderName; 6] = [
-    header::CONTENT_TYPE,
-    header::CONTENT_LENGTH,
-    header::CONTENT_ENCODING,
-    header::CONTENT_LANGUAGE,
-    header::CONTENT_RANGE,
-    header::TRANSFER_ENCODING,
-];
-
 fn not_modified(res: Response) -> Response {
     let (mut parts, _body) = res.into_parts();
     parts.status = StatusCode::NOT_MODIFIED;
-    for name in DROP_ON_304 {
-        parts.headers.remove(name);
-    }
+    headers::strip_for_not_modified(&mut parts.headers);
     Response::from_parts(parts, Body::empty())
 }
 
-/// Whether `If-None-Match` (all its header lines) matches `tag` with the weak comparison:
-/// `Ok(true)` to answer 304, `Err(())` if a line is malformed.
-#[cfg(test)]
-fn none_match(lines: &[HeaderValue], tag: &[u8]) -> Result<bool, ()> {
-    Ok(none_match_coded(lines, tag)?.is_some())
-}
-
-/// The content codings the compression middleware appends to a tag (`"x"` → `"x-gzip"`).
-const CODINGS: [&str; 4] = ["gzip", "br", "zstd", "deflate"];
-
-/// Like [`none_match`], telling also how it matched: `Some(None)` for the tag itself (or `*`),
-/// `Some(Some(coding))` for the tag with a content-coding suffix — the tag a client got from a
-/// compressed response, when the compression middleware sits outside this one.
-fn none_match_coded(lines: &[HeaderValue], tag: &[u8]) -> Result<Option<Option<&'static str>>, ()> {
-    let ours = opaque(tag).ok_or(())?;
-    let mut matched = None;
-    for line in lines {
-        let mut rest = trim(line.as_bytes());
-        if rest == b"*" {
-            matched = Some(None);
-            continue;
-        }
-        if rest.is_empty() {
-            return Err(());
-        }
-        loop {
-            let (theirs, after) = next_tag(rest).ok_or(())?;
-            if theirs == ours {
-                matched = Some(None);
-            } else if matched.is_none() {
-                let coded = CODINGS.into_iter().find(|c| {
-                    theirs.len() == ours.len() + 1 + c.len()
-                        && theirs.starts_with(ours)
-                        && theirs[ours.len()] == b'-'
-                        && theirs.ends_with(c.as_bytes())
-                });
-                if let Some(c) = coded {
-                    matched = Some(Some(c));
-                }
-            }
-            rest = trim(after);
-            if rest.is_empty() {
-                break;
-            }
-            rest = trim(rest.strip_prefix(b",").ok_or(())?);
-            if rest.is_empty() {
-                break; // a trailing comma: tolerated (list syntax allows empty elements)
-            }
-        }
+/// Whether `If-None-Match` (all its lines) matches the response's tag under the weak
+/// comparison; a tag the handler set that is not well-formed matches nothing.
+fn none_match(
+    conditions: &HeaderMap,
+    etag: Option<&HeaderValue>,
+) -> Result<bool, MalformedTagList> {
+    let list = EntityTagList::new(conditions.get_all(header::IF_NONE_MATCH));
+    match etag.and_then(|t| EntityTag::parse(t.as_bytes())) {
+        Some(current) => list.matches(&current, Comparison::Weak),
+        None => list.for_each(|_| ()).map(|()| false),
     }
-    Ok(matched)
-}
-
-/// `tag` (`"x"` or `W/"x"`) with `-coding` appended inside the quotes.
-fn with_coding(tag: &HeaderValue, coding: &str) -> Option<HeaderValue> {
-    let bytes = tag.as_bytes();
-    let head = bytes.strip_suffix(b"\"")?;
-    let mut out = Vec::with_capacity(bytes.len() + 1 + coding.len());
-    out.extend_from_slice(head);
-    out.push(b'-');
-    out.extend_from_slice(coding.as_bytes());
-    out.push(b'"');
-    HeaderValue::from_bytes(&out).ok()
-}
-
-fn trim(s: &[u8]) -> &[u8] {
-    s.trim_ascii()
-}
-
-/// The quoted part of an entity tag (`"x"` out of `W/"x"` or `"x"`), if it is one.
-fn opaque(tag: &[u8]) -> Option<&[u8]> {
-    let (t, rest) = next_tag(trim(tag))?;
-    rest.is_empty().then_some(t)
-}
-
-/// Parse one `[W/]"etagc*"` at the start of `s`: the quoted part and what follows.
-fn next_tag(s: &[u8]) -> Option<(&[u8], &[u8])> {
-    let s = s.strip_prefix(b"W/").unwrap_or(s);
-    let s = s.strip_prefix(b"\"")?;
-    let end = s.iter().position(|&b| b == b'"')?;
-    let inner = &s[..end];
-    // etagc = %x21 / %x23-7E / obs-text
-    if inner.iter().any(|&b| b < 0x21 || b == 0x7f) {
-        return None;
-    }
-    Some((inner, &s[end + 1..]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn inm(lines: &[&str], tag: &str) -> Result<bool, ()> {
-        let lines: Vec<HeaderValue> = lines
-            .iter()
-            .map(|l| HeaderValue::from_str(l).unwrap())
-            .collect();
-        none_match(&lines, tag.as_bytes())
-    }
-
+    /// The list syntax and the comparison are `conduit_core::headers`' (tested there);
+    /// this is how the middleware applies them.
     #[test]
-    fn if_none_match_table() {
-        #[rustfmt::skip]
-        let cases: &[(&[&str], &str, Result<bool, ()>)] = &[
-            (&[r#""a""#], r#""a""#, Ok(true)),
-            (&[r#""b""#], r#""a""#, Ok(false)),
-            (&[r#"W/"a""#], r#""a""#, Ok(true)),           // weak comparison
-            (&[r#""a""#], r#"W/"a""#, Ok(true)),
-            (&[r#""x", "y" ,W/"a""#], r#""a""#, Ok(true)), // lists
-            (&[r#""x""#, r#""a""#], r#""a""#, Ok(true)),   // repeated header lines
-            (&["*"], r#""a""#, Ok(true)),
-            (&[r#""a","#], r#""a""#, Ok(true)),
-            (&[r#""""#], r#""""#, Ok(true)),
-            (&["a"], r#""a""#, Err(())),                   // unquoted
-            (&[r#""a"#], r#""a""#, Err(())),               // unterminated
-            (&[r#""a" "b""#], r#""a""#, Err(())),          // missing comma
-            (&[r#"w/"a""#], r#""a""#, Err(())),            // lowercase w
-            (&[""], r#""a""#, Err(())),
-            (&[r#""a", *"#], r#""a""#, Err(())),           // * is alone or not at all
-            (&[r#""a-gzip""#], r#""a""#, Ok(true)),        // compressed variants of our tag
-            (&[r#"W/"a-br""#], r#""a""#, Ok(true)),
-            (&[r#""a-lzma""#], r#""a""#, Ok(false)),
-            (&[r#""ab-gzip""#], r#""a""#, Ok(false)),
-        ];
-        for (i, (lines, tag, want)) in cases.iter().enumerate() {
-            assert_eq!(inm(lines, tag), *want, "case {i}: {lines:?} vs {tag}");
-        }
-    }
-
-    #[test]
-    fn coded_matches_name_the_coding() {
-        let v = |s: &str| HeaderValue::from_str(s).unwrap();
-        assert_eq!(
-            none_match_coded(&[v(r#""a-zstd""#)], b"\"a\""),
-            Ok(Some(Some("zstd")))
-        );
-        assert_eq!(
-            none_match_coded(&[v(r#""a-zstd", "a""#)], b"\"a\""),
-            Ok(Some(None))
-        );
-        assert_eq!(with_coding(&v(r#"W/"a""#), "br"), Some(v(r#"W/"a-br""#)));
+    fn if_none_match_against_the_response_tag() {
+        let inm = |lines: &[&'static str], tag: &'static str| {
+            let mut h = HeaderMap::new();
+            for l in lines {
+                h.append(header::IF_NONE_MATCH, HeaderValue::from_static(l));
+            }
+            none_match(&h, Some(&HeaderValue::from_static(tag)))
+        };
+        assert_eq!(inm(&[r#""a""#], r#""a""#), Ok(true));
+        assert_eq!(inm(&[r#"W/"a""#], r#""a""#), Ok(true));
+        assert_eq!(inm(&[r#""x""#, r#""a""#], r#""a""#), Ok(true));
+        assert_eq!(inm(&["*"], r#""a""#), Ok(true));
+        assert_eq!(inm(&[r#""b""#], r#""a""#), Ok(false));
+        // One comparison everywhere: a coded variant is another tag (the compression
+        // middleware adds the unencoded tag to the request when the client holds its variant).
+        assert_eq!(inm(&[r#""a-gzip""#], r#""a""#), Ok(false));
+        assert_eq!(inm(&["a"], r#""a""#), Err(MalformedTagList));
+        assert_eq!(inm(&[r#""a""#], "not-a-tag"), Ok(false));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!
 //! [`MapResponse`] goes one step further for layers that only edit the response: the closure
 //! gets `&mut Response`, so the response (a couple hundred bytes) is not moved into the closure
-//! and back out of it at every layer; under callgrind that was two `memcpy` calls per layer per
+//! and back out of it at every layer, which under callgrind is two `memcpy` calls per layer per
 //! request.
 
 use std::future::Future;

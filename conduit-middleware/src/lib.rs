@@ -22,15 +22,20 @@ pub mod cache_control;
 pub mod client_ip;
 pub mod cors;
 pub mod etag;
+#[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod rate_limit;
 
 pub use cache_control::{CacheControl, CacheControlHandler};
-pub use client_ip::{ClientIp, ClientIpHandler, InvalidCidr, TrustedProxies};
+#[allow(deprecated)]
+pub use client_ip::ClientIpHandler;
+pub use client_ip::{ClientIp, InvalidCidr, TrustedProxies, TrustedProxiesHandler};
 pub use cors::{Cors, CorsBuilder, CorsError, CorsHandler};
 pub use etag::{ETag, ETagHandler};
+#[cfg(feature = "metrics")]
 pub use metrics::{Metrics, MetricsBuilder, MetricsEndpoint, MetricsHandler, MetricsRegistry};
 /// The Prometheus client library the metrics are built on, for registering your own.
+#[cfg(feature = "metrics")]
 pub use prometheus_client;
 pub use rate_limit::{
     Decision, MemoryStore, Quota, RateLimit, RateLimitHandler, RateLimitStore, ip_key,

@@ -19,8 +19,12 @@
 //! it leaves in one write); for a streamed body, when its last frame has been sent or it is
 //! dropped (aborted).
 //!
-//! The level follows the status class, configurable: `INFO` for 1xx-3xx, `WARN` for 4xx, `ERROR`
-//! for 5xx by default. When no configured level is enabled for the target, the middleware
+//! The level follows the status class, configurable: `INFO` for 1xx-4xx and `ERROR` for 5xx by
+//! default. A client error is the client's fault (a scanner probing paths, a malformed body), so
+//! it is no warning for the operator; [`Logging::client_error_level`] raises (or lowers) it. This
+//! event is the request's one line: conduit-core's [`Error`](conduit_core::Error) logs a 4xx it
+//! answers at `DEBUG` only (with its reason), and the other middleware log client faults at
+//! `DEBUG`. When no configured level is enabled for the target, the middleware
 //! does nothing per request (no clock read, no formatting, no allocation); when only some are,
 //! a response whose level is disabled is passed through untouched.
 //!
@@ -34,7 +38,7 @@
 //!
 //! let app = Router::new()
 //!     .route("/users/{id}", get(|_req: Request| async { "hi" }))
-//!     .with(Logging::new().client_error_level(Level::INFO));
+//!     .with(Logging::new().client_error_level(Level::DEBUG));
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let res = app.call(Request::get("/users/7").body(Default::default()).unwrap()).await;
 //! assert_eq!(res.status(), 200);
@@ -76,11 +80,11 @@ impl Default for Logging {
 }
 
 impl Logging {
-    /// `INFO` for 1xx-3xx, `WARN` for 4xx, `ERROR` for 5xx.
+    /// `INFO` for 1xx-4xx, `ERROR` for 5xx.
     pub fn new() -> Self {
         Self {
             success: Level::INFO,
-            client_error: Level::WARN,
+            client_error: Level::INFO,
             server_error: Level::ERROR,
         }
     }
@@ -92,7 +96,8 @@ impl Logging {
         self
     }
 
-    /// The level of 4xx responses.
+    /// The level of 4xx responses (default `INFO`; `WARN` to be told of every client error,
+    /// `DEBUG` to keep them out of an `INFO` log).
     #[must_use]
     pub fn client_error_level(mut self, level: Level) -> Self {
         self.client_error = level;
@@ -116,9 +121,9 @@ impl Logging {
         }
     }
 
-    /// The most verbose of the configured levels.
-    fn most_verbose(&self) -> Level {
-        self.success.max(self.client_error).max(self.server_error)
+    /// The least verbose of the configured levels: when it is disabled, so are the others.
+    fn least_verbose(&self) -> Level {
+        self.success.min(self.client_error).min(self.server_error)
     }
 }
 
@@ -232,11 +237,13 @@ impl<H: Handler> Handler for LoggingHandler<H> {
 pub(crate) type Started = Option<Box<RequestInfo>>;
 
 impl Logging {
-    /// Before the handler: note what the event needs (nothing when no level is enabled).
+    /// Before the handler: note what the event needs (nothing when no configured level is
+    /// enabled; when only some are, e.g. `ERROR` alone, every request is noted, since its
+    /// status is not known yet).
     /// Inlined: with logging off, a request pays only for the check.
     #[inline]
     pub(crate) fn start(&self, req: &mut Request) -> Started {
-        let level = self.most_verbose();
+        let level = self.least_verbose();
         // The global maximum level first (one relaxed load, what `enabled!` also starts with):
         // when nothing listens, that is all a request pays.
         if level > LevelFilter::current() || !enabled(level) {
@@ -285,37 +292,37 @@ impl Logging {
             return;
         }
         let inner = std::mem::take(res.body_mut());
-        *res.body_mut() = Body::new(LoggedBody {
+        *res.body_mut() = Body::new(conduit_core::WrappedBody::new(
             inner,
-            event: Some(event),
-            bytes: 0,
-            completed: false,
-        });
+            LoggedBody {
+                event: Some(event),
+                bytes: 0,
+                completed: false,
+            },
+        ));
     }
 }
 
+/// Logs the request once its streamed body has ended (or failed), with the bytes sent.
 struct LoggedBody {
-    inner: Body,
     event: Option<Event>,
     bytes: u64,
     completed: bool,
 }
 
-impl http_body::Body for LoggedBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
+impl conduit_core::BodyWrapper for LoggedBody {
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        &mut self,
+        mut inner: Pin<&mut Body>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let poll = Pin::new(&mut self.inner).poll_frame(cx);
+        let poll = http_body::Body::poll_frame(inner.as_mut(), cx);
         match &poll {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     self.bytes += data.len() as u64;
                 }
-                if self.inner.is_end_stream() {
+                if http_body::Body::is_end_stream(&*inner) {
                     self.finish(true);
                 }
             }
@@ -324,14 +331,6 @@ impl http_body::Body for LoggedBody {
             Poll::Pending => {}
         }
         poll
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }
 

@@ -443,7 +443,7 @@ where
             };
             let decision = store.check(&key, &quota).await;
             if !decision.allowed {
-                tracing::info!(
+                tracing::debug!(
                     path = req.uri().path(),
                     retry_after = ?decision.retry_after,
                     "rate limit exceeded (429)"

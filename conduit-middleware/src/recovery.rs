@@ -75,16 +75,7 @@ impl<H> fmt::Debug for RecoveryHandler<H> {
     }
 }
 
-/// The text of a panic payload (`&str` or `String`; other payloads are named as such).
-pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "non-string panic payload"
-    }
-}
+pub use conduit_core::panic_message;
 
 fn internal_error() -> Response {
     let mut res = Response::new(Body::from("Internal Server Error"));
@@ -148,12 +139,14 @@ pub(crate) fn guard_body(res: &mut Response) {
 
 fn guard_stream(res: &mut Response) {
     let inner = std::mem::take(res.body_mut());
-    *res.body_mut() = Body::new(GuardedBody {
+    *res.body_mut() = Body::new(conduit_core::WrappedBody::new(
         inner,
-        // The body is polled after the request id's scope: keep a copy for the log line.
-        id: request_id::current(),
-        failed: false,
-    });
+        GuardedBody {
+            // The body is polled after the request id's scope: keep a copy for the log line.
+            id: request_id::current(),
+            failed: false,
+        },
+    ));
 }
 
 pin_project_lite::pin_project! {
@@ -196,31 +189,27 @@ impl<F: Future<Output = Response>> Future for CatchUnwind<F> {
     }
 }
 
+/// Ends a streamed body with an error, instead of the connection task, if polling it panics.
 struct GuardedBody {
-    inner: Body,
     id: Option<RequestIdValue>,
     failed: bool,
 }
 
-impl http_body::Body for GuardedBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
+impl conduit_core::BodyWrapper for GuardedBody {
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        &mut self,
+        inner: Pin<&mut Body>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if self.failed {
             return Poll::Ready(None);
         }
-        let this = &mut *self;
-        let inner = &mut this.inner;
-        match catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll_frame(cx))) {
+        match catch_unwind(AssertUnwindSafe(|| http_body::Body::poll_frame(inner, cx))) {
             Ok(poll) => poll,
             Err(payload) => {
-                this.failed = true;
+                self.failed = true;
                 tracing::error!(
-                    request_id = this.id.as_ref().map(RequestIdValue::as_str),
+                    request_id = self.id.as_ref().map(RequestIdValue::as_str),
                     panic = panic_message(&*payload),
                     "response body panicked while streaming; ending the response"
                 );
@@ -229,11 +218,7 @@ impl http_body::Body for GuardedBody {
         }
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.failed || self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+    fn is_end_stream(&self, inner: &Body) -> bool {
+        self.failed || http_body::Body::is_end_stream(inner)
     }
 }

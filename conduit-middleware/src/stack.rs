@@ -21,7 +21,7 @@
 //!     .with(
 //!         Stack::new()
 //!             .timeout(Timeout::new(Duration::from_secs(10)))
-//!             .logging(Logging::new().client_error_level(Level::INFO)),
+//!             .logging(Logging::new().client_error_level(Level::DEBUG)),
 //!     );
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! let res = app.call(Request::get("/").body(Default::default()).unwrap()).await;
@@ -44,7 +44,7 @@ use conduit_core::http::Method;
 use conduit_core::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use conduit_core::{Handler, Middleware, Request, Response};
 
-use crate::compression::{Negotiated, compress_response, identity_response, negotiate};
+use crate::compression::{Decision, compress_response, identity_response};
 use crate::logging::Started;
 use crate::recovery::{call_guarded, guard_body, panicked};
 use crate::request_id::{Lent, RequestIdValue, assign_incoming, echo};
@@ -143,12 +143,7 @@ impl<H: Handler> Handler for StackHandler<H> {
         let id = assign_incoming(&config.request_id.header, incoming, &mut req);
         let log = config.logging.start(&mut req);
         let method = req.method().clone();
-        let head = method == Method::HEAD;
-        let negotiated = if accept_encoding {
-            negotiate(req.headers(), &config.compression.order)
-        } else {
-            Negotiated::Identity // what `negotiate` answers without the header, less the lookup
-        };
+        let compression = Decision::new(&config.compression.order, &mut req, accept_encoding);
         let start = tokio::time::Instant::now(); // the timeout counts from here
         // 3. recovery: building the handler's future may panic too.
         let (inner, early) = call_guarded(&self.inner, req);
@@ -160,8 +155,7 @@ impl<H: Handler> Handler for StackHandler<H> {
             id: Some(id),
             log,
             method,
-            negotiated,
-            head,
+            compression,
             config: self.config.clone(),
         }
     }
@@ -202,8 +196,7 @@ pin_project_lite::pin_project! {
         id: Option<RequestIdValue>,
         log: Started,
         method: Method,
-        negotiated: Negotiated,
-        head: bool,
+        compression: Decision,
         config: Arc<Stack>,
     }
 }
@@ -231,11 +224,11 @@ impl<F: Future<Output = Response>> Future for StackFuture<F> {
                     out = inner.poll(cx);
                     if let Poll::Ready(res) = &mut out {
                         // 5. then 4., inner to outer.
-                        if *this.negotiated == Negotiated::Identity {
-                            identity_response(*this.head, res);
+                        let decision = *this.compression;
+                        if decision.coding().is_none() {
+                            identity_response(decision.head(), res);
                         } else {
-                            let compression = Some(&config.compression);
-                            compress_response(compression, *this.negotiated, *this.head, res);
+                            compress_response(Some(&config.compression), decision, res);
                         }
                         config.timeout.answered(res);
                         return;

@@ -166,14 +166,16 @@ impl Timeout {
 /// Wrap a streamed body in a [`DeadlineBody`] of `limit`.
 fn limit_body(limit: Duration, res: &mut Response) {
     let inner = std::mem::take(res.body_mut());
-    *res.body_mut() = Body::new(DeadlineBody {
+    *res.body_mut() = Body::new(conduit_core::WrappedBody::new(
         inner,
-        sleep: Box::pin(tokio::time::sleep(limit)),
-        limit,
-        // Polled after the request id's scope (see `request_id::current`): keep a copy.
-        id: request_id::current(),
-        expired: false,
-    });
+        DeadlineBody {
+            sleep: Box::pin(tokio::time::sleep(limit)),
+            limit,
+            // Polled after the request id's scope (see `request_id::current`): keep a copy.
+            id: request_id::current(),
+            expired: false,
+        },
+    ));
 }
 
 pin_project_lite::pin_project! {
@@ -220,27 +222,24 @@ impl<F: Future<Output = Response>> Future for Deadline<F> {
     }
 }
 
-/// A body that ends with an error once its deadline passes.
+/// Ends a body with an error once its deadline passes.
 struct DeadlineBody {
-    inner: Body,
     sleep: Pin<Box<tokio::time::Sleep>>,
     limit: Duration,
     id: Option<RequestIdValue>,
     expired: bool,
 }
 
-impl http_body::Body for DeadlineBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
+impl conduit_core::BodyWrapper for DeadlineBody {
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        &mut self,
+        inner: Pin<&mut Body>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if self.expired {
             return Poll::Ready(None);
         }
-        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+        if let Poll::Ready(frame) = http_body::Body::poll_frame(inner, cx) {
             return Poll::Ready(frame);
         }
         if self.sleep.as_mut().poll(cx).is_ready() {
@@ -255,11 +254,7 @@ impl http_body::Body for DeadlineBody {
         Poll::Pending
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.expired || self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+    fn is_end_stream(&self, inner: &Body) -> bool {
+        self.expired || http_body::Body::is_end_stream(inner)
     }
 }

@@ -61,7 +61,7 @@ async fn counters_after_a_known_sequence() {
                 )))
             }),
         )
-        .route("/metrics", get(registry.handler()))
+        .route("/metrics", get(registry.endpoint()))
         .with(
             Metrics::builder()
                 .buckets([0.1, 1.0, 10.0])

@@ -72,6 +72,48 @@ async fn request_id_is_reused_when_sane_and_generated_otherwise() {
     srv.handle.shutdown();
 }
 
+#[tokio::test]
+async fn generated_request_ids_are_unique_random_and_show_no_counter() {
+    let srv = start(id_app()).await;
+    let mut tx = client(srv.addr).await;
+    let mut ids = Vec::new();
+    for _ in 0..500 {
+        let res = tx
+            .send_request(request("/").body(empty()).unwrap())
+            .await
+            .unwrap();
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(id.len(), 32, "{id}");
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+            "{id}"
+        );
+        ids.push(u128::from_str_radix(&id, 16).unwrap());
+    }
+    let unique: std::collections::HashSet<u128> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len());
+    // Consecutive ids: no common prefix beyond chance, no step of one anywhere.
+    let mut shared_prefix_digits = 0;
+    for w in ids.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        shared_prefix_digits += (a ^ b).leading_zeros() / 4;
+        for shift in [0, 32, 64, 96] {
+            assert_ne!(
+                (b >> shift).wrapping_sub(a >> shift) & 0xffff_ffff,
+                1,
+                "{a:032x} {b:032x}"
+            );
+        }
+    }
+    // Random digits agree on a leading digit 1 time in 16: about 0.07 digits per pair.
+    assert!(
+        shared_prefix_digits < 100,
+        "{shared_prefix_digits} shared leading digits"
+    );
+    srv.handle.shutdown();
+}
+
 /// Yields one chunk, then panics.
 struct PanicAfterOne(bool);
 
@@ -411,10 +453,10 @@ async fn one_log_event_per_request_with_its_fields() {
         "the query is not logged"
     );
 
-    // 404: no route; WARN.
+    // 404: no route; INFO, like any request (a client error is no warning).
     send(srv.addr, request("/nowhere").body(empty()).unwrap()).await;
     let e = wait_for(&events, 2).await.remove(1);
-    assert_eq!((e["status"].as_str(), e["level"].as_str()), ("404", "WARN"));
+    assert_eq!((e["status"].as_str(), e["level"].as_str()), ("404", "INFO"));
     assert!(!e.contains_key("route"));
 
     // A streamed body: logged when it completes, with its byte count.

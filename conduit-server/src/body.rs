@@ -13,8 +13,8 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use conduit_core::http::StatusCode;
-use conduit_core::{Body, BoxError, Error};
-use http_body::{Frame, SizeHint};
+use conduit_core::{Body, BodyWrapper, BoxError, Error, WrappedBody};
+use http_body::{Body as _, Frame};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
@@ -25,22 +25,23 @@ pub(crate) fn request_body(
     deadline: impl FnOnce() -> Instant,
     peer: SocketAddr,
 ) -> Body {
-    use http_body::Body as _;
     if incoming.is_end_stream() {
         return Body::empty();
     }
-    Body::new(LimitedIncoming {
-        inner: incoming,
-        limit,
-        read: 0,
-        deadline: deadline(),
-        sleep: None,
-        peer,
-    })
+    Body::new(WrappedBody::new(
+        incoming,
+        Limited {
+            limit,
+            read: 0,
+            deadline: deadline(),
+            sleep: None,
+            peer,
+        },
+    ))
 }
 
-struct LimitedIncoming {
-    inner: Incoming,
+/// What [`request_body`] adds to hyper's `Incoming`: the size limit and the deadline.
+struct Limited {
     limit: u64,
     read: u64,
     deadline: Instant,
@@ -49,7 +50,7 @@ struct LimitedIncoming {
     peer: SocketAddr,
 }
 
-impl LimitedIncoming {
+impl Limited {
     #[cold]
     fn too_large(&self) -> BoxError {
         tracing::info!(
@@ -68,24 +69,21 @@ impl LimitedIncoming {
     }
 }
 
-impl http_body::Body for LimitedIncoming {
-    type Data = Bytes;
-    type Error = BoxError;
-
+impl BodyWrapper<Incoming> for Limited {
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        &mut self,
+        mut inner: Pin<&mut Incoming>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        if this.inner.size_hint().lower() > this.limit {
-            return Poll::Ready(Some(Err(this.too_large())));
+        if inner.size_hint().lower() > self.limit {
+            return Poll::Ready(Some(Err(self.too_large())));
         }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        match inner.as_mut().poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    this.read += data.len() as u64;
-                    if this.read > this.limit {
-                        return Poll::Ready(Some(Err(this.too_large())));
+                    self.read += data.len() as u64;
+                    if self.read > self.limit {
+                        return Poll::Ready(Some(Err(self.too_large())));
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))
@@ -95,13 +93,13 @@ impl http_body::Body for LimitedIncoming {
             )))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
-                let deadline = this.deadline;
-                let sleep = this
+                let deadline = self.deadline;
+                let sleep = self
                     .sleep
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 ready!(sleep.as_mut().poll(cx));
                 tracing::info!(
-                    peer = %this.peer,
+                    peer = %self.peer,
                     status = 408,
                     "rejected request body: not received within read_timeout (408)"
                 );
@@ -111,13 +109,5 @@ impl http_body::Body for LimitedIncoming {
                 )))))
             }
         }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }

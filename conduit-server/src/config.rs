@@ -24,12 +24,14 @@
 //! ```
 
 use std::net::{SocketAddr, ToSocketAddrs};
+#[cfg(feature = "tls")]
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::ServerError;
 
-/// The lowest TLS protocol version the server accepts.
+/// The lowest TLS protocol version the server accepts (feature `tls`).
+#[cfg(feature = "tls")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TlsVersion {
     /// TLS 1.2 and 1.3 (default).
@@ -40,7 +42,8 @@ pub enum TlsVersion {
 }
 
 /// TLS settings: PEM files, minimum version and the handshake timeout. ALPN offers `h2`
-/// (when HTTP/2 is enabled) and `http/1.1`.
+/// (when HTTP/2 is enabled) and `http/1.1` (feature `tls`).
+#[cfg(feature = "tls")]
 #[derive(Debug, Clone)]
 pub struct TlsConfig {
     pub(crate) cert_path: PathBuf,
@@ -49,6 +52,7 @@ pub struct TlsConfig {
     pub(crate) handshake_timeout: Duration,
 }
 
+#[cfg(feature = "tls")]
 impl TlsConfig {
     /// TLS from a PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub fn from_pem_files(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
@@ -95,6 +99,7 @@ pub struct Config {
     pub(crate) http2_max_concurrent_streams: u32,
     pub(crate) http2_keep_alive_interval: Option<Duration>,
     pub(crate) http2_keep_alive_timeout: Duration,
+    #[cfg(feature = "tls")]
     pub(crate) tls: Option<TlsConfig>,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) drain_delay: Duration,
@@ -139,6 +144,7 @@ impl Config {
             http2_max_concurrent_streams: 250,
             http2_keep_alive_interval: Some(Duration::from_secs(20)),
             http2_keep_alive_timeout: Duration::from_secs(20),
+            #[cfg(feature = "tls")]
             tls: None,
             shutdown_timeout: Duration::from_secs(30),
             drain_delay: Duration::ZERO,
@@ -198,7 +204,8 @@ impl Config {
         handle_signals: bool;
     }
 
-    /// Serve TLS (rustls) with these files and settings.
+    /// Serve TLS (rustls) with these files and settings (feature `tls`).
+    #[cfg(feature = "tls")]
     #[must_use]
     pub fn tls(mut self, tls: TlsConfig) -> Self {
         self.tls = Some(tls);
@@ -249,6 +256,7 @@ impl Config {
                 return bad(format!("{name} must be greater than zero"));
             }
         }
+        #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
             if tls.handshake_timeout.is_zero() {
                 return bad("tls handshake_timeout must be greater than zero".into());

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use conduit_core::http::{self, Version};
-use conduit_core::{Body, BodyLimit, BoxError, ConnectInfo, Handler, ShutdownSignal};
-use http_body::{Frame, SizeHint};
+use conduit_core::{
+    Body, BodyLimit, BodyWrapper, BoxError, ConnectInfo, Handler, ShutdownSignal, WrappedBody,
+};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -26,7 +26,9 @@ use crate::Config;
 use crate::body::request_body;
 use crate::conformance::{self, Early};
 use crate::io::TimedIo;
-use crate::preface::{Preface, Replay, expect_preface, sniff_preface};
+#[cfg(feature = "tls")]
+use crate::preface::{Preface, expect_preface};
+use crate::preface::{Replay, sniff_preface};
 use crate::shutdown::ShutdownHandle;
 use crate::watchdog::{Activity, Expired, FinishGuard, Limits, Watchdog};
 
@@ -81,32 +83,33 @@ impl<H: Handler> ConnContext<H> {
     }
 }
 
-/// How a connection's protocol is chosen.
+/// The protocol a connection is served with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Protocol {
-    /// Plain text: HTTP/2 if the client opens with the prior-knowledge preface, else HTTP/1.1.
-    Detect,
-    /// TLS without ALPN `h2`: HTTP/1.1 only.
+    /// HTTP/1.1 (plain text without the HTTP/2 preface, TLS without ALPN `h2`).
     Http1,
-    /// TLS with ALPN `h2`: HTTP/2 only; anything but the preface is answered with GOAWAY.
+    /// HTTP/2 (plain text opening with the prior-knowledge preface, TLS with ALPN `h2`).
     Http2,
 }
 
-/// Serve one accepted (and, for TLS, handshaken) connection until it ends, expires, or is
-/// drained.
-pub(crate) async fn serve<H, I>(
+/// Serve a TLS connection with the protocol ALPN chose until it ends, expires, or is drained.
+/// With `h2` the client must open with the HTTP/2 preface: anything else is answered with
+/// GOAWAY(PROTOCOL_ERROR) (see [`expect_preface`]).
+#[cfg(feature = "tls")]
+pub(crate) async fn serve_tls<H, I>(
     ctx: Arc<ConnContext<H>>,
     mut io: I,
     info: ConnectInfo,
-    protocol: Protocol,
+    alpn: Protocol,
     mut drain: oneshot::Receiver<()>,
 ) where
     H: Handler,
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let accepted = Instant::now();
-    if protocol != Protocol::Http2 {
-        return serve_with(ctx, io, info, protocol, drain, accepted).await;
+    if alpn == Protocol::Http1 {
+        let io = Replay::with_prefix(io, [0; 24], 0);
+        return serve_http(ctx, io, info, Protocol::Http1, drain, accepted).await;
     }
     let peer = info.peer_addr();
     let header_timeout = ctx.limits.header;
@@ -116,7 +119,7 @@ pub(crate) async fn serve<H, I>(
     };
     match preface {
         Ok(Ok(Preface::Valid)) => {
-            serve_with(ctx, Replay::new(io), info, protocol, drain, accepted).await;
+            serve_http(ctx, Replay::new(io), info, Protocol::Http2, drain, accepted).await;
         }
         Ok(Ok(Preface::Invalid)) => tracing::info!(
             %peer,
@@ -131,17 +134,17 @@ pub(crate) async fn serve<H, I>(
     }
 }
 
-/// Serve a connection that needs no HTTP/2 preface check first (plain text, or TLS without
-/// ALPN `h2`). The plain-text accept loop calls this directly rather than through [`serve`],
-/// whose future also has room for the HTTP/2-preface path: every idle keep-alive connection
-/// carries its task's future. Plain text with HTTP/2 on first reads up to the 24 bytes of the
-/// prior-knowledge preface (as hyper-util's `auto` connection does) and replays them; the
-/// HTTP/2 connection is boxed, so an HTTP/1 connection's task has room for HTTP/1 only.
-pub(crate) async fn serve_with<H, I>(
+/// Serve a plain-text connection until it ends, expires, or is drained: HTTP/2 if it opens
+/// with the prior-knowledge preface (and HTTP/2 is on), else HTTP/1.1. It reads up to the 24
+/// bytes of the preface first (as hyper-util's `auto` connection does) and replays them.
+///
+/// The accept loop's plain-text task is this future: every idle keep-alive connection carries
+/// it, so it has no room for the TLS path's HTTP/2 preface check, and the HTTP/2 connection
+/// is boxed (see [`serve_http`]), leaving room for HTTP/1 only.
+pub(crate) async fn serve_plain<H, I>(
     ctx: Arc<ConnContext<H>>,
     mut io: I,
     info: ConnectInfo,
-    protocol: Protocol,
     mut drain: oneshot::Receiver<()>,
     accepted: Instant,
 ) where
@@ -149,9 +152,9 @@ pub(crate) async fn serve_with<H, I>(
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let mut prefix = [0u8; 24];
-    let mut h2 = protocol == Protocol::Http2;
+    let mut protocol = Protocol::Http1;
     let mut sniffed = 0;
-    if protocol == Protocol::Detect && ctx.h2c {
+    if ctx.h2c {
         let peer = info.peer_addr();
         let header_timeout =
             (accepted + ctx.limits.header).saturating_duration_since(Instant::now());
@@ -160,7 +163,12 @@ pub(crate) async fn serve_with<H, I>(
             _ = &mut drain => return,
         };
         match sniff {
-            Ok(Ok((n, is_h2))) => (sniffed, h2) = (n, is_h2),
+            Ok(Ok((n, is_h2))) => {
+                sniffed = n;
+                if is_h2 {
+                    protocol = Protocol::Http2;
+                }
+            }
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "connection closed early");
                 return;
@@ -172,15 +180,16 @@ pub(crate) async fn serve_with<H, I>(
         }
     }
     let io = Replay::with_prefix(io, prefix, sniffed);
-    serve_protocol(ctx, io, info, h2, drain, accepted).await;
+    serve_http(ctx, io, info, protocol, drain, accepted).await;
 }
 
-/// Serve a connection as HTTP/2 or HTTP/1.1 until it ends, expires, or is drained.
-async fn serve_protocol<H, I>(
+/// Serve a connection whose protocol is known (and whose preface bytes, if any were read,
+/// `io` replays) until it ends, expires, or is drained.
+async fn serve_http<H, I>(
     ctx: Arc<ConnContext<H>>,
     io: I,
     info: ConnectInfo,
-    h2: bool,
+    protocol: Protocol,
     drain: oneshot::Receiver<()>,
     accepted: Instant,
 ) where
@@ -227,7 +236,7 @@ async fn serve_protocol<H, I>(
     };
 
     let watchdog = Watchdog::new(activity, ctx.limits, accepted);
-    let outcome = if h2 {
+    let outcome = if protocol == Protocol::Http2 {
         // Boxed: the HTTP/2 connection state is 1.5 KB, and every HTTP/1 connection's task
         // would otherwise have room for it.
         Box::pin(async {
@@ -340,37 +349,10 @@ fn log_conn_error(peer: SocketAddr, err: &(dyn std::error::Error + 'static)) {
     tracing::info!(%peer, error = %err, "connection error");
 }
 
-pin_project_lite::pin_project! {
-    /// The response body, telling the watchdog when the response is done.
-    pub(crate) struct TrackedBody {
-        #[pin]
-        inner: Body,
-        _guard: FinishGuard,
-    }
-}
+/// The response body, telling the watchdog when the response is done (when it is dropped).
+pub(crate) type TrackedBody = WrappedBody<FinishGuard>;
 
-impl http_body::Body for TrackedBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    #[inline]
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    #[inline]
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    #[inline]
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
+impl BodyWrapper for FinishGuard {}
 
 pin_project_lite::pin_project! {
     /// The service's future: the handler's response, or the server's own [`Early`] answer;
@@ -432,10 +414,7 @@ impl<F: Future<Output = conduit_core::Response>> Future for Respond<F> {
             res = conduit_core::head_response(res);
         }
         let guard = this.guard.take().expect("Respond polled after completion");
-        Poll::Ready(Ok(res.map(|body| TrackedBody {
-            inner: body,
-            _guard: guard,
-        })))
+        Poll::Ready(Ok(res.map(|body| WrappedBody::new(body, guard))))
     }
 }
 
@@ -457,11 +436,7 @@ impl<F: Future<Output = conduit_core::Response>> Future for CatchPanic<F> {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
             Ok(p) => p,
             Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic payload".into());
+                let msg = conduit_core::panic_message(&*panic);
                 tracing::error!(panic = %msg, "handler panicked; answering 500");
                 let mut res = conduit_core::Response::new(Body::from("Internal Server Error"));
                 *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;

@@ -40,7 +40,7 @@
 //! let app = Router::new()
 //!     .route("/", get(|_req: Request| async { "hi" }))
 //!     .with(debug.in_flight());
-//! let profiling = debug.serve("127.0.0.1:0", &server.handle()).await?;
+//! let profiling = debug.spawn("127.0.0.1:0", &server.handle()).await?;
 //! println!("pprof on http://{}/debug/pprof/", profiling.local_addr());
 //! # server.handle().shutdown();
 //! server.serve(app).await?; // the debug listener stops with the server
@@ -76,7 +76,7 @@ const BLOCKLIST: [&str; 4] = ["libc", "libgcc", "pthread", "vdso"];
 
 type StatFn = Arc<dyn Fn() -> Value + Send + Sync>;
 
-/// The debug endpoints: build with [`Debug::new`], then [`serve`](Debug::serve) them on their
+/// The debug endpoints: build with [`Debug::new`], then [`spawn`](Debug::spawn) them on their
 /// own listener or [`router`](Debug::router) them behind a [`token`](Debug::token).
 #[derive(Clone)]
 pub struct Debug {
@@ -125,7 +125,7 @@ impl Debug {
     }
 
     /// Require `Authorization: Bearer <token>` (or `?token=<token>`) on every endpoint;
-    /// needed to [`serve`](Self::serve) on a non-loopback address.
+    /// needed to [`spawn`](Self::spawn) them on a non-loopback address.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(Arc::from(token.into()));
         self
@@ -255,10 +255,10 @@ impl Debug {
         }
     }
 
-    /// Serve the endpoints on their own listener at `addr` until `main` (the app server's
-    /// handle) starts shutting down. `addr` must be a loopback address unless a
-    /// [`token`](Self::token) is set.
-    pub async fn serve(
+    /// Bind `addr` and serve the endpoints there from a task of their own, until `main` (the
+    /// app server's handle) starts shutting down; returns once the listener is bound. `addr`
+    /// must be a loopback address unless a [`token`](Self::token) is set.
+    pub async fn spawn(
         &self,
         addr: &str,
         main: &ShutdownHandle,
@@ -286,9 +286,20 @@ impl Debug {
         tracing::info!(addr = %local_addr, "debug endpoints listening (/debug/pprof/, /debug/stats)");
         Ok(DebugServer { local_addr, task })
     }
+
+    /// The same as [`spawn`](Self::spawn), which says what it does: it returns once the
+    /// listener is bound, while [`Server::serve`] runs until shutdown.
+    #[deprecated(since = "0.1.0", note = "renamed to `Debug::spawn`")]
+    pub async fn serve(
+        &self,
+        addr: &str,
+        main: &ShutdownHandle,
+    ) -> Result<DebugServer, ServerError> {
+        self.spawn(addr, main).await
+    }
 }
 
-/// The running debug listener started by [`Debug::serve`].
+/// The running debug listener started by [`Debug::spawn`].
 #[derive(Debug)]
 pub struct DebugServer {
     local_addr: SocketAddr,

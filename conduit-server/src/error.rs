@@ -9,6 +9,7 @@
 //! ```
 
 use std::net::SocketAddr;
+#[cfg(feature = "tls")]
 use std::path::PathBuf;
 
 /// Why a server could not start (or stopped with an error).
@@ -32,7 +33,8 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
-    /// A TLS certificate or key file could not be read or used.
+    /// A TLS certificate or key file could not be read or used (feature `tls`).
+    #[cfg(feature = "tls")]
     #[error("TLS {what} file {}: {reason}", path.display())]
     Tls {
         /// "certificate" or "private key".

@@ -14,10 +14,13 @@ pub mod pool;
 mod preface;
 mod server;
 pub mod shutdown;
+#[cfg(feature = "tls")]
 mod tls;
 mod watchdog;
 
-pub use config::{Config, TlsConfig, TlsVersion};
+pub use config::Config;
+#[cfg(feature = "tls")]
+pub use config::{TlsConfig, TlsVersion};
 pub use error::ServerError;
 pub use server::{Server, run};
 pub use shutdown::{Readiness, ShutdownHandle, ShutdownHooks};

@@ -11,11 +11,14 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+#[cfg(feature = "tls")]
+use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 /// The client connection preface (RFC 9113 section 3.4).
 pub(crate) const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+#[cfg(feature = "tls")]
 /// An empty SETTINGS frame, then GOAWAY(last stream 0, PROTOCOL_ERROR, debug data).
 const SETTINGS_THEN_GOAWAY: &[u8] = &[
     0, 0, 0, 0x4, 0, 0, 0, 0, 0, // SETTINGS, length 0, stream 0
@@ -27,6 +30,7 @@ const SETTINGS_THEN_GOAWAY: &[u8] = &[
 ];
 
 /// What the client sent first.
+#[cfg(feature = "tls")]
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Preface {
     /// The HTTP/2 preface: serve the connection through [`Replay`].
@@ -35,6 +39,7 @@ pub(crate) enum Preface {
     Invalid,
 }
 
+#[cfg(feature = "tls")]
 /// Read the client preface; on a mismatch, send SETTINGS + GOAWAY(PROTOCOL_ERROR) and shut the
 /// connection down. Stops reading at the first byte that differs.
 pub(crate) async fn expect_preface<I>(io: &mut I) -> io::Result<Preface>
@@ -72,6 +77,7 @@ pin_project_lite::pin_project! {
 
 impl<T> Replay<T> {
     /// `inner`, whose HTTP/2 preface was read already.
+    #[cfg(feature = "tls")]
     pub(crate) fn new(inner: T) -> Self {
         Self::with_prefix(inner, *PREFACE, PREFACE.len())
     }
@@ -170,7 +176,9 @@ impl<T: AsyncWrite> AsyncWrite for Replay<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
 
+    #[cfg(feature = "tls")]
     #[test]
     fn goaway_frame_is_well_formed() {
         let (settings, goaway) = SETTINGS_THEN_GOAWAY.split_at(9);

@@ -21,26 +21,36 @@ use conduit_core::{ConnectInfo, Handler};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, oneshot};
 use tokio::time::Instant;
+#[cfg(feature = "tls")]
 use tokio_rustls::TlsAcceptor;
 
-use crate::conn::{self, ConnContext, Protocol};
+use crate::conn::{self, ConnContext};
 use crate::shutdown::{ConnGuard, ShutdownHandle};
-use crate::{Config, ServerError, tls};
+use crate::{Config, ServerError};
 
 /// A bound server, ready to [`serve`](Server::serve) a handler.
 pub struct Server {
     config: Config,
     listener: TcpListener,
     local_addr: SocketAddr,
-    tls: Option<TlsAcceptor>,
+    #[cfg(feature = "tls")]
+    tls: Option<Tls>,
     handle: ShutdownHandle,
+}
+
+/// What a TLS connection's task needs: the acceptor and the handshake's time limit.
+#[cfg(feature = "tls")]
+#[derive(Clone)]
+struct Tls {
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
 }
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("local_addr", &self.local_addr)
-            .field("tls", &self.tls.is_some())
+            .field("tls", &self.is_tls())
             .finish_non_exhaustive()
     }
 }
@@ -49,8 +59,12 @@ impl Server {
     /// Check the config, load TLS files and bind the listener.
     pub async fn bind(config: Config) -> Result<Self, ServerError> {
         config.validate()?;
+        #[cfg(feature = "tls")]
         let tls = match &config.tls {
-            Some(t) => Some(tls::acceptor(t, config.http2)?),
+            Some(t) => Some(Tls {
+                acceptor: crate::tls::acceptor(t, config.http2)?,
+                handshake_timeout: t.handshake_timeout,
+            }),
             None => None,
         };
         let addr = config.socket_addr()?;
@@ -63,9 +77,18 @@ impl Server {
             config,
             listener,
             local_addr,
+            #[cfg(feature = "tls")]
             tls,
             handle: ShutdownHandle::new(),
         })
+    }
+
+    /// Whether connections are served over TLS.
+    fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
     }
 
     /// The address actually bound (useful with port 0).
@@ -89,10 +112,12 @@ impl Server {
 
     /// Serve `handler` until graceful shutdown completes.
     pub async fn serve<H: Handler>(self, handler: H) -> Result<(), ServerError> {
+        let is_tls = self.is_tls();
         let Server {
             config,
             listener,
             local_addr,
+            #[cfg(feature = "tls")]
             tls,
             handle,
         } = self;
@@ -103,7 +128,7 @@ impl Server {
             .then(Signals::install)
             .flatten()
             .map(|signals| tokio::spawn(watch_signals(signals, handle.clone())));
-        tracing::info!(addr = %local_addr, tls = tls.is_some(), "listening");
+        tracing::info!(addr = %local_addr, tls = is_tls, "listening");
 
         let drain_delay = config.drain_delay;
         let stop = async {
@@ -142,38 +167,22 @@ impl Server {
                 id,
             };
             let ctx = ctx.clone();
-            let tls = tls.clone();
-            let handshake_timeout = config
-                .tls
-                .as_ref()
-                .map(|t| t.handshake_timeout)
-                .unwrap_or_default();
             // Two task shapes rather than one future covering both. A task's future is as large
             // as its largest state and lives as long as the connection: with the TLS states in
             // it (the rustls handshake and session, a hyper connection over `TlsStream`, the
-            // HTTP/2 preface path of `conn::serve`) a plain-text connection's future was
+            // HTTP/2 preface path of `conn::serve_tls`) a plain-text connection's future was
             // 12.7 KB; on its own it is 2.3 KB. 10,000 idle keep-alive clients: 251 -> 179 MiB
             // resident (`scripts/stream_bench.sh`).
             let hold = (guard, permit);
-            let task = match tls {
+            #[cfg(feature = "tls")]
+            let task = match tls.clone() {
                 None => tokio::spawn(plain(ctx, stream, peer, local_addr, drain, hold)),
-                Some(acceptor) => tokio::spawn(async move {
-                    let _hold = hold;
-                    let info = connect_info(&stream, peer, local_addr);
-                    if let Some(tls_stream) =
-                        handshake(&acceptor, stream, peer, handshake_timeout).await
-                    {
-                        let session = tls_stream.get_ref().1;
-                        // ALPN decides: `h2` is HTTP/2 only, anything else HTTP/1.1 only.
-                        let protocol = match session.alpn_protocol() {
-                            Some(b"h2") => Protocol::Http2,
-                            _ => Protocol::Http1,
-                        };
-                        let info = info.with_tls(session.alpn_protocol(), session.server_name());
-                        conn::serve(ctx, tls_stream, info, protocol, drain).await;
-                    }
-                }),
+                Some(tls) => {
+                    tokio::spawn(over_tls(ctx, tls, stream, peer, local_addr, drain, hold))
+                }
             };
+            #[cfg(not(feature = "tls"))]
+            let task = tokio::spawn(plain(ctx, stream, peer, local_addr, drain, hold));
             shared.conns.set_abort(id, task.abort_handle());
         }
 
@@ -256,7 +265,34 @@ async fn plain<H: Handler>(
     let _hold = hold;
     let info = connect_info(&stream, peer, listener);
     let accepted = Instant::now();
-    conn::serve_with(ctx, stream, info, Protocol::Detect, drain, accepted).await;
+    conn::serve_plain(ctx, stream, info, drain, accepted).await;
+}
+
+/// A TLS connection's task: the handshake, then the protocol ALPN chose.
+#[cfg(feature = "tls")]
+async fn over_tls<H: Handler>(
+    ctx: Arc<ConnContext<H>>,
+    tls: Tls,
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: SocketAddr,
+    drain: oneshot::Receiver<()>,
+    hold: impl Send + 'static,
+) {
+    let _hold = hold;
+    let info = connect_info(&stream, peer, listener);
+    let handshake = handshake(&tls.acceptor, stream, peer, tls.handshake_timeout);
+    let Some(tls_stream) = handshake.await else {
+        return;
+    };
+    let session = tls_stream.get_ref().1;
+    // ALPN decides: `h2` is HTTP/2 only, anything else HTTP/1.1 only.
+    let protocol = match session.alpn_protocol() {
+        Some(b"h2") => conn::Protocol::Http2,
+        _ => conn::Protocol::Http1,
+    };
+    let info = info.with_tls(session.alpn_protocol(), session.server_name());
+    conn::serve_tls(ctx, tls_stream, info, protocol, drain).await;
 }
 
 /// One getsockname per connection: with a wildcard bind, the listener's address is not the
@@ -265,6 +301,7 @@ fn connect_info(stream: &TcpStream, peer: SocketAddr, listener: SocketAddr) -> C
     ConnectInfo::new(peer, stream.local_addr().unwrap_or(listener))
 }
 
+#[cfg(feature = "tls")]
 async fn handshake(
     acceptor: &TlsAcceptor,
     stream: TcpStream,

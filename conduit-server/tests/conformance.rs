@@ -8,8 +8,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use conduit_core::{Handler, IntoResponse, Request};
+#[cfg(feature = "tls")]
 use conduit_server::TlsConfig;
 use http_body_util::Full;
+#[cfg(feature = "tls")]
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -207,6 +209,7 @@ async fn asterisk_target() {
     assert!(get.starts_with("http/2 400"), "{get}");
 }
 
+#[cfg(feature = "tls")]
 #[tokio::test]
 async fn alpn_h2_with_an_invalid_preface_gets_goaway_protocol_error() {
     let (logs, _guard) = Logs::capture();
@@ -264,6 +267,7 @@ async fn alpn_h2_with_an_invalid_preface_gets_goaway_protocol_error() {
 
 /// A connection that negotiated `http/1.1` (or no ALPN) is HTTP/1.1 only: the HTTP/2 preface
 /// is not an upgrade, it is a malformed HTTP/1.1 request.
+#[cfg(feature = "tls")]
 #[tokio::test]
 async fn http11_over_tls_is_never_upgraded_to_h2() {
     let cert = make_cert("h1only");

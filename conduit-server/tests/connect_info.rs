@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use common::*;
 use conduit_core::{Handler, IntoResponse, Request, RequestExt};
+#[cfg(feature = "tls")]
 use conduit_server::TlsConfig;
 use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -89,6 +90,7 @@ async fn h2c_every_stream_of_a_multiplexed_connection() {
     }
 }
 
+#[cfg(feature = "tls")]
 #[tokio::test]
 async fn tls_carries_alpn_and_sni() {
     let cert = make_cert("connect-info");

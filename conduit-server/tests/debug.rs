@@ -56,7 +56,7 @@ async fn stats_report_runtime_connections_and_in_flight_requests() {
             }),
         )
         .with(debug.in_flight());
-    let profiling = debug.serve("127.0.0.1:0", &server.handle()).await.unwrap();
+    let profiling = debug.spawn("127.0.0.1:0", &server.handle()).await.unwrap();
     let running = common::start_server(server, app);
 
     let slow = tokio::spawn(common::get(running.addr, "/slow"));
@@ -109,7 +109,7 @@ async fn cpu_profile_under_load_is_valid_pprof_protobuf_and_svg() {
     let server = Server::bind(common::config()).await.unwrap();
     let handle = server.handle();
     let debug = Debug::new().server(handle.clone());
-    let profiling = debug.serve("127.0.0.1:0", &handle).await.unwrap();
+    let profiling = debug.spawn("127.0.0.1:0", &handle).await.unwrap();
     let running = common::start_server(server, common::app());
 
     // Load for the profile to sample: requests over one keep-alive connection.
@@ -185,7 +185,7 @@ async fn cpu_profile_under_load_is_valid_pprof_protobuf_and_svg() {
 async fn bad_requests_get_clear_4xx_and_heap_501() {
     let server = Server::bind(common::config()).await.unwrap();
     let handle = server.handle();
-    let profiling = Debug::new().serve("127.0.0.1:0", &handle).await.unwrap();
+    let profiling = Debug::new().spawn("127.0.0.1:0", &handle).await.unwrap();
     let addr = profiling.local_addr();
     for (path, want) in [
         ("/debug/pprof/profile?seconds=0", 400),
@@ -215,7 +215,7 @@ async fn token_guards_every_endpoint_and_is_required_off_loopback() {
     let server = Server::bind(common::config()).await.unwrap();
     let handle = server.handle();
     let debug = Debug::new().token("s3cret");
-    let profiling = debug.serve("127.0.0.1:0", &handle).await.unwrap();
+    let profiling = debug.spawn("127.0.0.1:0", &handle).await.unwrap();
     let addr = profiling.local_addr();
     let (status, headers, _) = fetch(addr, "/debug/stats", None).await;
     assert_eq!(status, 401);
@@ -226,9 +226,13 @@ async fn token_guards_every_endpoint_and_is_required_off_loopback() {
     assert_eq!(fetch(addr, "/debug/stats?token=s3cret", None).await.0, 200);
 
     let err = Debug::new()
-        .serve("0.0.0.0:0", &handle)
+        .spawn("0.0.0.0:0", &handle)
         .await
         .expect_err("non-loopback without a token must be refused");
+    assert!(err.to_string().contains("token"), "{err}");
+    // The deprecated name does the same.
+    #[allow(deprecated)]
+    let err = Debug::new().serve("0.0.0.0:0", &handle).await.unwrap_err();
     assert!(err.to_string().contains("token"), "{err}");
     handle.shutdown();
 }

@@ -1,5 +1,6 @@
 //! TLS with ALPN over real sockets: h2 and http/1.1 negotiation, minimum version, handshake
 //! timeout, and typed errors for bad certificate files.
+#![cfg(feature = "tls")]
 mod common;
 
 use std::time::Duration;

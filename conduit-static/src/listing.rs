@@ -7,7 +7,7 @@ use std::path::Path;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::serve::Settings;
+use crate::settings::Settings;
 
 /// Characters escaped in an href: everything but unreserved characters.
 const HREF: &AsciiSet = &NON_ALPHANUMERIC

@@ -12,7 +12,9 @@
 //! ```
 //!
 //! A precompressed variant's ETag is the same recipe over the variant's own file, followed by
-//! `-br`, `-zst` or `-gz`, so no two variants share a tag. With [`EtagMode::ContentHash`] the
+//! `-` and the coding's token (`-br`, `-zstd`, `-gzip`: the convention of
+//! [`conduit_core::headers::etag_with_coding`], which the compression middleware uses too), so
+//! no two variants share a tag. With [`ETagMode::ContentHash`] the
 //! ETag of a file held by the hot-file cache is the XXH3-64 hash of its bytes (plus the same
 //! suffix), e.g. `"c0ffee0123456789"`: identical on every machine behind a load balancer, however
 //! the files were copied. Files too big for the cache keep the metadata recipe.
@@ -25,14 +27,15 @@ use std::sync::atomic::AtomicU64;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use conduit_core::headers;
 use http::{HeaderMap, HeaderValue, header};
 
 use crate::Encoding;
-use crate::serve::Settings;
+use crate::settings::Settings;
 
 /// How ETags are computed (see the [`load`](self) module docs for the recipes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EtagMode {
+pub enum ETagMode {
     /// From the modification time and size (the default; costs nothing).
     #[default]
     Metadata,
@@ -64,7 +67,7 @@ pub(crate) type Stamp = Option<(u64, SystemTime)>;
 #[derive(Debug)]
 pub(crate) struct Resource {
     /// `reps[0]` is the identity representation; then the variants present, in
-    /// [`Encoding::ALL`] order.
+    /// the order of `Settings::precompressed`.
     pub reps: Vec<Rep>,
     pub encodings: Vec<Encoding>,
     pub content_type: HeaderValue,
@@ -110,7 +113,7 @@ pub(crate) fn stamp(path: &Path) -> Stamp {
 /// Paths to revalidate for a file: the file, then one per configured encoding.
 fn variant_path(path: &Path, enc: Encoding) -> PathBuf {
     let mut os = path.as_os_str().to_owned();
-    os.push(enc.suffix());
+    os.push(enc.file_extension().unwrap_or(".unsupported"));
     PathBuf::from(os)
 }
 
@@ -229,25 +232,23 @@ fn load_file(s: &Settings, path: PathBuf, cacheable_data: bool) -> io::Result<Lo
         } else {
             None
         };
-        let suffix = encoding.map_or("", |e| match e {
-            Encoding::Brotli => "-br",
-            Encoding::Zstd => "-zst",
-            Encoding::Gzip => "-gz",
-        });
         let etag = match (&data, s.etag) {
-            (Some(d), crate::EtagMode::ContentHash) => {
-                format!("\"{:016x}{suffix}\"", xxhash_rust::xxh3::xxh3_64(d))
+            (Some(d), crate::ETagMode::ContentHash) => {
+                format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(d))
             }
             _ => format!(
-                "\"{:x}.{:x}-{:x}{suffix}\"",
+                "\"{:x}.{:x}-{:x}\"",
                 since.as_secs(),
                 since.subsec_nanos(),
                 len
             ),
         };
         let etag = HeaderValue::try_from(etag).expect("hex and quotes are a valid header");
-        let last_modified = HeaderValue::try_from(httpdate::fmt_http_date(modified))
-            .expect("an HTTP date is a valid header");
+        let etag = match encoding {
+            Some(enc) => headers::etag_with_coding(&etag, enc).expect("a well-formed tag"),
+            None => etag,
+        };
+        let last_modified = headers::http_date(modified);
         let content_length = HeaderValue::from(len);
         // The same headers, in the same order, as the general path in `serve::respond`.
         let mut ok_headers = HeaderMap::with_capacity(10);

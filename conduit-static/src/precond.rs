@@ -1,9 +1,9 @@
 //! Conditional requests, evaluated in the order of RFC 9110 section 13.2.2:
 //! `If-Match` → `If-Unmodified-Since` → `If-None-Match` → `If-Modified-Since`; then the
-//! caller handles `Range` with `If-Range` ([`if_range_allows`]).
+//! caller handles `Range` with `If-Range` ([`if_range_allows`]). Entity tags and dates are
+//! compared by [`conduit_core::headers`], the rules the `ETag` middleware uses too.
 
-use std::time::SystemTime;
-
+use conduit_core::headers::{self, Comparison, EntityTag, EntityTagList};
 use http::{HeaderMap, StatusCode, header};
 
 /// The validators of the representation being served.
@@ -17,12 +17,13 @@ pub(crate) struct Validators<'a> {
 /// The outcome of the preconditions for a GET or HEAD: `None` to go on (200 or 206), or
 /// `Some(304)` / `Some(412)`.
 pub(crate) fn evaluate(headers: &HeaderMap, v: &Validators<'_>) -> Option<StatusCode> {
+    let current = EntityTag::parse(v.etag);
     // 1. If-Match (strong comparison); 2. otherwise If-Unmodified-Since.
     if headers.contains_key(header::IF_MATCH) {
-        if !matches_any(headers, header::IF_MATCH, v.etag, false) {
+        if !matches_any(headers, &header::IF_MATCH, current, Comparison::Strong) {
             return Some(StatusCode::PRECONDITION_FAILED);
         }
-    } else if let Some(date) = date_header(headers, header::IF_UNMODIFIED_SINCE) {
+    } else if let Some(date) = headers::single_date(headers, &header::IF_UNMODIFIED_SINCE) {
         if v.modified_secs > date {
             return Some(StatusCode::PRECONDITION_FAILED);
         }
@@ -30,10 +31,10 @@ pub(crate) fn evaluate(headers: &HeaderMap, v: &Validators<'_>) -> Option<Status
     // 3. If-None-Match (weak comparison): for GET and HEAD a match is 304;
     // 4. otherwise If-Modified-Since.
     if headers.contains_key(header::IF_NONE_MATCH) {
-        if matches_any(headers, header::IF_NONE_MATCH, v.etag, true) {
+        if matches_any(headers, &header::IF_NONE_MATCH, current, Comparison::Weak) {
             return Some(StatusCode::NOT_MODIFIED);
         }
-    } else if let Some(date) = date_header(headers, header::IF_MODIFIED_SINCE) {
+    } else if let Some(date) = headers::single_date(headers, &header::IF_MODIFIED_SINCE) {
         if v.modified_secs <= date {
             return Some(StatusCode::NOT_MODIFIED);
         }
@@ -50,71 +51,33 @@ pub(crate) fn if_range_allows(headers: &HeaderMap, v: &Validators<'_>) -> bool {
     let bytes = value.as_bytes();
     if bytes.starts_with(b"\"") || bytes.starts_with(b"W/") {
         // A weak tag never matches (If-Range needs a strong validator).
-        return bytes == v.etag;
+        return match (EntityTag::parse(bytes), EntityTag::parse(v.etag)) {
+            (Some(sent), Some(current)) => sent.matches(&current, Comparison::Strong),
+            _ => false,
+        };
     }
-    match value
-        .to_str()
-        .ok()
-        .and_then(|s| httpdate::parse_http_date(s).ok())
-    {
-        Some(date) => secs(date) == Some(v.modified_secs),
-        None => false,
-    }
+    headers::parse_http_date(value) == Some(v.modified_secs)
 }
 
-fn date_header(headers: &HeaderMap, name: header::HeaderName) -> Option<u64> {
-    // A header sent twice, or not a valid HTTP-date, is ignored (RFC 9110 13.1.3).
-    let mut all = headers.get_all(name).iter();
-    let value = all.next()?;
-    if all.next().is_some() {
-        return None;
-    }
-    let date = httpdate::parse_http_date(value.to_str().ok()?).ok()?;
-    secs(date)
-}
-
-fn secs(t: SystemTime) -> Option<u64> {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_secs())
-}
-
-/// Whether any entity-tag in the (possibly repeated) header matches `etag`; `*` matches any.
-/// Weak comparison ignores `W/`; strong comparison never matches a weak tag. A malformed list
-/// matches nothing.
-fn matches_any(headers: &HeaderMap, name: header::HeaderName, etag: &[u8], weak: bool) -> bool {
-    for value in headers.get_all(name) {
-        let mut s = value.as_bytes();
-        loop {
-            while let [b' ' | b'\t' | b',', rest @ ..] = s {
-                s = rest;
-            }
-            if s.is_empty() {
-                break;
-            }
-            if s[0] == b'*' {
-                return true;
-            }
-            let is_weak = s.starts_with(b"W/");
-            if is_weak {
-                s = &s[2..];
-            }
-            if s.first() != Some(&b'"') {
-                return false;
-            }
-            let Some(end) = s[1..].iter().position(|&b| b == b'"') else {
-                return false;
-            };
-            let tag = &s[..end + 2];
-            if tag == etag && (weak || !is_weak) {
-                return true;
-            }
-            s = &s[end + 2..];
+/// Whether the (possibly repeated) header's list matches the current tag; `*` matches any.
+/// A malformed list matches nothing (logged).
+fn matches_any(
+    headers: &HeaderMap,
+    name: &header::HeaderName,
+    current: Option<EntityTag<'_>>,
+    comparison: Comparison,
+) -> bool {
+    let Some(current) = current else {
+        return false;
+    };
+    match EntityTagList::new(headers.get_all(name)).matches(&current, comparison) {
+        Ok(found) => found,
+        Err(_) => {
+            tracing::debug!(header = %name, "malformed entity-tag list; it matches nothing");
+            false
         }
     }
-    false
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,5 @@
-//! [`ServeDir`] and [`ServeFile`]: the handlers, their settings, and the response logic.
+//! [`ServeDir`] and [`ServeFile`]: the handlers, their configuration, and the dispatch of a
+//! request (the response itself is built in `respond`).
 //!
 //! A request goes: method check (GET/HEAD, else 405 + `Allow`) → [`resolve_path`] (400/404 for
 //! unsafe paths) → hot-file cache lookup → on a fresh hit, the response is built on the spot
@@ -6,82 +7,22 @@
 //! is loaded (or revalidated) on a blocking thread, then answered the same way.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
-use conduit_core::{Body, Error, Handler, IntoResponse, OriginalUri, Request, Response};
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use conduit_core::{Body, Error, Handler, IntoResponse, Request, Response};
+use http::{HeaderValue, Method, StatusCode, header};
 
-use crate::body::{BufPool, FileBody, Part};
+use crate::body::BufPool;
 use crate::cache::{CacheConfig, CacheStats, Cached, FileCache};
-use crate::load::{Lookup, Resource, lookup};
-use crate::precond::{self, Validators};
-use crate::range::{self, RangeRequest};
-use crate::{Encoding, EtagMode, resolve_path};
+use crate::load::{Lookup, lookup};
+use crate::respond::{Head, listing, redirect, respond};
+use crate::settings::{DEFAULT_CACHE_CONTROL, Settings};
+use crate::{ETagMode, Encoding, resolve_path};
 
-const DEFAULT_CACHE_CONTROL: &str = "public, max-age=31536000";
 const ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD");
-const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
-const BYTES: HeaderValue = HeaderValue::from_static("bytes");
-const ACCEPT_ENCODING: HeaderValue = HeaderValue::from_static("accept-encoding");
-const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
-const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
-const X_CONTENT_TYPE_OPTIONS: header::HeaderName = header::X_CONTENT_TYPE_OPTIONS;
-
-/// Everything that decides how files are found and answered.
-#[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    pub root: PathBuf,
-    pub canonical_root: Option<PathBuf>,
-    /// ServeFile: `root` is the file, whatever the request path.
-    pub fixed: bool,
-    pub index: Option<String>,
-    pub redirect_dirs: bool,
-    pub listing: bool,
-    pub spa_fallback: Option<String>,
-    pub allow_hidden: bool,
-    pub follow_symlinks: bool,
-    pub precompressed: Vec<Encoding>,
-    pub etag: EtagMode,
-    pub cache_control: HeaderValue,
-    pub cache_control_ext: Vec<(String, HeaderValue)>,
-    pub cache_max_file: u64,
-    pub chunk_size: usize,
-}
-
-impl Settings {
-    pub(crate) fn content_type(&self, path: &Path) -> HeaderValue {
-        let mime = mime_guess::from_path(path)
-            .first_raw()
-            .unwrap_or("application/octet-stream");
-        let textual = mime.starts_with("text/")
-            || matches!(
-                mime,
-                "application/javascript"
-                    | "application/json"
-                    | "application/xml"
-                    | "application/xhtml+xml"
-                    | "application/manifest+json"
-                    | "image/svg+xml"
-            );
-        if textual {
-            HeaderValue::try_from(format!("{mime}; charset=utf-8"))
-        } else {
-            HeaderValue::try_from(mime)
-        }
-        .unwrap_or(HeaderValue::from_static("application/octet-stream"))
-    }
-
-    pub(crate) fn cache_control_for(&self, ext: &str) -> HeaderValue {
-        self.cache_control_ext
-            .iter()
-            .find(|(e, _)| e.eq_ignore_ascii_case(ext))
-            .map_or_else(|| self.cache_control.clone(), |(_, v)| v.clone())
-    }
-}
 
 #[derive(Debug)]
 struct Shared {
@@ -95,7 +36,7 @@ struct Shared {
 ///
 /// Defaults: `index.html` for directories, trailing-slash redirects, no listing, dotfiles
 /// hidden, symlinks leaving the root refused, precompressed `.br`/`.zst`/`.gz` variants served
-/// when present, `Cache-Control: public, max-age=31536000`, metadata ETags, and a hot-file cache
+/// when present, `Cache-Control: max-age=31536000`, metadata ETags, and a hot-file cache
 /// ([`CacheConfig::default`]). Configure it before cloning or serving it: every setter starts
 /// a fresh cache.
 ///
@@ -104,7 +45,7 @@ struct Shared {
 /// use conduit_static::{CacheConfig, ServeDir};
 ///
 /// let assets = ServeDir::new("public")
-///     .immutable(true)                        // public, max-age=31536000, immutable
+///     .immutable(true)                        // max-age=31536000, immutable
 ///     .cache_control_for("html", "no-cache")  // but revalidate HTML on every use
 ///     .spa_fallback("index.html");            // unknown paths get the app shell
 /// let app = Router::new().mount("/assets", assets);
@@ -128,8 +69,8 @@ impl ServeDir {
             spa_fallback: None,
             allow_hidden: false,
             follow_symlinks: false,
-            precompressed: Encoding::ALL.to_vec(),
-            etag: EtagMode::Metadata,
+            precompressed: crate::encoding::precompressible(),
+            etag: ETagMode::Metadata,
             cache_control: HeaderValue::from_static(DEFAULT_CACHE_CONTROL),
             cache_control_ext: Vec::new(),
             cache_max_file: CacheConfig::default().max_file_size,
@@ -194,18 +135,21 @@ impl ServeDir {
     }
 
     /// Which precompressed variants to look for beside each file, in preference order for
-    /// clients that weigh them equally (default `[Brotli, Zstd, Gzip]`; empty turns it off).
+    /// clients that weigh them equally (default `[Zstd, Brotli, Gzip]`, the order the
+    /// compression middleware prefers too; empty turns it off). Deflate, which has no file
+    /// extension, is ignored.
     pub fn precompressed(self, encodings: &[Encoding]) -> Self {
-        let encodings = encodings.to_vec();
+        let mut encodings = encodings.to_vec();
+        encodings.retain(|e| e.file_extension().is_some());
         self.with(|s| s.precompressed = encodings)
     }
 
-    /// How ETags are computed (default [`EtagMode::Metadata`]).
-    pub fn etag(self, mode: EtagMode) -> Self {
+    /// How ETags are computed (default [`ETagMode::Metadata`]).
+    pub fn etag(self, mode: ETagMode) -> Self {
         self.with(|s| s.etag = mode)
     }
 
-    /// The `Cache-Control` of every file (default `public, max-age=31536000`).
+    /// The `Cache-Control` of every file (default `max-age=31536000`).
     ///
     /// # Panics
     ///
@@ -216,10 +160,10 @@ impl ServeDir {
     }
 
     /// Add `immutable` to the default `Cache-Control` (for fingerprinted asset names):
-    /// `public, max-age=31536000, immutable`.
+    /// `max-age=31536000, immutable`.
     pub fn immutable(self, on: bool) -> Self {
         let value = if on {
-            "public, max-age=31536000, immutable"
+            "max-age=31536000, immutable"
         } else {
             DEFAULT_CACHE_CONTROL
         };
@@ -353,7 +297,7 @@ fn fast(shared: &Shared, req: &Request) -> Option<Response> {
         return None;
     }
     match cache.get(path) {
-        Cached::Fresh(res) => Some(respond(shared, &Head::of(req), &res)),
+        Cached::Fresh(res) => Some(respond(&shared.pool, &Head::of(req), &res)),
         _ => None,
     }
 }
@@ -420,35 +364,6 @@ fn reject(rej: crate::PathRejection, path: &str) -> Response {
     res
 }
 
-/// What the response logic needs of the request (a `Request` is not `Sync`, so the slow path
-/// keeps only these across its awaits).
-struct Head<'a> {
-    method: &'a Method,
-    headers: &'a HeaderMap,
-    uri: &'a http::Uri,
-    extensions: &'a http::Extensions,
-}
-
-impl<'a> Head<'a> {
-    fn of(req: &'a Request) -> Self {
-        Self {
-            method: req.method(),
-            headers: req.headers(),
-            uri: req.uri(),
-            extensions: req.extensions(),
-        }
-    }
-
-    fn from_parts(parts: &'a http::request::Parts) -> Self {
-        Self {
-            method: &parts.method,
-            headers: &parts.headers,
-            uri: &parts.uri,
-            extensions: &parts.extensions,
-        }
-    }
-}
-
 async fn slow(shared: Arc<Shared>, req: Request) -> Response {
     let (parts, _body) = req.into_parts();
     let req = Head::from_parts(&parts);
@@ -465,13 +380,13 @@ async fn slow(shared: Arc<Shared>, req: Request) -> Response {
     };
     if let Some(cache) = &shared.cache {
         match cache.get(&key) {
-            Cached::Fresh(res) => return respond(&shared, req, &res),
+            Cached::Fresh(res) => return respond(&shared.pool, req, &res),
             Cached::Stale(res) => {
                 let check = res.clone();
                 match tokio::task::spawn_blocking(move || check.unchanged()).await {
                     Ok(true) => {
                         cache.revalidated(&res);
-                        return respond(&shared, req, &res);
+                        return respond(&shared.pool, req, &res);
                     }
                     Ok(false) => cache.remove(&key),
                     Err(e) => return Error::internal(e).into_response(),
@@ -490,7 +405,7 @@ async fn slow(shared: Arc<Shared>, req: Request) -> Response {
                 Some(cache) => cache.insert(&key, res),
                 None => Arc::new(res),
             };
-            respond(&shared, req, &res)
+            respond(&shared.pool, req, &res)
         }
         Ok(Lookup::Redirect) => redirect(req),
         Ok(Lookup::Listing(html)) => listing(req, html),
@@ -519,7 +434,7 @@ async fn spa(shared: &Arc<Shared>, req: &Head<'_>, file: String) -> Response {
     let key = format!("spa:{file}");
     if let Some(cache) = &shared.cache {
         if let Cached::Fresh(res) = cache.get(&key) {
-            return respond(shared, req, &res);
+            return respond(&shared.pool, req, &res);
         }
     }
     match load(shared, file, false).await {
@@ -528,272 +443,9 @@ async fn spa(shared: &Arc<Shared>, req: &Head<'_>, file: String) -> Response {
                 Some(cache) => cache.insert(&key, res),
                 None => Arc::new(res),
             };
-            respond(shared, req, &res)
+            respond(&shared.pool, req, &res)
         }
         Ok(_) => Error::not_found().into_response(),
         Err(e) => e,
     }
-}
-
-fn redirect(req: &Head<'_>) -> Response {
-    let uri = req
-        .extensions
-        .get::<OriginalUri>()
-        .map_or(req.uri, |o| &o.0);
-    // Collapse leading slashes: `//evil.example/` would be a redirect to another host.
-    let path = format!("/{}/", uri.path().trim_start_matches('/'));
-    let location = match uri.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path,
-    };
-    let mut res = Response::new(Body::empty());
-    *res.status_mut() = StatusCode::MOVED_PERMANENTLY;
-    // Explicit, so that HEAD and GET carry the same headers.
-    res.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(0));
-    if let Ok(v) = HeaderValue::try_from(location) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    res
-}
-
-fn listing(req: &Head<'_>, html: String) -> Response {
-    let len = html.len();
-    let body = if *req.method == Method::HEAD {
-        Body::empty()
-    } else {
-        Body::from(html)
-    };
-    let mut res = Response::new(body);
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HTML);
-    h.insert(header::CACHE_CONTROL, NO_CACHE);
-    h.insert(X_CONTENT_TYPE_OPTIONS, NOSNIFF);
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    res
-}
-
-/// The response for a found resource: representation choice, preconditions, ranges.
-fn respond(shared: &Shared, req: &Head<'_>, res: &Resource) -> Response {
-    let headers = req.headers;
-    let head = *req.method == Method::HEAD;
-    // One pass over the request headers instead of a lookup per header that matters.
-    let mut conditional = false;
-    let mut range_header = None;
-    let mut accept_encoding = None;
-    for (name, value) in headers {
-        if name == header::IF_MATCH
-            || name == header::IF_NONE_MATCH
-            || name == header::IF_MODIFIED_SINCE
-            || name == header::IF_UNMODIFIED_SINCE
-        {
-            conditional = true;
-        } else if name == header::RANGE {
-            range_header = Some(value);
-        } else if name == header::ACCEPT_ENCODING {
-            accept_encoding = Some(value);
-        }
-    }
-    let rep = if res.vary {
-        let chosen = accept_encoding
-            .and_then(|v| v.to_str().ok())
-            .and_then(|ae| Encoding::negotiate(ae, &res.encodings));
-        res.reps
-            .iter()
-            .find(|r| r.encoding == chosen)
-            .unwrap_or(&res.reps[0])
-    } else {
-        &res.reps[0]
-    };
-    if !conditional && (head || range_header.is_none()) {
-        // The common case: a plain 200 from prepared headers.
-        let body = if head {
-            Body::empty()
-        } else {
-            whole_body(shared, rep)
-        };
-        return finish(StatusCode::OK, rep.ok_headers.clone(), body);
-    }
-    let v = Validators {
-        etag: rep.etag.as_bytes(),
-        modified_secs: rep.modified_secs,
-    };
-    let mut h = HeaderMap::with_capacity(12);
-    h.insert(header::ETAG, rep.etag.clone());
-    h.insert(header::LAST_MODIFIED, rep.last_modified.clone());
-    h.insert(header::CACHE_CONTROL, res.cache_control.clone());
-    if res.vary {
-        h.insert(header::VARY, ACCEPT_ENCODING);
-    }
-    if let Some(status) = conditional
-        .then(|| precond::evaluate(headers, &v))
-        .flatten()
-    {
-        if status == StatusCode::PRECONDITION_FAILED {
-            tracing::info!(
-                status = 412,
-                path = req.uri.path(),
-                "static: precondition failed"
-            );
-        }
-        return finish(status, h, Body::empty());
-    }
-    h.insert(header::CONTENT_TYPE, res.content_type.clone());
-    h.insert(X_CONTENT_TYPE_OPTIONS, NOSNIFF);
-    h.insert(header::ACCEPT_RANGES, BYTES);
-    if let Some(enc) = rep.encoding {
-        h.insert(header::CONTENT_ENCODING, enc.header_value());
-    }
-    // RFC 9110 14.2: Range is only defined for GET.
-    if let (false, Some(range)) = (head, range_header) {
-        if precond::if_range_allows(headers, &v) {
-            match range::parse(range.as_bytes(), rep.len) {
-                RangeRequest::Full => {}
-                RangeRequest::Unsatisfiable => {
-                    tracing::info!(
-                        status = 416,
-                        path = req.uri.path(),
-                        "static: range not satisfiable"
-                    );
-                    h.remove(header::CONTENT_TYPE);
-                    h.insert(header::CONTENT_RANGE, unsatisfied(rep.len));
-                    h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
-                    return finish(StatusCode::RANGE_NOT_SATISFIABLE, h, Body::empty());
-                }
-                RangeRequest::Ranges(ranges) => {
-                    return partial(shared, h, res, rep, ranges);
-                }
-            }
-        }
-    }
-    h.insert(header::CONTENT_LENGTH, rep.content_length.clone());
-    let body = if head {
-        Body::empty()
-    } else {
-        whole_body(shared, rep)
-    };
-    finish(StatusCode::OK, h, body)
-}
-
-fn whole_body(shared: &Shared, rep: &crate::load::Rep) -> Body {
-    match &rep.data {
-        Some(data) => Body::from(data.clone()),
-        None => file_body(
-            shared,
-            rep,
-            vec![Part::File {
-                offset: 0,
-                len: rep.len,
-            }],
-        ),
-    }
-}
-
-fn finish(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
-    let mut res = Response::new(body);
-    *res.status_mut() = status;
-    *res.headers_mut() = headers;
-    res
-}
-
-fn file_body(shared: &Shared, rep: &crate::load::Rep, parts: Vec<Part>) -> Body {
-    match &rep.file {
-        Some(file) => Body::new(FileBody::new(file.clone(), parts, shared.pool.clone())),
-        None => Body::empty(), // unreachable: a rep has its data or its file
-    }
-}
-
-fn unsatisfied(len: u64) -> HeaderValue {
-    HeaderValue::try_from(format!("bytes */{len}")).expect("digits are a valid header")
-}
-
-fn content_range(r: &std::ops::Range<u64>, len: u64) -> String {
-    format!("bytes {}-{}/{len}", r.start, r.end - 1)
-}
-
-/// 206: one range as is, several as `multipart/byteranges`.
-fn partial(
-    shared: &Shared,
-    mut h: HeaderMap,
-    res: &Resource,
-    rep: &crate::load::Rep,
-    ranges: Vec<std::ops::Range<u64>>,
-) -> Response {
-    if let [r] = ranges.as_slice() {
-        let len = r.end - r.start;
-        h.insert(
-            header::CONTENT_RANGE,
-            HeaderValue::try_from(content_range(r, rep.len)).expect("valid header"),
-        );
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-        let body = match &rep.data {
-            Some(data) => Body::from(data.slice(r.start as usize..r.end as usize)),
-            None => file_body(
-                shared,
-                rep,
-                vec![Part::File {
-                    offset: r.start,
-                    len,
-                }],
-            ),
-        };
-        return finish(StatusCode::PARTIAL_CONTENT, h, body);
-    }
-    let boundary = boundary(rep);
-    let content_type = res
-        .content_type
-        .to_str()
-        .unwrap_or("application/octet-stream");
-    let mut parts = Vec::with_capacity(ranges.len() * 2 + 1);
-    for r in &ranges {
-        let head = format!(
-            "\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: {}\r\n\r\n",
-            content_range(r, rep.len)
-        );
-        parts.push(Part::Bytes(Bytes::from(head)));
-        parts.push(Part::File {
-            offset: r.start,
-            len: r.end - r.start,
-        });
-    }
-    parts.push(Part::Bytes(Bytes::from(format!("\r\n--{boundary}--\r\n"))));
-    let total: u64 = parts
-        .iter()
-        .map(|p| match p {
-            Part::Bytes(b) => b.len() as u64,
-            Part::File { len, .. } => *len,
-        })
-        .sum();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::try_from(format!("multipart/byteranges; boundary={boundary}"))
-            .expect("valid header"),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
-    let body = match &rep.data {
-        Some(data) => {
-            let mut out = BytesMut::with_capacity(total as usize);
-            for p in &parts {
-                match p {
-                    Part::Bytes(b) => out.extend_from_slice(b),
-                    Part::File { offset, len } => {
-                        out.extend_from_slice(&data[*offset as usize..(*offset + *len) as usize])
-                    }
-                }
-            }
-            Body::from(out.freeze())
-        }
-        None => file_body(shared, rep, parts),
-    };
-    finish(StatusCode::PARTIAL_CONTENT, h, body)
-}
-
-/// A multipart boundary that differs per response (a counter, hashed with the ETag).
-fn boundary(rep: &crate::load::Rep) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut seed = rep.etag.as_bytes().to_vec();
-    seed.extend_from_slice(&n.to_le_bytes());
-    format!("conduit-{:016x}", xxhash_rust::xxh3::xxh3_64(&seed))
 }

@@ -35,7 +35,7 @@
 //! ```
 //! use conduit_stream::sse::Event;
 //! let ev = Event::default().id("7").unwrap().event("tick").unwrap().data("a\nb").retry_ms(3000);
-//! assert_eq!(ev.to_bytes(), "id: 7\nevent: tick\ndata: a\ndata: b\nretry: 3000\n\n");
+//! assert_eq!(ev.to_string(), "id: 7\nevent: tick\ndata: a\ndata: b\nretry: 3000\n\n");
 //! ```
 
 use std::fmt;
@@ -194,14 +194,22 @@ impl Event {
             .map(|b| std::str::from_utf8(b).expect("ids are set from &str"))
     }
 
-    /// The event as it goes on the wire, including the blank line that ends it.
+    /// The event as it goes on the wire, including the blank line that ends it, as text.
+    #[deprecated(
+        since = "0.1.0",
+        note = "it returns a `String`: use `to_string()` (the wire text) or `encode()` (the wire bytes)"
+    )]
     pub fn to_bytes(&self) -> String {
-        let mut b = BytesMut::new();
-        self.encode(&mut b);
-        String::from_utf8(b.to_vec()).expect("built from &str")
+        self.to_string()
     }
 
-    pub(crate) fn encode(&self, out: &mut BytesMut) {
+    /// The event as it goes on the wire, including the blank line that ends it (shared, not
+    /// copied). [`to_string`](ToString::to_string) gives the same as text.
+    pub fn encode(&self) -> Bytes {
+        self.wire()
+    }
+
+    pub(crate) fn encode_into(&self, out: &mut BytesMut) {
         out.put_slice(&self.wire());
     }
 
@@ -212,6 +220,13 @@ impl Event {
         } else {
             self.buf.clone()
         }
+    }
+}
+
+/// The wire text of the event, including the blank line that ends it.
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(std::str::from_utf8(&self.wire()).expect("built from &str"))
     }
 }
 
@@ -298,7 +313,7 @@ where
         let shutdown = ShutdownSignal::new();
         let mut buf = BytesMut::new();
         if let Some(retry) = self.retry {
-            Event::default().retry(retry).encode(&mut buf);
+            Event::default().retry(retry).encode_into(&mut buf);
         }
         let body = SseBody {
             stream: self.stream,
@@ -408,7 +423,7 @@ where
                         if let Some(first) = single.take() {
                             this.buf.put_slice(&first);
                         }
-                        ev.encode(this.buf);
+                        ev.encode_into(this.buf);
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
@@ -512,15 +527,26 @@ mod tests {
             .json_data(&serde_json::json!({"a": "x\ny"}))
             .unwrap();
         assert_eq!(
-            ev.to_bytes(),
+            ev.to_string(),
             ": hi\nevent: e\ndata: one\ndata: two\ndata: three\ndata: four\ndata: {\"a\":\"x\\ny\"}\n\n"
         );
-        assert_eq!(Event::default().data("").to_bytes(), "data: \n\n");
+        assert_eq!(Event::default().data("").to_string(), "data: \n\n");
         assert_eq!(
-            Event::default().data("trailing\n").to_bytes(),
+            Event::default().data("trailing\n").to_string(),
             "data: trailing\ndata: \n\n"
         );
         assert_eq!(Event::default().id("1").unwrap().get_id(), Some("1"));
+    }
+
+    #[test]
+    fn encode_is_the_wire_bytes_and_to_string_the_same_text() {
+        let ev = Event::default().id("7").unwrap().data("a");
+        assert_eq!(ev.encode(), "id: 7\ndata: a\n\n");
+        assert_eq!(ev.encode(), ev.to_string().as_bytes());
+        assert_eq!(Event::default().encode(), "\n");
+        #[allow(deprecated)]
+        let deprecated = ev.to_bytes();
+        assert_eq!(deprecated, ev.to_string());
     }
 
     /// Between events an open stream holds no frame buffer and only a three-header table:

@@ -557,7 +557,11 @@ async fn hub_replays_after_last_event_id_over_the_wire() {
 async fn hub_slow_consumer_skips_ahead_and_is_told() {
     // Queues of 4 events; a client that does not read while 400 events of 32 KiB (12.5 MiB,
     // more than the socket buffers hold) are published falls behind.
-    let srv = start_with(Hub::with_backend(InMemory::new(4, 16)), config()).await;
+    let srv = start_with(
+        Hub::with_backend(InMemory::builder().queue(4).replay(16).build()),
+        config(),
+    )
+    .await;
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
     s.write_all(b"GET /events HTTP/1.1\r\nhost: x\r\n\r\n")
         .await

@@ -105,7 +105,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let registry = MetricsRegistry::new();
     let app = Router::new()
         .route("/", get(|_req: Request| async { "Hello, World!" }))
-        .route("/metrics", get(registry.handler()))
+        .route("/metrics", get(registry.endpoint()))
         .route(
             "/json",
             get(|_req: Request| async { Json(serde_json::json!({"message": "Hello, World!"})) }),
@@ -137,7 +137,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let profile_addr = std::env::var("PROFILE_ADDR").unwrap_or_else(|_| "127.0.0.1:6060".into());
     if profile_addr != "off" {
-        let profiling = debug.serve(&profile_addr, &server.handle()).await?;
+        let profiling = debug.spawn(&profile_addr, &server.handle()).await?;
         tracing::info!(
             "profiling: http://{}/debug/pprof/ and /debug/stats",
             profiling.local_addr()

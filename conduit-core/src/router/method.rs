@@ -6,7 +6,7 @@ use std::future::Future;
 use http::header::{self, HeaderValue};
 use http::{Method, StatusCode};
 
-use super::{Dispatch, run};
+use super::{Dispatch, Reply, run};
 use crate::{BoxHandler, Error, Handler, IntoResponse, Request, Response};
 
 /// The standard methods, in the order they are listed in `Allow`.
@@ -244,15 +244,20 @@ impl MethodRouter {
             None => self.other.iter().find(|(m, _)| m == method).map(|(_, h)| h),
         };
         if let Some(handler) = handler {
-            return Dispatch::Call(handler, req, false, None);
+            return Dispatch::call(handler, req);
         }
         if *method == Method::HEAD {
             if let Some(get) = &self.standard[GET] {
-                return Dispatch::Call(get, req, true, None);
+                return Dispatch::Call {
+                    handler: get,
+                    req,
+                    reply: Reply::WithoutBody,
+                    matched: None,
+                };
             }
         }
         if let Some(any) = &self.any {
-            return Dispatch::Call(any, req, false, None);
+            return Dispatch::call(any, req);
         }
         Dispatch::Respond(self.method_not_allowed(method))
     }

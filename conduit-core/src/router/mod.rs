@@ -81,15 +81,42 @@ const REST: &str = "__conduit_mount_rest";
 
 /// What a router decided, synchronously, for one request.
 enum Dispatch<'a> {
-    /// Call this handler; `true` = a HEAD answered by GET (drop the body afterwards); the
-    /// template to record on the response, if any.
-    Call(&'a BoxHandler, Request, bool, Option<MatchedPath>),
+    /// Call `handler` with `req`, then send its response on as `reply` says, with `matched`
+    /// (the template) recorded on it, if any.
+    Call {
+        handler: &'a BoxHandler,
+        req: Request,
+        reply: Reply,
+        matched: Option<MatchedPath>,
+    },
     /// Answer right away (405, 400 on a bad parameter, ...).
     Respond(Response),
 }
 
+impl<'a> Dispatch<'a> {
+    /// Call `handler` and send its response as it is, with no template to record.
+    #[inline]
+    fn call(handler: &'a BoxHandler, req: Request) -> Self {
+        Dispatch::Call {
+            handler,
+            req,
+            reply: Reply::AsIs,
+            matched: None,
+        }
+    }
+}
+
+/// What becomes of the handler's response.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    /// Sent as it is.
+    AsIs,
+    /// A `HEAD` answered by the `GET` handler: the body is dropped, the headers kept.
+    WithoutBody,
+}
+
 enum Step<F> {
-    Pending(F, bool, Option<MatchedPath>),
+    Pending(F, Reply, Option<MatchedPath>),
     Ready(Response),
 }
 
@@ -97,17 +124,20 @@ enum Step<F> {
 #[inline]
 fn run(dispatch: Dispatch<'_>) -> impl Future<Output = Response> + Send + use<> {
     let step = match dispatch {
-        Dispatch::Call(handler, req, head, matched) => {
-            Step::Pending(handler.call(req), head, matched)
-        }
+        Dispatch::Call {
+            handler,
+            req,
+            reply,
+            matched,
+        } => Step::Pending(handler.call(req), reply, matched),
         Dispatch::Respond(res) => Step::Ready(res),
     };
     async move {
         match step {
             Step::Ready(res) => res,
-            Step::Pending(fut, head, matched) => {
+            Step::Pending(fut, reply, matched) => {
                 let mut res = fut.await;
-                if head {
+                if reply == Reply::WithoutBody {
                     res = head_response(res);
                 }
                 if let Some(matched) = matched {
@@ -400,7 +430,7 @@ impl Router {
                 (index, None, None)
             } else {
                 let Ok(matched) = inner.matcher.at(path) else {
-                    return Dispatch::Call(&inner.fallback, req, false, None);
+                    return Dispatch::call(&inner.fallback, req);
                 };
                 let mut rest = None;
                 let mut params = None;
@@ -435,9 +465,17 @@ impl Router {
                 let record = record_on_response(&req, matched);
                 req.extensions_mut().insert(matched.clone());
                 match methods.dispatch(req) {
-                    Dispatch::Call(handler, req, head, _) => {
-                        Dispatch::Call(handler, req, head, record)
-                    }
+                    Dispatch::Call {
+                        handler,
+                        req,
+                        reply,
+                        ..
+                    } => Dispatch::Call {
+                        handler,
+                        req,
+                        reply,
+                        matched: record,
+                    },
                     respond => respond, // 405: no template
                 }
             }
@@ -447,11 +485,16 @@ impl Router {
                 nested,
                 ..
             } => match strip_prefix(&mut req, rest) {
-                Ok(()) if nested.is_some() => Dispatch::Call(handler, req, false, None),
+                Ok(()) if nested.is_some() => Dispatch::call(handler, req),
                 Ok(()) => {
                     let record = record_on_response(&req, matched);
                     req.extensions_mut().insert(matched.clone());
-                    Dispatch::Call(handler, req, false, record)
+                    Dispatch::Call {
+                        handler,
+                        req,
+                        reply: Reply::AsIs,
+                        matched: record,
+                    }
                 }
                 Err(err) => Dispatch::Respond(err.into_response()),
             },

@@ -1,34 +1,7 @@
-//! [`Hub`]: publish an event once, deliver it to every subscribed SSE stream.
-//!
-//! - Each subscriber reads through a **bounded** queue ([`InMemory::new`]'s `queue`): a stuck
-//!   client never makes memory grow. When a subscriber falls a whole queue behind, the
-//!   [`SlowConsumer`] policy decides: skip ahead and tell the client with a `lagged` event
-//!   (the default), or end its stream (the browser then reconnects with `Last-Event-ID`).
-//! - The hub assigns every event an increasing `id` and keeps the last `replay` events, so a
-//!   client that reconnects with `Last-Event-ID` first receives the events it missed.
-//! - Delivery goes through the small async [`Backend`] trait. [`InMemory`] (one process) is the
-//!   default; a backend over a shared log (e.g. Redis Streams: `XADD` to publish, `XREAD` from
-//!   the last id to subscribe) lets several instances behind a load balancer share one stream.
-//!
-//! ```
-//! use conduit_core::{IntoResponse, Request, Router, get};
-//! use conduit_stream::hub::Hub;
-//! use conduit_stream::sse::Event;
-//!
-//! let hub = Hub::new(); // in-process, 1024 retained events, queues of 256
-//! let events = hub.clone();
-//! let app: Router = Router::new().route("/events", get(move |req: Request| {
-//!     let hub = events.clone();
-//!     async move { hub.sse(&req).await.into_response() } // a bad Last-Event-ID is a 400
-//! }));
-//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! hub.publish(Event::default().event("tick").unwrap().data("hello")).await.unwrap();
-//! # });
-//! # let _ = app;
-//! ```
+//! [`InMemory`]: the in-process [`Backend`], one ring of the latest events that every
+//! subscriber reads through a cursor.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -37,186 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use conduit_core::http::StatusCode;
-use conduit_core::{BoxError, Error, Request};
+use conduit_core::{BoxError, Error};
 use futures_core::Stream;
 
-use crate::sse::{Event, LastEventId, Sse};
-
-/// What a subscription yields: an event, or how many events this subscriber missed.
-#[derive(Debug, Clone)]
-pub enum Message {
-    /// The next event, with its `id` set by the backend.
-    Event(Event),
-    /// The subscriber fell behind (or asked to replay from before what is retained) and this
-    /// many events were skipped.
-    Lagged(u64),
-}
-
-/// A boxed stream of [`Message`]s, for a [`Backend`] whose subscriptions are of several types.
-pub type Subscription = Pin<Box<dyn Stream<Item = Message> + Send + 'static>>;
-
-/// Where a [`Hub`] publishes and subscribes: in-process today ([`InMemory`]), a shared log
-/// across instances tomorrow. Implementations assign event ids and keep what replay needs.
-pub trait Backend: Send + Sync + 'static {
-    /// One subscriber's stream of [`Message`]s ([`Subscription`] if it needs a box).
-    type Events: Stream<Item = Message> + Send + Unpin + 'static;
-
-    /// Publish `event` to every subscriber; returns the id it was given.
-    fn publish(&self, event: Event) -> impl Future<Output = Result<String, BoxError>> + Send;
-
-    /// Subscribe at the live edge, or, with `last_event_id`, replay what came after it first.
-    /// An id that cannot belong to this stream is the client's fault: a 4xx [`Error`].
-    fn subscribe(
-        &self,
-        last_event_id: Option<&str>,
-    ) -> impl Future<Output = Result<Self::Events, Error>> + Send;
-}
-
-/// What happens to a subscriber that falls a whole queue behind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SlowConsumer {
-    /// Skip to the oldest event still queued and send `event: lagged` with
-    /// `data: {"missed":N}` first, so the client knows it has a gap.
-    #[default]
-    SkipAhead,
-    /// End the subscriber's stream (cleanly). An `EventSource` reconnects with
-    /// `Last-Event-ID` and gets what the replay buffer still holds.
-    Disconnect,
-}
-
-/// Publish once, deliver to every subscriber. Cheap to clone: clones share the backend.
-pub struct Hub<B = InMemory> {
-    backend: Arc<B>,
-    policy: SlowConsumer,
-}
-
-impl<B> Clone for Hub<B> {
-    fn clone(&self) -> Self {
-        Self {
-            backend: self.backend.clone(),
-            policy: self.policy,
-        }
-    }
-}
-
-impl<B> fmt::Debug for Hub<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hub").field("policy", &self.policy).finish()
-    }
-}
-
-impl Default for Hub<InMemory> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Hub<InMemory> {
-    /// An in-process hub with the [`InMemory`] defaults.
-    pub fn new() -> Self {
-        Self::with_backend(InMemory::default())
-    }
-}
-
-impl<B: Backend> Hub<B> {
-    /// A hub over `backend`.
-    pub fn with_backend(backend: B) -> Self {
-        Self {
-            backend: Arc::new(backend),
-            policy: SlowConsumer::default(),
-        }
-    }
-
-    /// Choose the slow-consumer policy (default [`SlowConsumer::SkipAhead`]).
-    pub fn slow_consumer(mut self, policy: SlowConsumer) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// The backend.
-    pub fn backend(&self) -> &B {
-        &self.backend
-    }
-
-    /// Publish `event` (any `id` it carries is replaced by the backend's); returns the new id.
-    pub async fn publish(&self, event: Event) -> Result<String, BoxError> {
-        self.backend.publish(event).await
-    }
-
-    /// A subscriber's event stream, with the slow-consumer policy applied.
-    pub async fn subscribe(
-        &self,
-        last_event_id: Option<&str>,
-    ) -> Result<HubStream<B::Events>, Error> {
-        let sub = self.backend.subscribe(last_event_id).await?;
-        Ok(HubStream {
-            sub,
-            policy: self.policy,
-            ended: false,
-        })
-    }
-
-    /// An SSE response for `req`, replaying after its `Last-Event-ID` if it has one.
-    ///
-    /// The future owns what it needs (it does not borrow `req` or the hub), so it can be
-    /// awaited after `req` has moved on.
-    pub fn sse(
-        &self,
-        req: &Request,
-    ) -> impl Future<Output = Result<Sse<HubStream<B::Events>>, Error>> + Send + use<B> {
-        let last = req.last_event_id().map(str::to_owned);
-        let hub = self.clone();
-        async move { Ok(Sse::new(hub.subscribe(last.as_deref()).await?)) }
-    }
-}
-
-/// One subscriber's events, as made by [`Hub::subscribe`]; never fails.
-pub struct HubStream<S = InMemoryEvents> {
-    sub: S,
-    policy: SlowConsumer,
-    ended: bool,
-}
-
-impl<S> fmt::Debug for HubStream<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HubStream")
-            .field("policy", &self.policy)
-            .finish()
-    }
-}
-
-impl<S: Stream<Item = Message> + Unpin> Stream for HubStream<S> {
-    type Item = Result<Event, Infallible>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.ended {
-            return Poll::Ready(None);
-        }
-        match Pin::new(&mut self.sub).poll_next(cx) {
-            Poll::Ready(Some(Message::Event(ev))) => Poll::Ready(Some(Ok(ev))),
-            Poll::Ready(Some(Message::Lagged(n))) => match self.policy {
-                SlowConsumer::SkipAhead => {
-                    tracing::debug!(missed = n, "slow SSE subscriber skipped ahead");
-                    let ev = Event::default()
-                        .event("lagged")
-                        .expect("static name")
-                        .data(format!("{{\"missed\":{n}}}"));
-                    Poll::Ready(Some(Ok(ev)))
-                }
-                SlowConsumer::Disconnect => {
-                    tracing::info!(missed = n, "slow SSE subscriber disconnected");
-                    self.ended = true;
-                    Poll::Ready(None)
-                }
-            },
-            Poll::Ready(None) => {
-                self.ended = true;
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
+use crate::hub::backend::{Backend, Message};
+use crate::sse::Event;
 
 /// The in-process [`Backend`]: one ring of the latest events, shared by every subscriber.
 ///
@@ -297,14 +95,64 @@ pub const DEFAULT_REPLAY: usize = 1024;
 
 impl Default for InMemory {
     fn default() -> Self {
-        Self::new(DEFAULT_QUEUE, DEFAULT_REPLAY)
+        Self::builder().build()
+    }
+}
+
+/// Configures an [`InMemory`] backend: `InMemory::builder().queue(64).replay(512).build()`.
+#[derive(Debug, Clone, Copy)]
+pub struct InMemoryBuilder {
+    queue: usize,
+    replay: usize,
+}
+
+impl Default for InMemoryBuilder {
+    fn default() -> Self {
+        Self {
+            queue: DEFAULT_QUEUE,
+            replay: DEFAULT_REPLAY,
+        }
+    }
+}
+
+impl InMemoryBuilder {
+    /// How many events a subscriber may fall behind the live edge before the slow-consumer
+    /// policy applies (default [`DEFAULT_QUEUE`]; at least 1).
+    pub fn queue(mut self, events: usize) -> Self {
+        self.queue = events;
+        self
+    }
+
+    /// How many of the latest events are kept for clients that reconnect with
+    /// `Last-Event-ID` (default [`DEFAULT_REPLAY`]; 0 keeps none beyond the queue).
+    pub fn replay(mut self, events: usize) -> Self {
+        self.replay = events;
+        self
+    }
+
+    /// The backend.
+    pub fn build(self) -> InMemory {
+        InMemory::build(self.queue, self.replay)
     }
 }
 
 impl InMemory {
+    /// Configure a backend; [`InMemory::default`] is `InMemory::builder().build()`.
+    pub fn builder() -> InMemoryBuilder {
+        InMemoryBuilder::default()
+    }
+
     /// A backend whose subscribers may fall `queue` events behind before the slow-consumer
     /// policy applies, keeping the last `replay` events for reconnecting clients.
+    #[deprecated(
+        since = "0.1.0",
+        note = "two positional counts read alike: use `InMemory::builder().queue(q).replay(r).build()`"
+    )]
     pub fn new(queue: usize, replay: usize) -> Self {
+        Self::build(queue, replay)
+    }
+
+    fn build(queue: usize, replay: usize) -> Self {
         let queue = queue.max(1);
         let capacity = queue.max(replay);
         Self {
@@ -353,7 +201,7 @@ impl InMemory {
         let after = match last_event_id.map(str::trim) {
             None | Some("") => None,
             Some(s) => Some(s.parse::<u64>().map_err(|_| {
-                tracing::info!(
+                tracing::debug!(
                     last_event_id = s,
                     "rejected SSE subscription: bad Last-Event-ID"
                 );
@@ -533,20 +381,27 @@ impl Drop for InMemoryEvents {
 
 #[cfg(test)]
 mod tests {
+    use std::convert::Infallible;
+
     use super::*;
+    use crate::hub::{Hub, HubStream, SlowConsumer};
     use tokio_stream::StreamExt;
+
+    fn in_memory(queue: usize, replay: usize) -> InMemory {
+        InMemory::builder().queue(queue).replay(replay).build()
+    }
 
     fn ev(s: &str) -> Event {
         Event::default().data(s)
     }
 
     async fn next(s: &mut HubStream) -> String {
-        s.next().await.unwrap().unwrap().to_bytes()
+        s.next().await.unwrap().unwrap().to_string()
     }
 
     #[tokio::test]
     async fn replay_after_last_event_id_then_live() {
-        let hub = Hub::with_backend(InMemory::new(8, 3));
+        let hub = Hub::with_backend(in_memory(8, 3));
         for i in 1..=5 {
             hub.publish(ev(&format!("e{i}"))).await.unwrap();
         }
@@ -568,9 +423,24 @@ mod tests {
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
     }
 
+    #[test]
+    fn the_builder_sets_queue_and_replay_and_defaults_match() {
+        let b = in_memory(8, 3);
+        assert_eq!((b.shared.queue, b.shared.replay), (8, 3));
+        assert_eq!(b.shared.lock().capacity, 8);
+        let d = InMemory::default();
+        let (q, r) = (DEFAULT_QUEUE as u64, DEFAULT_REPLAY as u64);
+        assert_eq!((d.shared.queue, d.shared.replay), (q, r));
+        let zero = in_memory(0, 0);
+        assert_eq!(zero.shared.queue, 1, "a queue holds at least one event");
+        #[allow(deprecated)]
+        let deprecated = InMemory::new(8, 3);
+        assert_eq!((deprecated.shared.queue, deprecated.shared.replay), (8, 3));
+    }
+
     #[tokio::test]
     async fn slow_consumer_policies() {
-        let hub = Hub::with_backend(InMemory::new(2, 0));
+        let hub = Hub::with_backend(in_memory(2, 0));
         let mut skip = hub.subscribe(None).await.unwrap();
         let mut drop = hub
             .clone()
@@ -595,7 +465,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_subscriber_holds_one_slot_and_churn_does_not_grow_the_list() {
-        let hub = Hub::with_backend(InMemory::new(4, 4));
+        let hub = Hub::with_backend(in_memory(4, 4));
         let waker = Waker::noop();
         let mut s = hub.subscribe(None).await.unwrap();
         for _ in 0..10 {
@@ -616,7 +486,7 @@ mod tests {
 
     #[tokio::test]
     async fn dropping_the_hub_ends_streams_after_what_is_left() {
-        let hub = Hub::with_backend(InMemory::new(4, 0));
+        let hub = Hub::with_backend(in_memory(4, 0));
         let mut s = hub.subscribe(None).await.unwrap();
         hub.publish(ev("last")).await.unwrap();
         let waiting = tokio::spawn({
@@ -636,7 +506,7 @@ mod tests {
     #[tokio::test]
     async fn a_slow_replay_is_bounded_by_the_ring() {
         // queue 2, replay 4: a reconnecting client replays up to 4, then lags like any other.
-        let hub = Hub::with_backend(InMemory::new(2, 4));
+        let hub = Hub::with_backend(in_memory(2, 4));
         for i in 1..=4 {
             hub.publish(ev(&format!("e{i}"))).await.unwrap();
         }
@@ -663,7 +533,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_subscriber_that_has_everything_waits_without_the_lock_and_is_still_woken() {
-        let hub = Hub::with_backend(InMemory::new(4, 0));
+        let hub = Hub::with_backend(in_memory(4, 0));
         let mut s = hub.subscribe(None).await.unwrap();
         let count = Arc::new(Count(Default::default()));
         let waker = Waker::from(count.clone());
@@ -700,7 +570,7 @@ mod tests {
         let Poll::Ready(Some(Ok(b))) = poll_once(&mut s, &waker) else {
             panic!("the event published after the lock-free wait was not delivered")
         };
-        assert_eq!(b.to_bytes(), "data: b\nid: 2\n\n");
+        assert_eq!(b.to_string(), "data: b\nid: 2\n\n");
         // Another task's waker takes the locked path and replaces the registered one.
         let other = Arc::new(Count(Default::default()));
         assert!(poll_once(&mut s, &Waker::from(other.clone())).is_pending());

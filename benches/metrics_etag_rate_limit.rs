@@ -1,7 +1,8 @@
-//! Criterion benchmarks of the part-2 middleware without the network: the per-request cost of
-//! the metrics middleware (around a router, as `/stack` uses it), of ETag hashing and 304s, and
-//! of the rate limiter's key store. Compare the ratios, not the absolute times; the end-to-end
-//! figure is `scripts/perf/instr.sh stack` with and without `CONDUIT_STACK_METRICS=0`.
+//! Criterion benchmarks of the metrics, ETag and rate-limit middleware without the network: the
+//! per-request cost of the metrics middleware (around a router, as `/stack` uses it), of ETag
+//! hashing and 304s, and of the rate limiter's key store. Compare the ratios, not the absolute
+//! times; the end-to-end figure is `scripts/perf/instr.sh stack` with and without
+//! `CONDUIT_STACK_METRICS=0`.
 use std::hint::black_box;
 
 use conduit::middleware::{ETag, MemoryStore, Metrics, MetricsRegistry, Quota};
