@@ -1,6 +1,8 @@
-//! The server `../shared/perf/compare.sh` measures against raw hyper, axum, actix-web and nginx.
+//! The server `scripts/perf/compare.sh` and `scripts/perf/instr.sh` measure against raw hyper,
+//! axum, actix-web and nginx (the reference servers are in `benches/peers`).
 //!
-//! Usage: `bench_server [ADDR] [ROOT]` (defaults `127.0.0.1:18090`, `/tmp/conduit-compare-root`).
+//! Usage: `bench_server [ADDR] [ROOT]`: ADDR defaults to `127.0.0.1:18090`; ROOT (the folder
+//! `/static/*` and `/gz/*` serve) to `$CONDUIT_BENCH_ROOT`, else the current directory.
 //!
 //! Routes:
 //! - `/`     "Hello, World!" as text/plain
@@ -23,7 +25,7 @@
 //!   no-store` unless the handler set one) through `conduit::tower::TowerLayer`
 //! - `/tower-identity` "Hello, World!" through `TowerLayer(Identity)`: the adapter alone
 //! - `/no-store` the same answer with conduit's own equivalent, `CacheControl::no_store()`: the
-//!   baseline `/tower` is compared with (`../shared/perf/instr.sh` method, see ARCHITECTURE.md)
+//!   baseline `/tower` is compared with (`scripts/instr_routes.sh`, see ARCHITECTURE.md)
 //!
 //! `CONDUIT_STACK_METRICS=0` leaves the metrics middleware out of `/stack`, to measure its cost.
 use std::sync::OnceLock;
@@ -207,7 +209,8 @@ fn main() -> Result<(), conduit::ServerError> {
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:18090".into());
     let root = args
         .next()
-        .unwrap_or_else(|| "/tmp/conduit-compare-root".into());
+        .or_else(|| std::env::var("CONDUIT_BENCH_ROOT").ok())
+        .unwrap_or_else(|| ".".into());
     // Server defaults, as a user would run them. Two knobs for like-for-like comparisons:
     // CONDUIT_TCP_NODELAY=0 turns Nagle back on (axum::serve's default; conduit, hyper's
     // example, Go and nginx set TCP_NODELAY), CONDUIT_H2_PING=0 turns HTTP/2 keep-alive off.

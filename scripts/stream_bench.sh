@@ -1,28 +1,64 @@
 #!/usr/bin/env bash
 # Streaming benchmarks against bench_server (release build), over loopback only:
 #
-#   scripts/stream_bench.sh [CLIENTS] [TICKS]      # defaults 10000 50
+#   scripts/stream_bench.sh [--hyper both|patched|unpatched] [CLIENTS] [TICKS]   # both 10000 50
 #
 # 1. JSON array memory: downloads /stream/json?n=N for N = 10^4, 10^6, 10^7 from one server
 #    process and prints the server's peak resident memory (VmHWM) after each. Flat = resident
 #    memory independent of the item count. (Throughput against serde_json into one Vec is the
 #    criterion bench: cargo bench --bench stream.)
-# 2. SSE fan-out: CLIENTS concurrent /sse connections (examples/sse_load.rs), a tick published
-#    every 100 ms; prints the server's resident memory with every client connected and the
-#    p50/p99/max fan-out delay over TICKS ticks.
+# 2. Idle keep-alive connections and SSE fan-out: CLIENTS concurrent connections
+#    (examples/sse_load.rs) that each made one `GET /`, then CLIENTS `/sse` clients with a tick
+#    published every 100 ms; prints the server's resident memory with every client connected
+#    and the p50/p99/max fan-out delay over TICKS ticks.
+#
+# Part 2 runs twice by default, to show what the hyper patch (vendor/hyper/CONDUIT_PATCH.md)
+# is worth: once with bench_server as this workspace builds it (`[patch.crates-io]` applies:
+# patched hyper), once built as an application that depends on conduit gets it without that
+# entry (unpatched hyper from crates.io). The second build happens in a copy of the workspace
+# without the `[patch.crates-io]` section, under the target folder (target/unpatched-hyper/);
+# the first time it is a full release build (several minutes on 2 cores). A summary of the
+# figures ends the run.
 #
 # Raises the open-file limit (needs root or a high hard limit). The server and the client are
 # pinned to different cores when taskset exists.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+HYPER=both
+if [ "${1:-}" = --hyper ]; then HYPER=$2; shift 2; fi
+case $HYPER in both|patched|unpatched) ;; *) sed -n 2,24p "$0"; exit 2;; esac
 CLIENTS=${1:-10000}
 TICKS=${2:-50}
-ADDR=127.0.0.1:18095
+ADDR=127.0.0.1:${STREAM_BENCH_PORT:-18095}
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 echo "open-file limit: $(ulimit -n)"
 cargo build --release --example bench_server --example sse_load
+target=$(cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)
+SSE_LOAD=$target/release/examples/sse_load
+declare -A BIN=([patched]=$target/release/examples/bench_server)
+
+# bench_server without the [patch]: the workspace copied (sources only, mtimes kept so cargo
+# rebuilds only what changed), the [patch.crates-io] section and vendor/hyper removed, hyper
+# pinned to the release the patch is made against.
+if [ "$HYPER" != patched ]; then
+    copy=$target/unpatched-hyper/workspace
+    echo "building bench_server with unpatched hyper in $copy ..."
+    rm -rf "$copy"; mkdir -p "$copy"
+    tar -cf - --exclude=./target --exclude=./.git --exclude=./vendor/hyper \
+        --exclude=./benches/peers/target . | tar -xf - -C "$copy"
+    awk '/^\[patch\.crates-io\]/ {skip = 1; next} /^\[/ {skip = 0} !skip' Cargo.toml >"$copy/Cargo.toml"
+    touch -r Cargo.toml "$copy/Cargo.toml"
+    hyper_version=$(awk -F'"' '/^version = / {print $2; exit}' vendor/hyper/Cargo.toml)
+    # the lock's hyper was the path package: resolving gives crates.io's newest 1.x, then pin it
+    (cd "$copy" && cargo metadata -q --format-version 1 >/dev/null &&
+        cargo update -q -p hyper --precise "$hyper_version" &&
+        cargo build --release --example bench_server --target-dir "$target/unpatched-hyper/target")
+    grep -A2 '^name = "hyper"$' "$copy/Cargo.lock" | grep -q 'source = "registry' ||
+        { echo "the copy still builds a patched hyper" >&2; exit 1; }
+    BIN[unpatched]=$target/unpatched-hyper/target/release/examples/bench_server
+fi
 
 pin_server=() pin_client=()
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
@@ -32,8 +68,8 @@ fi
 PID=
 stop() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; PID=; }
 trap stop EXIT
-start() {
-    "${pin_server[@]}" target/release/examples/bench_server "$ADDR" >/dev/null 2>&1 &
+start() { # [BINARY]
+    "${pin_server[@]}" "${1:-${BIN[patched]}}" "$ADDR" >/dev/null 2>&1 &
     PID=$!
     for _ in $(seq 100); do curl -s -o /dev/null "http://$ADDR/" && return; sleep 0.1; done
     echo "bench_server did not start" >&2; exit 1
@@ -52,12 +88,14 @@ for n in 10000 1000000 10000000; do
 done
 stop
 
-# Runs sse_load with $1 as its third argument and prints the server's peak RSS meanwhile.
+# load MODE BUILD: runs sse_load with MODE as its third argument against BUILD's server and
+# prints the server's peak RSS meanwhile (also kept in PEAK[BUILD-MODE]).
+declare -A PEAK
 load() {
-    start
+    start "${BIN[$2]}"
     echo "server RSS before clients: $(kb VmRSS) KiB"
     cpu0=$(cpu)
-    "${pin_client[@]}" target/release/examples/sse_load "$ADDR" "$CLIENTS" "$1" &
+    "${pin_client[@]}" "$SSE_LOAD" "$ADDR" "$CLIENTS" "$1" &
     CLIENT=$!
     max=0
     while kill -0 "$CLIENT" 2>/dev/null; do
@@ -66,14 +104,29 @@ load() {
     done
     wait "$CLIENT" || echo "sse_load failed" >&2
     echo "server RSS peak: $max KiB ($((max / 1024)) MiB), $((max * 1024 / CLIENTS)) bytes a connection"
+    PEAK[$2-$1]=$max
     echo "server CPU during the run: $(( ($(cpu) - cpu0) * 1000 / $(getconf CLK_TCK) )) ms (machine load: $(cut -d' ' -f1-3 /proc/loadavg))"
     stop
 }
 
-echo
-echo "== Baseline: $CLIENTS idle keep-alive connections (one GET / each)"
-load idle
+builds=(patched unpatched)
+[ "$HYPER" = both ] || builds=("$HYPER")
+for b in "${builds[@]}"; do
+    echo
+    echo "== $b hyper: $CLIENTS idle keep-alive connections (one GET / each)"
+    load idle "$b"
+    echo
+    echo "== $b hyper: SSE, $CLIENTS clients, $TICKS ticks"
+    load "$TICKS" "$b"
+done
 
+mib() { awk -v k="${PEAK[$1]:-0}" 'BEGIN { if (k == 0) print "-"; else printf "%.1f MiB", k / 1024 }'; }
+per() { awk -v k="${PEAK[$1]:-0}" -v c="$CLIENTS" 'BEGIN { if (k == 0) print "-"; else printf "%.1f KB", k * 1024 / c / 1000 }'; }
 echo
-echo "== SSE: $CLIENTS clients, $TICKS ticks"
-load "$TICKS"
+echo "== Server peak RSS with $CLIENTS clients (whole process)"
+printf '%-34s %-24s %s\n' "" "patched hyper" "unpatched hyper"
+printf '%-34s %-24s %s\n' "" "(this workspace)" "(a dependent without [patch])"
+for m in idle "$TICKS"; do
+    label="idle keep-alive connections"; [ "$m" = idle ] || label="SSE clients ($TICKS ticks)"
+    printf '%-34s %-24s %s\n' "$label" "$(mib "patched-$m") ($(per "patched-$m"))" "$(mib "unpatched-$m") ($(per "unpatched-$m"))"
+done

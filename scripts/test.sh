@@ -5,6 +5,7 @@
 #
 # Installs what the tests need when it can (curl and h2load via apt-get when run as root;
 # rustfmt and clippy via rustup), then runs, stopping at the first failure:
+#   bash -n on every script; scripts/hyper_patch.sh check
 #   cargo fmt --all --check
 #   promtool check rules / test rules       (docs/alerts.yml, docs/alerts_test.yml)
 #   cargo clippy --workspace --all-targets -- -D warnings
@@ -57,6 +58,12 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
         exit 1
     fi
 fi
+
+step "bash -n scripts/*.sh scripts/perf/*.sh (the benchmark scripts are not run here: too long)"
+for f in scripts/*.sh scripts/perf/*.sh; do bash -n "$f"; done
+
+step "scripts/hyper_patch.sh check (vendor/hyper = the crates.io release + vendor/hyper/conduit.patch)"
+scripts/hyper_patch.sh check
 
 step "cargo fmt --all --check"
 cargo fmt --all --check

@@ -1,7 +1,7 @@
 use std::cmp;
 use std::fmt;
 use std::io::{self, IoSlice};
-use std::mem::MaybeUninit; // CONDUIT PATCH
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -15,10 +15,11 @@ use crate::common::buf::BufList;
 /// The initial buffer size allocated before trying to read from IO.
 pub(crate) const INIT_BUFFER_SIZE: usize = 8192;
 
-/// CONDUIT PATCH: what the lazily allocated headers buffer starts with.
+/// The capacity the (lazily allocated) headers buffer starts with: room for a usual head.
 const INIT_HEADERS_BUF_SIZE: usize = 512;
 
-/// CONDUIT PATCH: a read buffer up to this size is kept while a keep-alive connection waits.
+/// A read buffer up to this size is kept while a keep-alive connection waits for its next
+/// message; a larger one is freed.
 const SMALL_READ_BUF_SIZE: usize = 1024;
 
 /// The minimum value that can be set to max buffer size.
@@ -44,11 +45,11 @@ pub(crate) struct Buffered<T, B> {
     read_buf: BytesMut,
     read_buf_strategy: ReadStrategy,
     write_buf: WriteBuf<B>,
-    // CONDUIT PATCH: a read has pended on the empty read buffer, with no bytes since.
+    // A read has pended on the empty read buffer, with no bytes read since.
     idle_pending: bool,
-    // CONDUIT PATCH: body bytes were queued since the last read pended on the empty buffer.
+    // Body bytes were queued since the last read pended on the empty buffer.
     wrote: bool,
-    // CONDUIT PATCH: `read_buf` is a small buffer made by a read through the stack, worth
+    // `read_buf` is a small buffer made by a read through the stack, worth
     // keeping (and reusing in place) while a keep-alive connection waits for its next request.
     read_buf_small: bool,
 }
@@ -155,8 +156,8 @@ where
 
     pub(crate) fn headers_buf(&mut self) -> &mut Vec<u8> {
         let buf = self.write_buf.headers_mut();
-        // CONDUIT PATCH: allocated lazily (and released when idle); room for a usual head
-        // in one small allocation.
+        // Allocated lazily (and released when the connection is idle): room for a usual
+        // head in one small allocation.
         if buf.bytes.capacity() == 0 {
             buf.bytes.reserve(INIT_HEADERS_BUF_SIZE);
         }
@@ -168,7 +169,7 @@ where
     }
 
     pub(crate) fn buffer<BB: Buf + Into<B>>(&mut self, buf: BB) {
-        self.wrote = true; // CONDUIT PATCH
+        self.wrote = true;
         self.write_buf.buffer(buf);
     }
 
@@ -261,11 +262,10 @@ where
                 .max()
                 .saturating_sub(self.read_buf.len()),
         );
-        // CONDUIT PATCH (vendor/hyper/CONDUIT_PATCH.md): a read that would have to allocate
-        // into an empty buffer (waiting for a new message, or for EOF under a streaming
-        // response) goes to the stack first: waiting allocates nothing, and what does arrive
-        // gets a buffer of its own size. Not once reads have grown past the initial size (a
-        // bulk body keeps upstream's adaptive reads).
+        // A read that would have to allocate into an empty buffer (waiting for a new
+        // message, or for EOF under a streaming response) goes to the stack first: waiting
+        // allocates nothing, and what does arrive gets a buffer of its own size. Not once
+        // reads have grown past the initial size: a bulk body keeps the adaptive reads below.
         if self.read_buf.is_empty()
             && self.read_buf_remaining_mut() < next
             && next <= INIT_BUFFER_SIZE
@@ -305,7 +305,7 @@ where
         }
         if self.read_buf_remaining_mut() < next {
             self.read_buf.reserve(next);
-            self.read_buf_small = false; // CONDUIT PATCH
+            self.read_buf_small = false;
         }
 
         // SAFETY: ReadBuf and poll_read promise not to set any uninitialized
@@ -324,14 +324,14 @@ where
                 }
                 self.read_buf_strategy.record(n);
                 if n != 0 {
-                    self.idle_pending = false; // CONDUIT PATCH
+                    self.idle_pending = false;
                 }
                 Poll::Ready(Ok(n))
             }
             Poll::Pending => {
                 self.read_blocked = true;
                 if self.read_buf.is_empty() {
-                    self.pending_on_empty(); // CONDUIT PATCH
+                    self.pending_on_empty();
                 }
                 Poll::Pending
             }
@@ -339,11 +339,11 @@ where
         }
     }
 
-    /// CONDUIT PATCH: a read pended on the empty read buffer. The second time in a row, with
-    /// nothing read in between, the connection is idle (between requests, or waiting for EOF
-    /// under a long-lived response such as Server-Sent Events, woken by its events): it then
-    /// keeps no buffers. Not at the first, which is the usual wait for a keep-alive client's
-    /// next request: a busy connection keeps its write buffers as upstream's does.
+    /// A read pended on the empty read buffer. The second time in a row, with nothing read
+    /// in between, the connection is idle (between requests, or waiting for EOF under a
+    /// long-lived response such as Server-Sent Events, woken by its events): it then keeps no
+    /// buffers. Not at the first, which is the usual wait for a keep-alive client's next
+    /// request: a busy connection keeps its write buffers.
     fn pending_on_empty(&mut self) {
         if self.idle_pending {
             self.release_idle_buffers();
@@ -353,8 +353,8 @@ where
         self.wrote = false;
     }
 
-    /// CONDUIT PATCH: frees the read buffer (it must be empty) and, when everything written
-    /// has been flushed, the write buffer's header storage and body queue. The next read goes
+    /// Frees the read buffer (it must be empty) and, when everything written has been
+    /// flushed, the write buffer's header storage and body queue. The next read goes
     /// through the stack first; the head encoder and the queue allocate again as they write.
     /// The queue (a few hundred bytes) stays while a response body is still being written
     /// between the two idle polls, as under an event stream woken for each event: freeing it
@@ -641,7 +641,7 @@ pub(super) struct WriteBuf<B> {
 impl<B: Buf> WriteBuf<B> {
     fn new(strategy: WriteStrategy) -> WriteBuf<B> {
         WriteBuf {
-            // CONDUIT PATCH: allocated on first use (`Buffered::headers_buf`, or as
+            // Allocated on first use (`Buffered::headers_buf`, or as
             // flattened bodies extend it), not 8 KiB up front for every connection.
             headers: Cursor::new(Vec::new()),
             max_buf_size: DEFAULT_MAX_BUFFER_SIZE,
@@ -999,7 +999,7 @@ mod tests {
         let b = |s: &str| Cursor::new(s.as_bytes().to_vec());
 
         let mut write_buf = WriteBuf::<Cursor<Vec<u8>>>::new(WriteStrategy::Flatten);
-        // CONDUIT PATCH: the headers buffer is allocated lazily; give it hyper's usual size.
+        // The headers buffer is allocated lazily; give it the size this test assumes.
         write_buf.headers.bytes.reserve_exact(INIT_BUFFER_SIZE);
 
         write_buf.buffer(b("hello "));
