@@ -241,11 +241,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.send(Message::Close(Some(frame))).await
     }
 
-    /// Split into a writer and a reader half, usable from different tasks.
-    pub fn split(self) -> (crate::WsSender<S>, crate::WsReceiver<S>) {
-        crate::split::split(self)
-    }
-
     /// Queue a Close frame (if none was sent yet) and start the close timer.
     fn queue_close(&mut self, code: CloseCode, reason: &str) {
         if !self.close_sent {

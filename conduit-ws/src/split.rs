@@ -48,11 +48,12 @@ pub struct WsSender<S = crate::Upgraded>(SplitSink<WebSocket<S>, Message>);
 #[derive(Debug)]
 pub struct WsReceiver<S = crate::Upgraded>(SplitStream<WebSocket<S>>);
 
-pub(crate) fn split<S: AsyncRead + AsyncWrite + Unpin>(
-    socket: WebSocket<S>,
-) -> (WsSender<S>, WsReceiver<S>) {
-    let (tx, rx) = StreamExt::split(socket);
-    (WsSender(tx), WsReceiver(rx))
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Split into a writer and a reader half, usable from different tasks.
+    pub fn split(self) -> (WsSender<S>, WsReceiver<S>) {
+        let (tx, rx) = StreamExt::split(self);
+        (WsSender(tx), WsReceiver(rx))
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsReceiver<S> {
