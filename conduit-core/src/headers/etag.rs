@@ -18,7 +18,7 @@
 //! assert_eq!(etag_with_coding(&tag, ContentCoding::Gzip).unwrap(), "\"abc-gzip\"");
 //! ```
 
-use http::header::{GetAll, HeaderValue};
+use http::header::HeaderValue;
 
 use super::coding::ContentCoding;
 
@@ -116,10 +116,12 @@ fn trim(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// The field lines of an `If-Match` or `If-None-Match`: `*` or a list of tags.
+/// The field lines of an `If-Match` or `If-None-Match`: `*` or a list of tags. Made from
+/// any iterator of the header's values (`headers.get_all(IF_NONE_MATCH)`, or a slice of
+/// values kept from a request).
 #[derive(Debug)]
-pub struct EntityTagList<'a> {
-    lines: GetAll<'a, HeaderValue>,
+pub struct EntityTagList<I> {
+    lines: I,
 }
 
 /// A tag list that does not parse (`If-None-Match: abc`). The caller treats the condition as
@@ -127,17 +129,19 @@ pub struct EntityTagList<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MalformedTagList;
 
-impl<'a> EntityTagList<'a> {
-    /// The lines of one header (`headers.get_all(IF_NONE_MATCH)`).
-    pub fn new(lines: GetAll<'a, HeaderValue>) -> Self {
-        Self { lines }
+impl<'a, I: Iterator<Item = &'a HeaderValue>> EntityTagList<I> {
+    /// The lines of one header.
+    pub fn new(lines: impl IntoIterator<Item = &'a HeaderValue, IntoIter = I>) -> Self {
+        Self {
+            lines: lines.into_iter(),
+        }
     }
 
     /// Whether the list holds a tag matching `current` (or `*`, which matches any current
     /// representation). The whole list is checked for syntax first: a malformed list matches
     /// nothing, even where an earlier element would have.
     pub fn matches(
-        &self,
+        self,
         current: &EntityTag<'_>,
         comparison: Comparison,
     ) -> Result<bool, MalformedTagList> {
@@ -150,10 +154,10 @@ impl<'a> EntityTagList<'a> {
 
     /// Call `f` with every element: `None` for `*`, `Some(tag)` otherwise.
     pub fn for_each(
-        &self,
+        self,
         mut f: impl FnMut(Option<EntityTag<'a>>),
     ) -> Result<(), MalformedTagList> {
-        for line in self.lines.iter() {
+        for line in self.lines {
             let mut s = trim(line.as_bytes());
             // `*` stands alone (`If-None-Match = "*" / #entity-tag`).
             if s == b"*" {

@@ -10,9 +10,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use conduit_core::{
-    Body, BoxError, Handler, MatchedPath, Middleware, RecordMatchedPath, Request, Response,
+    Body, BodyWrapper, BoxError, Handler, MatchedPath, Middleware, RecordMatchedPath, Request,
+    Response, WrappedBody,
 };
-use http_body::{Body as _, Frame, SizeHint};
+use http_body::{Body as _, Frame};
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::metrics::collector::RequestCollector;
@@ -176,51 +177,29 @@ impl<F: Future<Output = Response>> Future for MetricsFuture<F> {
         drop(p); // the request is no longer in flight
         Poll::Ready(match streamed {
             None => res,
-            Some(series) => res.map(|body| {
-                Body::new(CountingBody {
-                    inner: body,
-                    series,
-                })
-            }),
+            Some(series) => res.map(|body| Body::new(WrappedBody::new(body, CountBytes(series)))),
         })
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A streamed body that adds its bytes to a series as they are sent.
-    struct CountingBody {
-        #[pin]
-        inner: Body,
-        series: Arc<Series>,
-    }
-}
+/// What a streamed body adds its bytes to as they are sent.
+struct CountBytes(Arc<Series>);
 
-impl http_body::Body for CountingBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
+impl BodyWrapper for CountBytes {
     fn poll_frame(
-        self: Pin<&mut Self>,
+        &mut self,
+        inner: Pin<&mut Body>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
+        let polled = inner.poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {
-                this.series
+                self.0
                     .body_bytes
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
             }
         }
         polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
