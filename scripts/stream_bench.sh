@@ -12,7 +12,7 @@
 #    published every 100 ms; prints the server's resident memory with every client connected
 #    and the p50/p99/max fan-out delay over TICKS ticks.
 #
-# Part 2 runs twice by default, to show what the hyper patch (vendor/hyper/CONDUIT_PATCH.md)
+# Measurement 2 runs twice by default, to show what the hyper patch (vendor/hyper/CONDUIT_PATCH.md)
 # is worth: once with bench_server as this workspace builds it (`[patch.crates-io]` applies:
 # patched hyper), once built as an application that depends on conduit gets it without that
 # entry (unpatched hyper from crates.io). The second build happens in a copy of the workspace

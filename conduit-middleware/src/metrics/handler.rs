@@ -66,7 +66,7 @@ impl MetricsBuilder {
     }
 }
 
-/// The request-metrics middleware. See the [module docs](self).
+/// The request-metrics middleware. See the [module docs](crate::metrics).
 #[derive(Debug, Clone)]
 pub struct Metrics {
     shared: &'static Shared,

@@ -22,8 +22,9 @@ pub enum Message {
 /// A boxed stream of [`Message`]s, for a [`Backend`] whose subscriptions are of several types.
 pub type Subscription = Pin<Box<dyn Stream<Item = Message> + Send + 'static>>;
 
-/// Where a [`Hub`] publishes and subscribes: in-process today ([`InMemory`]), a shared log
-/// across instances tomorrow. Implementations assign event ids and keep what replay needs.
+/// Where a [`Hub`](super::Hub) publishes and subscribes: in process by default
+/// ([`InMemory`](super::InMemory)), or a log shared by several instances. Implementations
+/// assign event ids and keep what replay needs.
 pub trait Backend: Send + Sync + 'static {
     /// One subscriber's stream of [`Message`]s ([`Subscription`] if it needs a box).
     type Events: Stream<Item = Message> + Send + Unpin + 'static;

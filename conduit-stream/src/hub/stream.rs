@@ -24,7 +24,7 @@ pub enum SlowConsumer {
     Disconnect,
 }
 
-/// One subscriber's events, as made by [`Hub::subscribe`]; never fails.
+/// One subscriber's events, as made by [`Hub::subscribe`](super::Hub::subscribe); never fails.
 pub struct HubStream<S = InMemoryEvents> {
     sub: S,
     policy: SlowConsumer,
