@@ -114,6 +114,16 @@ async fn optimized_server_serves_db_rows_stats_and_closes_the_pool_on_sigterm() 
         "{text}"
     );
     assert!(!text.contains("/items/42"), "{text}");
+    // The pool's and the hub's figures that docs/alerts.yml alerts on.
+    for series in [
+        "db_pool_connections_in_use ",
+        "db_pool_max_open ",
+        "db_pool_waits_total ",
+        "sse_slow_consumer_skips_total 0",
+        "sse_slow_consumer_disconnects_total 0",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(series)), "{series}: {text}");
+    }
     let mut c = h2_client(addr).await;
     let r = send(&mut c, get_req("/items?limit=70")).await;
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap();

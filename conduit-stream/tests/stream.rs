@@ -611,6 +611,11 @@ async fn hub_slow_consumer_skips_ahead_and_is_told() {
         delivered < 400,
         "{delivered} of 400 delivered: some were skipped"
     );
+    // The hub counts what its policy did, for the metrics and alerts.
+    let stats = srv.shared.hub.stats();
+    assert!(stats.skipped_ahead >= 1, "{stats:?}");
+    assert!(stats.missed_events >= (400 - delivered) as u64, "{stats:?}");
+    assert_eq!(stats.disconnected, 0, "{stats:?}");
     drop(s);
     srv.handle.shutdown();
     srv.task.await.unwrap().unwrap();

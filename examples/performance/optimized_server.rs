@@ -103,6 +103,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Prometheus metrics for every request (labelled by route template), served at /metrics.
     let registry = MetricsRegistry::new();
+    // The pool's and the hub's own figures, read at each scrape (docs/alerts.yml alerts on them).
+    let stats = db.clone();
+    registry.gauge_fn(
+        "db_pool_connections_in_use",
+        "Pool connections checked out.",
+        move || stats.stats().in_use as i64,
+    );
+    let stats = db.clone();
+    registry.gauge_fn("db_pool_max_open", "The pool's max_open.", move || {
+        stats.stats().max_open as i64
+    });
+    let stats = db.clone();
+    registry.counter_fn(
+        "db_pool_waits",
+        "Checkouts that found the pool exhausted and waited.",
+        move || stats.stats().wait_count,
+    );
+    let stats = hub.clone();
+    registry.counter_fn(
+        "sse_slow_consumer_skips",
+        "Times an SSE subscriber fell a whole queue behind and skipped ahead.",
+        move || stats.stats().skipped_ahead,
+    );
+    let stats = hub.clone();
+    registry.counter_fn(
+        "sse_slow_consumer_disconnects",
+        "SSE subscribers disconnected for falling a whole queue behind.",
+        move || stats.stats().disconnected,
+    );
     let app = Router::new()
         .route("/", get(|_req: Request| async { "Hello, World!" }))
         .route("/metrics", get(registry.endpoint()))

@@ -52,6 +52,7 @@
 //! # });
 //! ```
 
+mod callback;
 mod collector;
 mod endpoint;
 mod handler;

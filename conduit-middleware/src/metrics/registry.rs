@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use prometheus_client::collector::Collector;
 use prometheus_client::registry::{Metric, Registry};
 
+use crate::metrics::callback::{Callback, Read};
+
 /// A shared Prometheus registry: the middleware's metrics and any others, served by
 /// [`endpoint`](Self::endpoint). Cloning shares it.
 #[derive(Clone, Default)]
@@ -47,6 +49,46 @@ impl MetricsRegistry {
     /// elsewhere, such as a pool's statistics).
     pub fn register_collector(&self, collector: impl Collector) {
         self.lock().register_collector(Box::new(collector));
+    }
+
+    /// A counter whose value `read` gives at each scrape, for a count kept elsewhere (a hub's
+    /// slow-consumer counters, a pool's waits). `name` without `_total`: the exposition adds it.
+    ///
+    /// ```
+    /// use conduit_middleware::MetricsRegistry;
+    ///
+    /// let registry = MetricsRegistry::new();
+    /// registry.counter_fn("jobs_done", "Jobs finished.", || 42);
+    /// assert!(registry.encode().contains("jobs_done_total 42"));
+    /// ```
+    pub fn counter_fn(
+        &self,
+        name: &str,
+        help: &str,
+        read: impl Fn() -> u64 + Send + Sync + 'static,
+    ) {
+        self.register_collector(Callback {
+            name: name.to_owned(),
+            help: help.to_owned(),
+            read: Read::Counter(Box::new(read)),
+        });
+    }
+
+    /// A gauge whose value `read` gives at each scrape (connections in use, queue lengths).
+    ///
+    /// ```
+    /// use conduit_middleware::MetricsRegistry;
+    ///
+    /// let registry = MetricsRegistry::new();
+    /// registry.gauge_fn("workers_busy", "Workers busy now.", || 3);
+    /// assert!(registry.encode().contains("workers_busy 3"));
+    /// ```
+    pub fn gauge_fn(&self, name: &str, help: &str, read: impl Fn() -> i64 + Send + Sync + 'static) {
+        self.register_collector(Callback {
+            name: name.to_owned(),
+            help: help.to_owned(),
+            read: Read::Gauge(Box::new(read)),
+        });
     }
 
     /// Anything else [`Registry`] offers (sub-registries with a prefix or constant labels),

@@ -46,13 +46,15 @@ pub use crate::hub::backend::{Backend, Message, Subscription};
 pub use crate::hub::memory::{
     DEFAULT_QUEUE, DEFAULT_REPLAY, InMemory, InMemoryBuilder, InMemoryEvents,
 };
-pub use crate::hub::stream::{HubStream, SlowConsumer};
+use crate::hub::stream::Counters;
+pub use crate::hub::stream::{HubStats, HubStream, SlowConsumer};
 use crate::sse::{Event, LastEventId, Sse};
 
 /// Publish once, deliver to every subscriber. Cheap to clone: clones share the backend.
 pub struct Hub<B = InMemory> {
     backend: Arc<B>,
     policy: SlowConsumer,
+    counters: Arc<Counters>,
 }
 
 impl<B> Clone for Hub<B> {
@@ -60,6 +62,7 @@ impl<B> Clone for Hub<B> {
         Self {
             backend: self.backend.clone(),
             policy: self.policy,
+            counters: self.counters.clone(),
         }
     }
 }
@@ -89,7 +92,14 @@ impl<B: Backend> Hub<B> {
         Self {
             backend: Arc::new(backend),
             policy: SlowConsumer::default(),
+            counters: Arc::default(),
         }
+    }
+
+    /// What the slow-consumer policy has done so far, over all subscribers (for metrics:
+    /// export them as counters, e.g. with conduit-middleware's `MetricsRegistry::counter_fn`).
+    pub fn stats(&self) -> HubStats {
+        self.counters.stats()
     }
 
     /// Choose the slow-consumer policy (default [`SlowConsumer::SkipAhead`]).
@@ -114,7 +124,7 @@ impl<B: Backend> Hub<B> {
         last_event_id: Option<&str>,
     ) -> Result<HubStream<B::Events>, Error> {
         let sub = self.backend.subscribe(last_event_id).await?;
-        Ok(HubStream::new(sub, self.policy))
+        Ok(HubStream::new(sub, self.policy, self.counters.clone()))
     }
 
     /// An SSE response for `req`, replaying after its `Last-Event-ID` if it has one.
