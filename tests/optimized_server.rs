@@ -122,7 +122,10 @@ async fn optimized_server_serves_db_rows_stats_and_closes_the_pool_on_sigterm() 
         "sse_slow_consumer_skips_total 0",
         "sse_slow_consumer_disconnects_total 0",
     ] {
-        assert!(text.lines().any(|l| l.starts_with(series)), "{series}: {text}");
+        assert!(
+            text.lines().any(|l| l.starts_with(series)),
+            "{series}: {text}"
+        );
     }
     let mut c = h2_client(addr).await;
     let r = send(&mut c, get_req("/items?limit=70")).await;

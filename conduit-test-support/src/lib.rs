@@ -1,21 +1,4 @@
-//! Helpers for conduit's integration tests, shared by every crate's `tests/`: a real
-//! [`Server`] on 127.0.0.1:0, real hyper clients (HTTP/1.1 and h2c prior knowledge), raw
-//! sockets and hand-made HTTP/2 frames, log capture, temporary directories and, with the `tls`
-//! feature, a self-signed certificate and a rustls client.
-//!
-//! A test crate's `tests/common/mod.rs` re-exports this crate (`pub use
-//! conduit_test_support::*;`), adding the few helpers its own tests name differently.
-//!
-//! ```
-//! use conduit_test_support::{config, get, start};
-//!
-//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! let server = start(config(), |_req: conduit_core::Request| async { "hi" }).await;
-//! let reply = get(server.addr, "/").await;
-//! assert_eq!(reply.status, 200);
-//! assert_eq!(reply.text(), "hi");
-//! # });
-//! ```
+#![doc = include_str!("../README.md")]
 
 use std::future::Future;
 use std::net::SocketAddr;
