@@ -3,39 +3,19 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use common::*;
 use conduit_core::http::StatusCode;
 use conduit_core::{Error, Handler, HandlerExt, Request, Router, get};
 use conduit_middleware::{Logging, Quota, RateLimit};
 use tracing::Level;
 
-/// What the fmt subscriber writes, shared with the test.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Buffer {
-    /// The lines written so far, less the server's own (listening, draining).
-    fn request_lines(&self) -> Vec<String> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .filter(|l| !l.contains("conduit_server"))
-            .map(str::to_owned)
-            .collect()
-    }
+/// The lines logged so far, less the server's own (listening, draining).
+fn request_lines(logs: &Logs) -> Vec<String> {
+    logs.text()
+        .lines()
+        .filter(|l| !l.contains("conduit_server"))
+        .map(str::to_owned)
+        .collect()
 }
 
 fn app(logging: Logging) -> impl Handler {
@@ -56,16 +36,7 @@ fn app(logging: Logging) -> impl Handler {
 /// Sends GET `/`, `/nowhere` (404), `/bad` (400), `/fail` (500), POST `/` (405) and one more
 /// GET `/` past the rate limit (429), over one connection, logging at `max_level`.
 async fn run(logging: Logging, max_level: Level) -> Vec<String> {
-    let buffer = Buffer::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer({
-            let buffer = buffer.clone();
-            move || buffer.clone()
-        })
-        .with_ansi(false)
-        .with_max_level(max_level)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Logs::capture_at(max_level);
     let srv = start(app(logging)).await;
     let mut statuses = Vec::new();
     for (method, path) in [
@@ -91,7 +62,7 @@ async fn run(logging: Logging, max_level: Level) -> Vec<String> {
         ]
     );
     srv.handle.shutdown();
-    buffer.request_lines()
+    request_lines(&logs)
 }
 
 fn level_of(line: &str) -> &str {

@@ -11,11 +11,16 @@ impl Logs {
     /// Capture INFO and above logged on this thread (a current-thread test runtime runs the
     /// server's tasks here) until the guard is dropped.
     pub fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        Self::capture_at(tracing::Level::INFO)
+    }
+
+    /// Capture `level` and above logged on this thread until the guard is dropped.
+    pub fn capture_at(level: tracing::Level) -> (Self, tracing::subscriber::DefaultGuard) {
         let logs = Logs::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
+            .with_max_level(level)
             .with_writer(move || writer.clone())
             .finish();
         (logs, tracing::subscriber::set_default(subscriber))
