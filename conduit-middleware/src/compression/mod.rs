@@ -66,6 +66,15 @@ mod content_type;
 mod encoder;
 
 pub use conduit_core::headers::{ContentCoding as Encoding, Negotiated};
+
+/// The coding the request's `Accept-Encoding` allows among `enabled` (in order of preference).
+#[deprecated(
+    since = "0.1.0",
+    note = "use `conduit_core::headers::AcceptEncoding::from_headers(headers).negotiate(enabled)`"
+)]
+pub fn negotiate(headers: &HeaderMap, enabled: &[Encoding]) -> Negotiated {
+    AcceptEncoding::from_headers(headers).negotiate(enabled)
+}
 pub use content_type::is_compressible;
 use encoder::{EncodedBody, encode_in_memory};
 /// The compression middleware (see the [module docs](self)).
@@ -441,5 +450,27 @@ fn tag_variant(headers: &mut HeaderMap, coding: Encoding) {
         None => {
             headers.remove(header::ETAG);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The deprecated name answers what the shared negotiation answers.
+    #[test]
+    #[allow(deprecated)]
+    fn deprecated_negotiate_is_the_shared_one() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip;q=0.5, br"),
+        );
+        let order = Encoding::PREFERENCE;
+        assert_eq!(negotiate(&h, &order), Negotiated::Encode(Encoding::Brotli));
+        assert_eq!(
+            negotiate(&h, &order),
+            AcceptEncoding::from_headers(&h).negotiate(&order)
+        );
     }
 }
