@@ -12,7 +12,8 @@
 #   cargo check over a list of feature combinations (warnings are errors)
 #   cargo build --workspace --examples      (tests/basic_server.rs runs the built example)
 #   scripts/check_guides.sh                 (the guides' commands, against the built examples)
-#   python3 -m venv target/py-venv + pip install websockets  (once; conduit-ws's Python client)
+#   python3 -m venv target/py-venv + pip install websockets schemathesis  (once; conduit-ws's
+#                                           Python client, the fuzzer tests/todo_api.rs runs)
 #   cargo nextest run --workspace           (or cargo test --workspace --lib --bins --tests)
 #   cargo test --workspace --benches        (each criterion bench once, so they cannot rot)
 #   cargo test --workspace --doc            (nextest does not run doctests)
@@ -86,6 +87,7 @@ feature_sets=(
     "-p conduit --no-default-features --features metrics"
     "-p conduit --no-default-features --features static"
     "-p conduit --no-default-features --features stream"
+    "-p conduit --no-default-features --features api"
     "-p conduit"
     "-p conduit --all-features"
     "-p conduit-server --no-default-features"
@@ -117,11 +119,13 @@ cargo build --workspace --examples
 step "scripts/check_guides.sh (the guides' commands, against the optimized_server example)"
 scripts/check_guides.sh
 
-# conduit-ws/tests/python.rs drives the server with Python's `websockets` client, from a
-# virtual environment kept in the target directory (created once; later runs only check it).
+# conduit-ws/tests/python.rs drives the server with Python's `websockets` client, and
+# tests/todo_api.rs runs schemathesis against the todo_api example's OpenAPI document, both
+# from a virtual environment kept in the target directory (created once; later runs only
+# check it).
 py_venv="${CARGO_TARGET_DIR:-target}/py-venv"
-if ! "$py_venv/bin/python" -c 'import websockets' >/dev/null 2>&1; then
-    step "python3 -m venv $py_venv; pip install websockets"
+if ! "$py_venv/bin/python" -c 'import websockets, schemathesis' >/dev/null 2>&1; then
+    step "python3 -m venv $py_venv; pip install websockets schemathesis"
     rm -rf "$py_venv"
     if ! python3 -m venv "$py_venv"; then
         # Debian splits venv (with ensurepip) out of python3.
@@ -134,10 +138,11 @@ if ! "$py_venv/bin/python" -c 'import websockets' >/dev/null 2>&1; then
             exit 1
         fi
     fi
-    "$py_venv/bin/pip" install --quiet --disable-pip-version-check websockets
+    "$py_venv/bin/pip" install --quiet --disable-pip-version-check websockets "schemathesis>=4.32,<5"
 fi
 CONDUIT_WS_PYTHON="$(cd "$py_venv" && pwd)/bin/python"
-export CONDUIT_WS_PYTHON
+CONDUIT_SCHEMATHESIS="$(cd "$py_venv" && pwd)/bin/schemathesis"
+export CONDUIT_WS_PYTHON CONDUIT_SCHEMATHESIS
 
 if cargo nextest --version >/dev/null 2>&1; then
     step "cargo nextest run --workspace"

@@ -52,6 +52,12 @@ pub use conduit_static::{ServeDir, ServeFile};
 #[cfg(feature = "ws")]
 pub use conduit_ws as ws;
 
+/// JSON APIs: [`ApiRouter`](api::ApiRouter) collecting the OpenAPI 3.1 document (utoipa) from
+/// the routes, and cursor pagination ([`Page`](api::Page), [`Pagination`](api::Pagination))
+/// (feature `api`, off by default).
+#[cfg(feature = "api")]
+pub use conduit_api as api;
+
 /// The guides in `docs/`, compiled as doctests (`cargo test -p conduit --doc`) so their Rust
 /// snippets keep up with the API; `scripts/check_guides.sh` runs their shell commands.
 #[cfg(all(doctest, feature = "server", feature = "middleware"))]
