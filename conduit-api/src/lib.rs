@@ -1,8 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
-mod openapi;
-mod page;
+pub mod openapi;
+pub mod page;
 
 pub use openapi::{ApiRoute, ApiRouter, PROBLEM_JSON, ProblemSchema};
 pub use page::{
