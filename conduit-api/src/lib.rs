@@ -4,7 +4,7 @@
 pub mod openapi;
 pub mod page;
 
-pub use openapi::{ApiRoute, ApiRouter, PROBLEM_JSON, ProblemSchema};
+pub use openapi::{ApiRoute, ApiRouter, ProblemSchema};
 pub use page::{
     Cursor, DEFAULT_LIMIT, DEFAULT_MAX_LIMIT, MAX_CURSOR_LEN, Page, PageLinks, PageRequest,
     Pagination, StreamedPage,

@@ -51,14 +51,13 @@ use std::fmt;
 
 use bytes::Bytes;
 use conduit_core::http::{HeaderValue, Method, header};
-use conduit_core::{BoxHandler, Handler, MethodRouter, Middleware, Request, Response, Router};
+use conduit_core::{
+    BoxHandler, Handler, MethodRouter, Middleware, PROBLEM_JSON, Request, Response, Router,
+};
 use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder};
 use utoipa::openapi::schema::{Components, Object, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa::{PartialSchema, ToSchema};
-
-/// The media type of RFC 9457 problem details.
-pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// A schema and its name, as utoipa collects them.
 type NamedSchema = (String, RefOr<Schema>);

@@ -1,12 +1,12 @@
 //! Cursor pagination over a real socket: walking a list forward by `next` and back by `prev`
 //! (in the `Link` header and the body alike), filters kept in the links, the default and
-//! maximum page size, every kind of bad cursor or limit answered 400 with a log line, and a
-//! large page streamed through `JsonArray`.
+//! maximum page size, every kind of bad cursor or limit answered with a 400 problem and a log
+//! line, and a large page streamed through `JsonArray`.
 
 use std::net::SocketAddr;
 
 use conduit_api::{Cursor, Page, PageLinks, Pagination, StreamedPage};
-use conduit_core::{Error, IntoResponse, Request, RequestExt, Response, Router, get};
+use conduit_core::{Error, IntoResponse, Problem, Request, RequestExt, Response, Router, get};
 use conduit_test_support::{Logs, config, get as fetch_get, start};
 use serde::Deserialize;
 use serde_json::Value;
@@ -25,7 +25,7 @@ async fn numbers(req: Request) -> Response {
     let pages = Pagination::new(KEY).default_limit(20).max_limit(25);
     let page = match pages.request::<u32>(&req) {
         Ok(p) => p,
-        Err(e) => return e.into_response(),
+        Err(e) => return Problem::from(e).into_response(),
     };
     let filter: Filter = match req.query() {
         Ok(f) => f,
@@ -176,7 +176,13 @@ async fn bad_cursors_and_limits_are_400_with_a_log_line() {
         let forged = String::from_utf8(bytes).unwrap();
         let res = fetch_get(addr, &format!("/numbers?cursor={forged}")).await;
         assert_eq!(res.status, 400, "altered at {i}: {forged}");
-        assert!(res.text().contains("cursor"), "{}", res.text());
+        assert_eq!(res.header("content-type"), Some("application/problem+json"));
+        let problem: Value = serde_json::from_slice(&res.body).unwrap();
+        assert_eq!(problem["status"], 400);
+        assert_eq!(
+            problem["detail"],
+            "Query parameter `cursor` is not a valid cursor for this list"
+        );
         altered += 1;
     }
     assert!(altered > 20);
@@ -222,12 +228,13 @@ async fn bad_cursors_and_limits_are_400_with_a_log_line() {
     for target in &targets {
         let res = fetch_get(addr, target).await;
         assert_eq!(res.status, 400, "{target}: {}", res.text());
+        assert_eq!(res.header("content-type"), Some("application/problem+json"));
     }
     let res = fetch_get(addr, "/numbers?limit=26").await;
-    assert!(
-        res.text().contains("over the maximum page size of 25"),
-        "{}",
-        res.text()
+    let problem: Value = serde_json::from_slice(&res.body).unwrap();
+    assert_eq!(
+        problem["detail"],
+        "Query parameter `limit` is 26, over the maximum page size of 25"
     );
     // Every rejection is logged.
     let rejected = logs.text().matches("request rejected").count();

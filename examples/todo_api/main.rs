@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use conduit::http::{HeaderValue, StatusCode, header};
 use conduit::server::pool::{Pool, PoolConfig};
-use conduit::{Config, Error, IntoResponse, Json, Request, RequestExt, Response, Server};
+use conduit::{Config, Error, IntoResponse, Json, Problem, Request, RequestExt, Response, Server};
 use conduit_api::{ApiRouter, Cursor, Page, Pagination, routes};
 use deadpool_sqlite::{Manager, Runtime};
 use serde::{Deserialize, Serialize};
@@ -182,22 +182,13 @@ async fn create_schema(db: &Db) -> Result<(), Box<dyn std::error::Error>> {
 
 // ---- errors ------------------------------------------------------------------------------
 
-/// Every error as RFC 9457 problem details.
+/// Every error as RFC 9457 problem details (a server error's cause is logged here: the
+/// problem carries only what the client may see).
 fn problem(err: Error) -> Response {
-    let status = err.status();
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": err.message(),
-    });
-    let mut res = (status, Json(body)).into_response();
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(conduit_api::PROBLEM_JSON),
-    );
-    let _ = err.into_response(); // logs it
-    res
+    if err.status().is_server_error() {
+        tracing::error!(error = %err, "request failed");
+    }
+    Problem::from(err).into_response()
 }
 
 type Answer = Result<Response, Error>;
