@@ -552,3 +552,146 @@ impl http_body::Body for Enclosed {
         self.head.is_none() && self.tail.is_none()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(target: &str) -> Request {
+        Request::get(target).body(Body::empty()).unwrap()
+    }
+
+    fn pages() -> Pagination {
+        Pagination::new(b"unit test key")
+            .default_limit(3)
+            .max_limit(10)
+    }
+
+    /// The cursor in a link.
+    fn cursor_of(link: &str) -> Cursor<u32> {
+        let token = link
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("cursor="))
+            .expect("a cursor");
+        pages().open("/items", token).expect("a valid cursor")
+    }
+
+    #[test]
+    fn first_page_links_next_only_when_more_follow() {
+        let page = pages().request::<u32>(&request("/items")).unwrap();
+        assert_eq!(page.limit(), 3);
+        assert_eq!(page.fetch_limit(), 4);
+        let page = page.page(vec![1, 2, 3, 4], |n| *n);
+        assert_eq!(page.items, [1, 2, 3]);
+        assert_eq!(page.links.prev, None);
+        assert_eq!(
+            cursor_of(page.links.next.as_deref().unwrap()),
+            Cursor::After(3)
+        );
+
+        let page = pages().request::<u32>(&request("/items")).unwrap();
+        let page = page.page(vec![1, 2, 3], |n| *n);
+        assert_eq!(
+            page.links,
+            PageLinks::default(),
+            "exactly one page: no links"
+        );
+        assert_eq!(page.links.header_value(), None);
+    }
+
+    #[test]
+    fn pages_after_and_before_a_cursor() {
+        let after = pages().seal("/items", &Cursor::After(3u32));
+        let page = pages()
+            .request::<u32>(&request(&format!("/items?cursor={after}")))
+            .unwrap();
+        assert_eq!(page.cursor(), Some(&Cursor::After(3)));
+        let page = page.page(vec![4, 5], |n| *n);
+        assert_eq!(page.links.next, None, "the last page");
+        assert_eq!(
+            cursor_of(page.links.prev.as_deref().unwrap()),
+            Cursor::Before(4)
+        );
+
+        // Before: rows come newest first and are put back in order.
+        let before = pages().seal("/items", &Cursor::Before(9u32));
+        let page = pages()
+            .request::<u32>(&request(&format!("/items?cursor={before}&limit=2")))
+            .unwrap();
+        let page = page.page(vec![8, 7, 6], |n| *n);
+        assert_eq!(page.items, [7, 8]);
+        assert_eq!(
+            cursor_of(page.links.prev.as_deref().unwrap()),
+            Cursor::Before(7)
+        );
+        let next = page.links.next.unwrap();
+        assert_eq!(cursor_of(&next), Cursor::After(8));
+        assert!(next.ends_with("&limit=2"), "{next}");
+    }
+
+    #[test]
+    fn empty_pages() {
+        // Nothing after 9: no links (the page before ends with 9, which no cursor names).
+        let after = pages().seal("/items", &Cursor::After(9u32));
+        let page = pages()
+            .request::<u32>(&request(&format!("/items?cursor={after}")))
+            .unwrap()
+            .page(Vec::<u32>::new(), |n| *n);
+        assert_eq!(page.links, PageLinks::default());
+        // Nothing before 1: the next page is the first page.
+        let before = pages().seal("/items", &Cursor::Before(1u32));
+        let page = pages()
+            .request::<u32>(&request(&format!("/items?q=a+b&cursor={before}")))
+            .unwrap()
+            .page(Vec::<u32>::new(), |n| *n);
+        assert_eq!(page.links.next.as_deref(), Some("/items?q=a+b"));
+        assert_eq!(page.links.prev, None);
+    }
+
+    #[test]
+    fn cursors_are_bound_to_key_route_and_content() {
+        let token = pages().seal("/items", &Cursor::After(5u32));
+        assert_eq!(
+            pages().open::<u32>("/items", &token).unwrap(),
+            Cursor::After(5)
+        );
+        assert!(pages().open::<u32>("/other", &token).is_err());
+        assert!(
+            Pagination::new(b"other")
+                .open::<u32>("/items", &token)
+                .is_err()
+        );
+        // A valid signature over a key of another type is still refused, not misread.
+        assert!(pages().open::<String>("/items", &token).is_err());
+        let err = pages().open::<u32>("/items", "").unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn limits() {
+        let p = pages();
+        for (query, want) in [("limit=1", Some(1)), ("limit=10", Some(10)), ("", Some(3))] {
+            let got = p.request::<u32>(&request(&format!("/items?{query}"))).ok();
+            assert_eq!(got.map(|r| r.limit()), want, "{query}");
+        }
+        for query in [
+            "limit=11",
+            "limit=0",
+            "limit=+1",
+            "limit=1.5",
+            "limit=1&limit=1",
+        ] {
+            let err = p
+                .request::<u32>(&request(&format!("/items?{query}")))
+                .unwrap_err();
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{query}");
+        }
+        assert_eq!(Pagination::new(b"k").max_limit(5).max(), 5);
+    }
+
+    #[test]
+    #[should_panic(expected = "default limit 11 is not in 1..=10")]
+    fn a_default_over_the_maximum_is_refused() {
+        let _ = Pagination::new(b"k").max_limit(10).default_limit(11);
+    }
+}
