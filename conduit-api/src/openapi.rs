@@ -231,6 +231,42 @@ impl ApiRouter {
         self
     }
 
+    /// Serve `api` under `prefix` ([`Router::nest`]) and take its operations into this
+    /// document with the prefix on their paths (`/v1` + `/todos/{id}` is `/v1/todos/{id}`; its
+    /// `/` is `/v1`), and its schemas. `api`'s own document header (info, tags, servers) is
+    /// not taken. A parameter in `prefix` (`/users/{user}`) must be documented by each of
+    /// `api`'s operations, as it is served to them.
+    ///
+    /// # Panics
+    ///
+    /// As [`Router::nest`]: on an invalid prefix or one that conflicts with a route.
+    pub fn nest(mut self, prefix: &str, api: ApiRouter) -> Self {
+        let ApiRouter { router, openapi } = api;
+        self.router = self.router.nest(prefix, router);
+        let base = prefix.trim_end_matches('/');
+        for (path, item) in openapi.paths.paths {
+            let path = if path == "/" && !base.is_empty() {
+                base.to_owned()
+            } else {
+                format!("{base}{path}")
+            };
+            match self.openapi.paths.paths.get_mut(&path) {
+                Some(existing) => existing.merge_operations(item),
+                None => {
+                    self.openapi.paths.paths.insert(path, item);
+                }
+            }
+        }
+        if let Some(components) = openapi.components {
+            self.openapi
+                .components
+                .get_or_insert_with(Components::new)
+                .schemas
+                .extend(components.schemas);
+        }
+        self
+    }
+
     /// Share `value` with every handler (see [`Router::state`]).
     pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
         self.router = self.router.state(value);

@@ -222,6 +222,33 @@ fn an_operation_registered_twice_is_refused() {
     let _ = ApiRouter::new(Doc::openapi()).routes(routes!(pets::list, pets::list));
 }
 
+#[tokio::test]
+async fn a_nested_api_is_served_and_documented_under_its_prefix() {
+    let v1 = ApiRouter::new(Doc::openapi()).routes(routes!(pets::list, pets::one));
+    let app = ApiRouter::new(Doc::openapi())
+        .routes(routes!(owner_pet))
+        .nest("/v1", v1)
+        .serve_openapi("/openapi.json");
+    let srv = start(config(), app).await;
+    let doc: Value = serde_json::from_slice(&get(srv.addr, "/openapi.json").await.body).unwrap();
+    let ops = operations(&doc);
+    let want: BTreeSet<(String, String)> = [
+        ("/openapi.json", "get"),
+        ("/owners/{owner}/pets/{pet}", "get"),
+        ("/v1/pets", "get"),
+        ("/v1/pets/{id}", "get"),
+    ]
+    .into_iter()
+    .map(|(p, m)| (p.to_owned(), m.to_owned()))
+    .collect();
+    assert_eq!(ops, want);
+    assert!(doc["components"]["schemas"]["Pet"].is_object());
+    assert_eq!(get(srv.addr, "/v1/pets").await.status, 200);
+    assert_eq!(get(srv.addr, "/v1/pets/7").await.status, 200);
+    assert_eq!(get(srv.addr, "/pets").await.status, 404);
+    assert_eq!(send_to(srv.addr, "POST", "/v1/pets", &[]).await.status, 405);
+}
+
 #[test]
 fn into_parts_gives_the_router_and_the_document() {
     let (_router, doc) = ApiRouter::new(Doc::openapi())
