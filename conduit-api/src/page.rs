@@ -52,7 +52,7 @@ use std::task::{Context, Poll};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use conduit_core::http::{HeaderValue, StatusCode, header};
+use conduit_core::http::{HeaderValue, header};
 use conduit_core::{
     Body, BoxError, Error, IntoResponse, OriginalUri, Request, RequestExt, Response,
 };
@@ -433,21 +433,25 @@ pub struct Page<T> {
 
 impl<T: Serialize> IntoResponse for Page<T> {
     fn into_response(self) -> Response {
-        let link = self.links.header_value();
-        let mut res = match serde_json::to_vec(&self) {
-            Ok(json) => Response::new(Body::from(json)),
-            Err(e) => return Error::internal(e).into_response(),
-        };
-        let headers = res.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        if let Some(link) = link {
-            headers.insert(header::LINK, link);
+        match serde_json::to_vec(&self) {
+            Ok(json) => page_response(Body::from(json), &self.links),
+            Err(e) => Error::internal(e).into_response(),
         }
-        res
     }
+}
+
+/// A page's response: `body` as `application/json`, with the `Link` header of `links`.
+fn page_response(body: Body, links: &PageLinks) -> Response {
+    let mut res = Response::new(body);
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(link) = links.header_value() {
+        headers.insert(header::LINK, link);
+    }
+    res
 }
 
 /// A page streamed item by item through [`JsonArray`]: the same body and headers as a
@@ -495,7 +499,6 @@ where
     E: Into<BoxError>,
 {
     fn into_response(self) -> Response {
-        let link = self.links.header_value();
         let mut tail = b",\"links\":".to_vec();
         if let Err(e) = serde_json::to_writer(&mut tail, &self.links) {
             return Error::internal(e).into_response();
@@ -506,17 +509,7 @@ where
             inner: self.items.into_body(),
             tail: Some(Bytes::from(tail)),
         };
-        let mut res = Response::new(Body::new(body));
-        let headers = res.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        if let Some(link) = link {
-            headers.insert(header::LINK, link);
-        }
-        *res.status_mut() = StatusCode::OK;
-        res
+        page_response(Body::new(body), &self.links)
     }
 }
 
@@ -556,6 +549,7 @@ impl http_body::Body for Enclosed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use conduit_core::http::StatusCode;
 
     fn request(target: &str) -> Request {
         Request::get(target).body(Body::empty()).unwrap()
