@@ -368,6 +368,7 @@ async fn the_document_describes_every_route() {
         ops,
         [
             "DELETE /todos/{id}",
+            "GET /docs",
             "GET /openapi.json",
             "GET /todos",
             "GET /todos/{id}",
@@ -456,6 +457,6 @@ async fn schemathesis_finds_no_issue() {
     );
     assert!(out.status.success(), "schemathesis failed:\n{report}");
     assert!(report.contains("No issues found"), "{report}");
-    assert!(report.contains("6 selected / 6 total"), "{report}");
+    assert!(report.contains("7 selected / 7 total"), "{report}");
     api.stop();
 }

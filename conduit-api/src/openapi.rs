@@ -163,6 +163,8 @@ macro_rules! __routes {
 pub struct ApiRouter {
     router: Router,
     openapi: OpenApi,
+    /// Where [`serve_openapi`](Self::serve_openapi) serves the HTML page, if anywhere.
+    page: Option<String>,
 }
 
 impl fmt::Debug for ApiRouter {
@@ -190,6 +192,7 @@ impl ApiRouter {
         Self {
             router: Router::new(),
             openapi,
+            page: None,
         }
     }
 
@@ -241,7 +244,9 @@ impl ApiRouter {
     ///
     /// As [`Router::nest`]: on an invalid prefix or one that conflicts with a route.
     pub fn nest(mut self, prefix: &str, api: ApiRouter) -> Self {
-        let ApiRouter { router, openapi } = api;
+        let ApiRouter {
+            router, openapi, ..
+        } = api;
         self.router = self.router.nest(prefix, router);
         let base = prefix.trim_end_matches('/');
         for (path, item) in openapi.paths.paths {
@@ -264,6 +269,16 @@ impl ApiRouter {
                 .schemas
                 .extend(components.schemas);
         }
+        self
+    }
+
+    /// Also serve, at `path`, an HTML page that renders the document: every operation with its
+    /// parameters, request body and responses, and every schema. The page is self-contained
+    /// (the document, its script and its styles are inline: nothing is fetched, so it works
+    /// offline); served by [`serve_openapi`](Self::serve_openapi) and documented like any
+    /// route (operation `getApiDocs`).
+    pub fn docs_page(mut self, path: &str) -> Self {
+        self.page = Some(path.to_owned());
         self
     }
 
@@ -298,44 +313,80 @@ impl ApiRouter {
     /// If `path` is already routed or invalid (as [`Router::route`]), or the document does not
     /// serialize (it always does for documents built by utoipa).
     pub fn serve_openapi(mut self, path: &str) -> Router {
+        self.document_get(
+            path,
+            "getOpenApi",
+            "This API's OpenAPI 3.1 document",
+            "application/json",
+            Object::with_type(Type::Object),
+        );
+        if let Some(page) = self.page.clone() {
+            self.document_get(
+                &page,
+                "getApiDocs",
+                "This API's documentation, as a web page",
+                "text/html",
+                Object::with_type(Type::String),
+            );
+        }
+        let json = self
+            .openapi
+            .to_json()
+            .expect("conduit ApiRouter: the OpenAPI document serializes");
+        let mut router = self.router;
+        if let Some(page) = &self.page {
+            // Inside <script>, `<` is escaped so no `</script>` or `<!--` in a description
+            // can end the element early; JSON reads `\u003c` back as `<`.
+            let html = PAGE.replace("__OPENAPI__", &json.replace('<', "\\u003c"));
+            router = router.route(
+                page,
+                constant(Bytes::from(html), "text/html; charset=utf-8"),
+            );
+        }
+        router.route(path, constant(Bytes::from(json), "application/json"))
+    }
+
+    /// Document `GET path` answering 200 with `content_type` of `schema`.
+    fn document_get(
+        &mut self,
+        path: &str,
+        id: &str,
+        summary: &str,
+        content_type: &str,
+        schema: Object,
+    ) {
         let mut operation = OperationBuilder::new()
-            .operation_id(Some("getOpenApi"))
-            .summary(Some("This API's OpenAPI 3.1 document"))
+            .operation_id(Some(id))
+            .summary(Some(summary))
             .response(
                 "200",
-                ResponseBuilder::new()
-                    .description("The OpenAPI document")
-                    .content(
-                        "application/json",
-                        ContentBuilder::new()
-                            .schema(Some(Object::with_type(Type::Object)))
-                            .build(),
-                    ),
+                ResponseBuilder::new().description(summary).content(
+                    content_type,
+                    ContentBuilder::new().schema(Some(schema)).build(),
+                ),
             )
             .build();
         document_problem(&mut operation);
         self.openapi
             .paths
             .add_path_operation(path, vec![HttpMethod::Get], operation);
-        let json = Bytes::from(
-            self.openapi
-                .to_json()
-                .expect("conduit ApiRouter: the OpenAPI document serializes"),
-        );
-        let serve = move |_req: Request| {
-            let json = json.clone();
-            async move {
-                let mut res = Response::new(json.into());
-                res.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                res
-            }
-        };
-        self.router
-            .route(path, MethodRouter::new().on(Method::GET, serve))
     }
+}
+
+/// The documentation page; `__OPENAPI__` is replaced by the document.
+const PAGE: &str = include_str!("docs/page.html");
+
+/// `GET` answered with `body` as `content_type`.
+fn constant(body: Bytes, content_type: &'static str) -> MethodRouter {
+    MethodRouter::new().on(Method::GET, move |_req: Request| {
+        let body = body.clone();
+        async move {
+            let mut res = Response::new(body.into());
+            res.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            res
+        }
+    })
 }
 
 /// Give `operation` the problem+json `default` response unless it has its own.

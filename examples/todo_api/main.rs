@@ -12,6 +12,8 @@
 //! curl localhost:8080/openapi.json             # the document
 //! ```
 //!
+//! `http://localhost:8080/docs` renders the document in a browser (a self-contained page).
+//!
 //! The database is a fresh file in a new temporary folder (removed on exit) unless
 //! `DATABASE_PATH` names one. Cursors are signed with `CURSOR_KEY` (set it to the same secret
 //! on every instance; without it a random key is drawn, and cursors last as long as the
@@ -121,7 +123,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The routes, documented; the document at `/openapi.json`.
+/// The routes, documented; the document at `/openapi.json`, rendered at `/docs`.
 fn app(state: App) -> conduit::Router {
     ApiRouter::new(Doc::openapi())
         .routes(routes!(
@@ -133,6 +135,7 @@ fn app(state: App) -> conduit::Router {
             delete_todo
         ))
         .state(state)
+        .docs_page("/docs")
         .serve_openapi("/openapi.json")
         .fallback(|req: Request| async move {
             problem(Error::new(
