@@ -11,6 +11,7 @@ mod handler;
 pub mod headers;
 mod middleware;
 pub mod problem;
+pub mod render;
 mod request;
 mod response;
 mod router;
@@ -24,6 +25,7 @@ pub use error::{BoxError, Error, panic_message};
 pub use handler::{BoxFuture, BoxHandler, Handler};
 pub use middleware::{FromFn, FromFnHandler, HandlerExt, Middleware, Next, from_fn};
 pub use problem::{PROBLEM_JSON, Problem};
+pub use render::{ErrorRenderer, RenderErrors, Rendering, attach_problem};
 pub use request::{BodyLimit, DEFAULT_BODY_LIMIT, RequestExt};
 pub use response::{Html, IntoResponse, Json, head_response};
 pub use router::{

@@ -122,6 +122,13 @@ impl Problem {
         self
     }
 
+    /// The same problem without its `detail`.
+    #[must_use]
+    pub fn without_detail(mut self) -> Self {
+        self.detail = None;
+        self
+    }
+
     /// Set the `instance`: a URI reference that identifies this occurrence of the problem.
     #[must_use]
     pub fn with_instance(mut self, instance: impl Into<Cow<'static, str>>) -> Self {
@@ -342,13 +349,7 @@ impl From<Error> for Problem {
 
 impl From<&Error> for Problem {
     fn from(err: &Error) -> Self {
-        let problem = Problem::new(err.status());
-        if err.message() == problem.title() {
-            problem
-        } else {
-            let detail = err.message().to_owned();
-            problem.with_detail(detail)
-        }
+        err.to_problem()
     }
 }
 
