@@ -10,6 +10,7 @@ mod error;
 mod handler;
 pub mod headers;
 mod middleware;
+mod path_de;
 pub mod problem;
 pub mod render;
 mod request;
@@ -18,6 +19,7 @@ mod router;
 mod shutdown;
 #[cfg(feature = "tower")]
 pub mod tower;
+pub mod validate;
 
 pub use body::{Body, BodyWrapper, WrappedBody, to_bytes};
 pub use connect_info::ConnectInfo;
