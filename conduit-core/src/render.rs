@@ -146,7 +146,7 @@ impl ErrorRenderer {
     /// handed on (the handler consumes it). For `text`, `problem_json` and `negotiate` this
     /// copies nothing; for `custom` it clones one `Arc`.
     #[inline]
-    pub fn for_request(&self, req: &Request) -> Rendering {
+    pub fn for_request<B>(&self, req: &http::Request<B>) -> Rendering {
         let format = match &self.kind {
             Kind::Text => Format::Text,
             Kind::ProblemJson => Format::Json { vary: false },
@@ -263,7 +263,6 @@ fn drop_body_headers(headers: &mut http::HeaderMap) {
         header::CONTENT_TYPE,
         header::CONTENT_LENGTH,
         header::CONTENT_ENCODING,
-        header::CONTENT_RANGE,
         header::ETAG,
     ] {
         headers.remove(name);
