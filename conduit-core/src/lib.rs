@@ -1,6 +1,10 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+/// The `headers` crate, whose types [`RequestExt::typed_header`] parses (feature
+/// `typed-headers`).
+#[cfg(feature = "typed-headers")]
+pub use ::headers as typed_headers;
 pub use bytes;
 pub use http;
 

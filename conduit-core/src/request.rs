@@ -152,14 +152,14 @@ pub trait RequestExt: sealed::Sealed + Sized {
         self.query::<T>()?.validated()
     }
 
-    /// The header `H` (a [`headers::Header`], e.g. `headers::Authorization<Bearer>`,
+    /// The header `H` (a [`headers::Header`](::headers::Header), e.g. `headers::Authorization<Bearer>`,
     /// `headers::IfMatch`, `headers::UserAgent`), parsed. Feature `typed-headers`.
     ///
     /// Fails with 400 Bad Request naming the header when it is missing or malformed (the
     /// problem's `errors: [{"header", "detail"}]`); see
     /// [`typed_header_opt`](Self::typed_header_opt) for an optional one.
     #[cfg(feature = "typed-headers")]
-    fn typed_header<H: headers::Header>(&self) -> Result<H, Error> {
+    fn typed_header<H: ::headers::Header>(&self) -> Result<H, Error> {
         self.typed_header_opt::<H>()?
             .ok_or_else(|| header_error(H::name(), "missing"))
     }
@@ -167,7 +167,7 @@ pub trait RequestExt: sealed::Sealed + Sized {
     /// The header `H` if the request has it, parsed; 400 Bad Request naming the header when
     /// it is there but malformed. Feature `typed-headers`.
     #[cfg(feature = "typed-headers")]
-    fn typed_header_opt<H: headers::Header>(&self) -> Result<Option<H>, Error>;
+    fn typed_header_opt<H: ::headers::Header>(&self) -> Result<Option<H>, Error>;
 
     /// The value of type `T` registered with [`Router::state`](crate::Router::state).
     ///
@@ -315,7 +315,7 @@ impl RequestExt for Request {
     }
 
     #[cfg(feature = "typed-headers")]
-    fn typed_header_opt<H: headers::Header>(&self) -> Result<Option<H>, Error> {
+    fn typed_header_opt<H: ::headers::Header>(&self) -> Result<Option<H>, Error> {
         let mut values = self.headers().get_all(H::name()).iter().peekable();
         if values.peek().is_none() {
             return Ok(None);
