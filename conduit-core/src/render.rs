@@ -280,7 +280,7 @@ fn drop_body_headers(headers: &mut http::HeaderMap) {
 /// let mut res = (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response();
 /// attach_problem(&mut res, Problem::new(StatusCode::TOO_MANY_REQUESTS).with_detail("slow down"));
 ///
-/// let req = Request::get("/").header("accept", "application/problem+json").body(Default::default()).unwrap();
+/// let req = Request::get("/").header("accept", "application/problem+json").body(conduit_core::Body::empty()).unwrap();
 /// let res = ErrorRenderer::negotiate().for_request(&req).render(res);
 /// assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
 /// assert_eq!(res.headers()["content-type"], "application/problem+json");

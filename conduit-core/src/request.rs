@@ -1,5 +1,5 @@
-//! [`RequestExt`]: reading path parameters, the query, router state and the body of a
-//! [`Request`].
+//! [`RequestExt`]: reading path parameters (as text or typed), the query, headers, router
+//! state and the body of a [`Request`], with optional validation.
 //!
 //! Every helper fails with an [`Error`] that carries the right status for the client's fault
 //! (400, 413, 415, 422) and is logged when it becomes a response, so a handler can use `?` or
@@ -7,12 +7,22 @@
 //!
 //! | helper | fails with |
 //! | --- | --- |
-//! | [`query`](RequestExt::query) | 400 if the query string does not fit `T` |
+//! | [`path`](RequestExt::path) | 400 naming the path parameter that does not fit `T` |
+//! | [`query`](RequestExt::query) | 400 if the query string does not fit `T` (naming the parameter) |
 //! | [`state`](RequestExt::state) | 500 if no [`Router::state`](crate::Router::state) of type `T` |
 //! | [`bytes`](RequestExt::bytes), [`bytes_limited`](RequestExt::bytes_limited) | 413 over the limit (the server's [`BodyLimit`], else [`DEFAULT_BODY_LIMIT`]), 400 (or the body's own status) if reading fails |
 //! | [`text`](RequestExt::text) | as `bytes`, and 400 if not UTF-8 |
 //! | [`json`](RequestExt::json) | as `bytes`, 415 unless `Content-Type` is `application/json` or `application/*+json`, 400 for malformed JSON, 422 if the JSON does not fit `T` |
 //! | [`form`](RequestExt::form) | as `bytes`, 415 unless `Content-Type` is `application/x-www-form-urlencoded`, 422 if the form does not fit `T` |
+//! | [`valid_json`](RequestExt::valid_json), [`valid_form`](RequestExt::valid_form), [`valid_query`](RequestExt::valid_query) | as `json`, `form`, `query`, and 422 listing every field the app's [`Validate`] refuses |
+//! | [`read_json`](RequestExt::read_json), [`read_form`](RequestExt::read_form) | as `json` and `form`, leaving the request (headers, state, parameters) in place |
+//! | `typed_header`, `typed_header_opt` (feature `typed-headers`) | 400 naming the header when it is missing (for `typed_header`) or malformed |
+//!
+//! Every failure is an [`Error`] carrying its [`Problem`](crate::Problem): plain text unless the
+//! app installs an [`ErrorRenderer`](crate::ErrorRenderer), RFC 9457 problem+json with it. A
+//! 422 lists the invalid fields by JSON pointer (`errors: [{"pointer": "/items/0/qty",
+//! "detail": ...}]`); a bad path or query parameter or header is named in the same member
+//! (`{"parameter": "id", ...}`, `{"header": "authorization", ...}`).
 //!
 //! ```
 //! use conduit_core::{Handler, Json, Request, RequestExt, Router, post};
@@ -85,12 +95,15 @@ mod sealed {
 ///
 /// | helper | fails with |
 /// | --- | --- |
-/// | [`query`](Self::query) | 400 if the query string does not fit `T` |
+/// | [`query`](Self::query) | 400 if the query string does not fit `T` (naming the parameter) |
 /// | [`state`](Self::state) | 500 if no [`Router::state`](crate::Router::state) of type `T` |
 /// | [`bytes`](Self::bytes), [`bytes_limited`](Self::bytes_limited) | 413 over the limit (the server's [`BodyLimit`], else [`DEFAULT_BODY_LIMIT`]), 400 (or the body's own status) if reading fails |
 /// | [`text`](Self::text) | as `bytes`, and 400 if not UTF-8 |
 /// | [`json`](Self::json) | as `bytes`, 415 unless `Content-Type` is `application/json` or `application/*+json`, 400 for malformed JSON, 422 if the JSON does not fit `T` |
 /// | [`form`](Self::form) | as `bytes`, 415 unless `Content-Type` is `application/x-www-form-urlencoded`, 422 if the form does not fit `T` |
+/// | [`path`](Self::path) | 400 naming the path parameter that does not fit `T` |
+/// | [`valid_json`](Self::valid_json), [`valid_form`](Self::valid_form), [`valid_query`](Self::valid_query) | as `json`, `form`, `query`, and 422 listing every field the app's [`Validate`] refuses |
+/// | [`read_json`](Self::read_json), [`read_form`](Self::read_form) | as `json` and `form`, leaving the request in place |
 pub trait RequestExt: sealed::Sealed + Sized {
     /// The percent-decoded value of the path parameter `name`, if the route has one.
     fn param(&self, name: &str) -> Option<&str>;
