@@ -321,3 +321,124 @@ impl<H> RenderErrors<H> {
         &self.inner
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Body, Error, IntoResponse};
+    use http::{HeaderValue, StatusCode};
+
+    fn req(method: &str, accept: Option<&str>) -> Request {
+        let mut b = Request::builder().method(method).uri("/");
+        if let Some(a) = accept {
+            b = b.header(header::ACCEPT, a);
+        }
+        b.body(Body::empty()).unwrap()
+    }
+
+    fn error_response() -> Response {
+        let mut res = Error::new(StatusCode::METHOD_NOT_ALLOWED, "no DELETE here")
+            .with_header(header::ALLOW, HeaderValue::from_static("GET"))
+            .with_extension("hint", "try GET")
+            .into_response();
+        res.headers_mut()
+            .insert("x-request-id", HeaderValue::from_static("abc"));
+        res
+    }
+
+    #[test]
+    fn success_is_untouched_by_every_renderer() {
+        for r in [
+            ErrorRenderer::text(),
+            ErrorRenderer::problem_json(),
+            ErrorRenderer::negotiate(),
+            ErrorRenderer::custom(|_| StatusCode::IM_A_TEAPOT.into_response()),
+        ] {
+            let res = r
+                .for_request(&req("GET", Some("application/json")))
+                .render("ok".into_response());
+            assert_eq!(res.status(), StatusCode::OK, "{r:?}");
+            assert_eq!(res.body().as_bytes(), Some(&b"ok"[..]), "{r:?}");
+            assert_eq!(res.headers().get(header::VARY), None, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn text_keeps_the_bytes_and_takes_the_problem_out() {
+        let res = ErrorRenderer::text()
+            .for_request(&req("GET", None))
+            .render(error_response());
+        assert_eq!(res.body().as_bytes(), Some(&b"no DELETE here"[..]));
+        assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
+        assert!(res.extensions().get::<Problem>().is_none());
+        // An outer renderer now leaves it alone: the innermost wins.
+        let res = ErrorRenderer::problem_json()
+            .for_request(&req("GET", None))
+            .render(res);
+        assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
+    }
+
+    #[test]
+    fn problem_json_keeps_status_and_headers() {
+        let res = ErrorRenderer::problem_json()
+            .for_request(&req("DELETE", None))
+            .render(error_response());
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        assert_eq!(res.headers()["allow"], "GET");
+        assert_eq!(res.headers()["x-request-id"], "abc");
+        let body: serde_json::Value =
+            serde_json::from_slice(res.body().as_bytes().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "type": "about:blank", "title": "Method Not Allowed", "status": 405,
+                "detail": "no DELETE here", "hint": "try GET",
+            })
+        );
+    }
+
+    #[test]
+    fn head_stays_bodiless_with_the_json_length() {
+        let res = ErrorRenderer::problem_json()
+            .for_request(&req("HEAD", None))
+            .render(error_response());
+        assert_eq!(res.body().as_bytes(), Some(&b""[..]));
+        let full = ErrorRenderer::problem_json()
+            .for_request(&req("GET", None))
+            .render(error_response());
+        let len = full.body().as_bytes().unwrap().len();
+        assert_eq!(res.headers()["content-length"], len.to_string());
+    }
+
+    #[test]
+    fn custom_gets_the_problem_and_missing_headers_are_added() {
+        let r = ErrorRenderer::custom(|p: Problem| {
+            let mut res = format!("E{}: {}", p.status().as_u16(), p.text()).into_response();
+            *res.status_mut() = p.status();
+            res.headers_mut()
+                .insert("x-request-id", HeaderValue::from_static("mine"));
+            res
+        });
+        let res = r.for_request(&req("DELETE", None)).render(error_response());
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(res.body().as_bytes(), Some(&b"E405: no DELETE here"[..]));
+        assert_eq!(res.headers()["allow"], "GET");
+        assert_eq!(res.headers()["x-request-id"], "mine");
+    }
+
+    #[test]
+    fn negotiate_varies_on_accept() {
+        let r = ErrorRenderer::negotiate();
+        let json = r
+            .for_request(&req("GET", Some("application/problem+json")))
+            .render(error_response());
+        assert_eq!(json.headers()["content-type"], "application/problem+json");
+        assert_eq!(json.headers()["vary"], "accept");
+        let text = r
+            .for_request(&req("GET", Some("text/html")))
+            .render(error_response());
+        assert_eq!(text.headers()["content-type"], "text/plain; charset=utf-8");
+        assert_eq!(text.headers()["vary"], "accept");
+    }
+}

@@ -64,8 +64,8 @@ use std::sync::Arc;
 use http::Extensions;
 
 use crate::{
-    BoxHandler, Error, ErrorRenderer, Handler, IntoResponse, Middleware, Request, Response,
-    head_response,
+    BoxHandler, Error, ErrorRenderer, Handler, IntoResponse, Middleware, Rendering, Request,
+    Response, head_response,
 };
 
 pub use method::{MethodRouter, any, delete, get, head, options, patch, post, put};
@@ -121,9 +121,13 @@ enum Step<F> {
     Ready(Response),
 }
 
-/// Turn a decision into the response future: no boxing beyond the handler's own.
+/// Turn a decision into the response future: no boxing beyond the handler's own. `rendering`
+/// is the router's [`ErrorRenderer`] decision for this request, if it has one.
 #[inline]
-fn run(dispatch: Dispatch<'_>) -> impl Future<Output = Response> + Send + use<> {
+fn run(
+    dispatch: Dispatch<'_>,
+    rendering: Option<Rendering>,
+) -> impl Future<Output = Response> + Send + use<> {
     let step = match dispatch {
         Dispatch::Call {
             handler,
@@ -134,7 +138,7 @@ fn run(dispatch: Dispatch<'_>) -> impl Future<Output = Response> + Send + use<> 
         Dispatch::Respond(res) => Step::Ready(res),
     };
     async move {
-        match step {
+        let res = match step {
             Step::Ready(res) => res,
             Step::Pending(fut, reply, matched) => {
                 let mut res = fut.await;
@@ -149,6 +153,10 @@ fn run(dispatch: Dispatch<'_>) -> impl Future<Output = Response> + Send + use<> 
                 }
                 res
             }
+        };
+        match rendering {
+            None => res,
+            Some(rendering) => rendering.render(res),
         }
     }
 }
@@ -595,13 +603,6 @@ impl Handler for Router {
             req.extensions_mut().extend(state.clone());
         }
         let rendering = self.inner.errors.as_ref().map(|r| r.for_request(&req));
-        let fut = run(self.dispatch(req));
-        async move {
-            let res = fut.await;
-            match rendering {
-                None => res,
-                Some(rendering) => rendering.render(res),
-            }
-        }
+        run(self.dispatch(req), rendering)
     }
 }
