@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use conduit::middleware::{Quota, RateLimit, Recovery, Timeout};
+use conduit::middleware::{Decompression, Quota, RateLimit, Recovery, Timeout};
 use conduit::stream::hub::Hub;
 use conduit::{
     Config, ErrorRenderer, HandlerExt, IntoResponse, Json, Problem, Request, RequestExt, Router,
@@ -99,6 +99,10 @@ fn app(static_root: &std::path::Path) -> Router {
                 }
                 "unreachable"
             }),
+        )
+        .route(
+            "/inflate",
+            post((|req: Request| async move { req.text().await }).with(Decompression::new())),
         )
         .mount("/static", ServeDir::new(static_root))
 }
@@ -248,6 +252,13 @@ fn cases() -> Vec<Case> {
             text: "Bad Request: path has a . or .. segment",
             ..Case::new("static path 400", "GET", "/static/%2e%2e/secret.txt")
         },
+        Case {
+            status: 415,
+            body: Some(("text/plain", b"hi".to_vec())),
+            text: "Unsupported Media Type: request Content-Encoding `bogus` (accepted: gzip, deflate, br, zstd, one at a time)",
+            keep: &[("accept-encoding", "gzip, deflate, br, zstd")],
+            ..Case::new("decompression 415", "POST", "/inflate")
+        },
     ]
 }
 
@@ -289,6 +300,9 @@ async fn send_case(addr: std::net::SocketAddr, case: &Case, accept: Option<&str>
     let mut req = request(case.method, case.path);
     if case.path == "/events" {
         req = req.header("last-event-id", "not-a-number");
+    }
+    if case.path == "/inflate" {
+        req = req.header("content-encoding", "bogus");
     }
     if let Some(accept) = accept {
         req = req.header("accept", accept);
