@@ -592,3 +592,27 @@ async fn readiness_503_while_draining_is_rendered() {
     let p: Problem = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(p.detail(), Some("draining"));
 }
+
+#[tokio::test]
+async fn a_body_past_the_read_timeout_is_a_rendered_408() {
+    let root = static_root();
+    let config = config()
+        .errors(ErrorRenderer::problem_json())
+        .read_timeout(Duration::from_millis(200));
+    let server = serve(config, root.path()).await;
+    let head = b"POST /json HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 Content-Length: 40\r\n\r\n{\"title\":";
+    let reply = raw_text(server.addr, head, Duration::from_secs(2)).await;
+    assert_eq!(status_of(&reply), 408, "{reply}");
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    let p: Problem = serde_json::from_str(body).unwrap();
+    assert_eq!(
+        p.detail(),
+        Some("the request body did not arrive within the read timeout")
+    );
+}
