@@ -264,12 +264,12 @@ pub trait RequestExt: sealed::Sealed + Sized {
     /// ```
     fn read_json<T: DeserializeOwned>(
         &mut self,
-    ) -> impl Future<Output = Result<T, Error>> + Send + 'static;
+    ) -> impl Future<Output = Result<T, Error>> + Send + use<T, Self>;
 
     /// [`form`](Self::form) without consuming the request, like [`read_json`](Self::read_json).
     fn read_form<T: DeserializeOwned>(
         &mut self,
-    ) -> impl Future<Output = Result<T, Error>> + Send + 'static;
+    ) -> impl Future<Output = Result<T, Error>> + Send + use<T, Self>;
 }
 
 impl RequestExt for Request {
@@ -367,29 +367,20 @@ impl RequestExt for Request {
         }
     }
 
-    fn json<T: DeserializeOwned>(self) -> impl Future<Output = Result<T, Error>> + Send {
-        let accepted = if is_json(&self) {
-            Ok(self.bytes())
-        } else {
-            Err(unsupported_media_type("application/json"))
-        };
-        async move { parse_json(&accepted?.await?) }
+    fn json<T: DeserializeOwned>(mut self) -> impl Future<Output = Result<T, Error>> + Send {
+        // The future owns the body alone; the rest of the request is dropped here.
+        self.read_json()
     }
 
-    fn form<T: DeserializeOwned>(self) -> impl Future<Output = Result<T, Error>> + Send {
-        let accepted = if is_form(&self) {
-            Ok(self.bytes())
-        } else {
-            Err(unsupported_media_type("application/x-www-form-urlencoded"))
-        };
-        async move { parse_form(&accepted?.await?) }
+    fn form<T: DeserializeOwned>(mut self) -> impl Future<Output = Result<T, Error>> + Send {
+        self.read_form()
     }
 
     fn read_json<T: DeserializeOwned>(
         &mut self,
-    ) -> impl Future<Output = Result<T, Error>> + Send + 'static {
+    ) -> impl Future<Output = Result<T, Error>> + Send + use<T> {
         let accepted = if is_json(self) {
-            Ok(self.take_body())
+            Ok(take_body(self))
         } else {
             Err(unsupported_media_type("application/json"))
         };
@@ -398,9 +389,9 @@ impl RequestExt for Request {
 
     fn read_form<T: DeserializeOwned>(
         &mut self,
-    ) -> impl Future<Output = Result<T, Error>> + Send + 'static {
+    ) -> impl Future<Output = Result<T, Error>> + Send + use<T> {
         let accepted = if is_form(self) {
-            Ok(self.take_body())
+            Ok(take_body(self))
         } else {
             Err(unsupported_media_type("application/x-www-form-urlencoded"))
         };
@@ -408,19 +399,14 @@ impl RequestExt for Request {
     }
 }
 
-trait TakeBody {
-    /// The body, read up to the request's limit, leaving an empty body in its place.
-    fn take_body(&mut self) -> impl Future<Output = Result<Bytes, Error>> + Send + 'static;
-}
-
-impl TakeBody for Request {
-    fn take_body(&mut self) -> impl Future<Output = Result<Bytes, Error>> + Send + 'static {
-        let limit = self
-            .extensions()
-            .get::<BodyLimit>()
-            .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
-        crate::to_bytes(std::mem::take(self.body_mut()), limit)
-    }
+/// The body of `req`, read up to its limit, leaving an empty body in its place. The future
+/// does not borrow the request.
+fn take_body(req: &mut Request) -> impl Future<Output = Result<Bytes, Error>> + Send + use<> {
+    let limit = req
+        .extensions()
+        .get::<BodyLimit>()
+        .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+    crate::to_bytes(std::mem::take(req.body_mut()), limit)
 }
 
 /// `bytes` as JSON: 400 if malformed, 422 (with the field's pointer) if it does not fit `T`.
