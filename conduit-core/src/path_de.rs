@@ -357,50 +357,11 @@ impl<'de> Deserializer<'de> for ValueDeserializer<'de> {
         visitor.visit_enum(de).map_err(|e| e.about(self.name))
     }
 
-    fn deserialize_seq<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, PathError> {
-        Err(self.unsupported("a sequence"))
-    }
-
-    fn deserialize_tuple<V: Visitor<'de>>(
-        self,
-        _len: usize,
-        _visitor: V,
-    ) -> Result<V::Value, PathError> {
-        Err(self.unsupported("a tuple"))
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _len: usize,
-        _visitor: V,
-    ) -> Result<V::Value, PathError> {
-        Err(self.unsupported("a tuple"))
-    }
-
-    fn deserialize_map<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, PathError> {
-        Err(self.unsupported("a map"))
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        _visitor: V,
-    ) -> Result<V::Value, PathError> {
-        Err(self.unsupported("a struct"))
-    }
+    // One value is text: a sequence, map or struct gets serde's "invalid type: string" error,
+    // naming the parameter.
+    serde::forward_to_deserialize_any! { seq tuple tuple_struct map struct }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, PathError> {
         visitor.visit_unit()
-    }
-}
-
-impl ValueDeserializer<'_> {
-    fn unsupported(&self, what: &str) -> PathError {
-        PathError {
-            param: Some(self.name.to_owned()),
-            message: format!("one path parameter cannot be {what}"),
-        }
     }
 }
