@@ -70,7 +70,8 @@ impl Timeout {
         self
     }
 
-    /// The body of the timeout response (`text/plain`).
+    /// The body of the timeout response (`text/plain`), and the `detail` of its problem when
+    /// the app renders errors as problem+json (see `conduit_core::ErrorRenderer`).
     #[must_use]
     pub fn message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
         self.message = message.into();
