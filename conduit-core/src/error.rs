@@ -106,14 +106,7 @@ impl Error {
     /// when it only repeats the title), and the members and headers added to it. The source
     /// is never part of it.
     pub fn to_problem(&self) -> Problem {
-        let mut problem = match &self.problem {
-            Some(p) => (**p).clone(),
-            None => Problem::new(self.status),
-        };
-        if self.message != problem.title() {
-            problem = problem.with_detail(self.message.clone());
-        }
-        problem
+        problem_with(self.status, &self.message, self.problem.as_deref().cloned())
     }
 
     /// Attach the underlying cause (logged, never sent to the client).
@@ -195,7 +188,7 @@ impl IntoResponse for Error {
         } else {
             tracing::debug!(status = self.status.as_u16(), error = %self, "request rejected");
         }
-        let problem = self.to_problem();
+        let problem = problem_with(self.status, &self.message, self.problem.map(|p| *p));
         let mut res = Response::new(Body::from(self.message));
         *res.status_mut() = self.status;
         let headers = res.headers_mut();
@@ -208,6 +201,23 @@ impl IntoResponse for Error {
         );
         res.extensions_mut().insert(problem);
         res
+    }
+}
+
+/// `problem` (or a bare one for `status`) with `message` as its detail, unless the message only
+/// repeats the title.
+// A `&Cow`: cloning a borrowed message (most are `&'static str`) copies no bytes.
+#[allow(clippy::ptr_arg)]
+fn problem_with(
+    status: StatusCode,
+    message: &Cow<'static, str>,
+    problem: Option<Problem>,
+) -> Problem {
+    let problem = problem.unwrap_or_else(|| Problem::new(status));
+    if message == problem.title() {
+        problem
+    } else {
+        problem.with_detail(message.clone())
     }
 }
 
