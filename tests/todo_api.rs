@@ -245,6 +245,9 @@ async fn every_route_over_the_wire() {
         415,
     );
     problem(&get(addr, "/nowhere").await, 404);
+    let r = send_to(addr, "PUT", "/todos", &[]).await;
+    problem(&r, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST"));
 
     let log = api.stop();
     assert!(log.contains("todo_api listening"), "{log}");

@@ -8,8 +8,10 @@
 //! documented. Schemas named by the operations (`#[derive(ToSchema)]`) are collected into
 //! `components.schemas`. Every operation gets a `default` response: an RFC 9457 problem
 //! (`application/problem+json`, the [`Problem`](ProblemSchema) schema) unless it documents
-//! its own `default`. [`ApiRouter::serve_openapi`] serves the document (itself documented
-//! as an operation) and returns the finished [`Router`].
+//! its own `default`, and the router answers its errors (404, 405, rejections, every
+//! `conduit_core::Error` a handler returns) as problem+json unless told otherwise
+//! ([`ApiRouter::errors`]). [`ApiRouter::serve_openapi`] serves the document (itself
+//! documented as an operation) and returns the finished [`Router`].
 //!
 //! ```
 //! use conduit_api::{ApiRouter, routes};
@@ -52,7 +54,8 @@ use std::fmt;
 use bytes::Bytes;
 use conduit_core::http::{HeaderValue, Method, header};
 use conduit_core::{
-    BoxHandler, Handler, MethodRouter, Middleware, PROBLEM_JSON, Request, Response, Router,
+    BoxHandler, ErrorRenderer, Handler, MethodRouter, Middleware, PROBLEM_JSON, Request, Response,
+    Router,
 };
 use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder};
 use utoipa::openapi::schema::{Components, Object, ObjectBuilder, Schema, Type};
@@ -165,6 +168,8 @@ pub struct ApiRouter {
     openapi: OpenApi,
     /// Where [`serve_openapi`](Self::serve_openapi) serves the HTML page, if anywhere.
     page: Option<String>,
+    /// How the router's errors are answered (problem+json unless set).
+    errors: ErrorRenderer,
 }
 
 impl fmt::Debug for ApiRouter {
@@ -193,6 +198,7 @@ impl ApiRouter {
             router: Router::new(),
             openapi,
             page: None,
+            errors: ErrorRenderer::problem_json(),
         }
     }
 
@@ -282,6 +288,17 @@ impl ApiRouter {
         self
     }
 
+    /// How this router answers errors — its 404 and 405, request-data rejections and every
+    /// `conduit_core::Error` its handlers return (see [`Router::errors`]). The default is
+    /// [`ErrorRenderer::problem_json`], which is what the document promises (every operation's
+    /// `default` response is problem+json); [`ErrorRenderer::negotiate`] keeps that promise
+    /// to clients that accept JSON and answers others in plain text. A nested `ApiRouter`'s
+    /// errors are answered by the router it is nested in.
+    pub fn errors(mut self, renderer: ErrorRenderer) -> Self {
+        self.errors = renderer;
+        self
+    }
+
     /// Share `value` with every handler (see [`Router::state`]).
     pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
         self.router = self.router.state(value);
@@ -299,14 +316,17 @@ impl ApiRouter {
         &self.openapi
     }
 
-    /// The router and the document, for an app that serves the document its own way. Routes
-    /// added to the router after this are not documented.
+    /// The router (with the [error renderer](Self::errors)) and the document, for an app that
+    /// serves the document its own way. Routes added to the router after this are not
+    /// documented.
     pub fn into_parts(self) -> (Router, OpenApi) {
-        (self.router, self.openapi)
+        (self.router.errors(self.errors), self.openapi)
     }
 
-    /// Serve the document at `path` (as `application/json`, rendered once), document that
-    /// route too (operation `getOpenApi`), and return the finished router.
+    /// Serve the document at `path` (as `application/json`, rendered once) and the
+    /// [`docs_page`](Self::docs_page) if one is set, document those routes too (operations
+    /// `getOpenApi` and `getApiDocs`), and return the finished router, its errors answered by
+    /// the [error renderer](Self::errors).
     ///
     /// # Panics
     ///
@@ -343,7 +363,9 @@ impl ApiRouter {
                 constant(Bytes::from(html), "text/html; charset=utf-8"),
             );
         }
-        router.route(path, constant(Bytes::from(json), "application/json"))
+        router
+            .route(path, constant(Bytes::from(json), "application/json"))
+            .errors(self.errors)
     }
 
     /// Document `GET path` answering 200 with `content_type` of `schema`.

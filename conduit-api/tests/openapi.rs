@@ -172,12 +172,20 @@ async fn every_documented_operation_is_served_and_nothing_else_is() {
                     "{method} {target} is not documented but answered {}",
                     res.status
                 );
+                // As the document promises: errors are problem+json.
+                assert_eq!(res.header("content-type"), Some("application/problem+json"));
             }
         }
     }
     for undocumented in ["/", "/pet", "/pets/7/toys", "/owners/ann/pets"] {
-        assert_eq!(get(addr, undocumented).await.status, 404, "{undocumented}");
+        let res = get(addr, undocumented).await;
+        assert_eq!(res.status, 404, "{undocumented}");
+        assert_eq!(res.header("content-type"), Some("application/problem+json"));
     }
+    // A handler's own rejection too (415: the body is not JSON).
+    let res = fetch(addr, body_req("POST", "/pets", "text/plain", "rex")).await;
+    assert_eq!(res.status, 415);
+    assert_eq!(res.header("content-type"), Some("application/problem+json"));
 }
 
 #[tokio::test]
@@ -247,6 +255,28 @@ async fn a_nested_api_is_served_and_documented_under_its_prefix() {
     assert_eq!(get(srv.addr, "/v1/pets/7").await.status, 200);
     assert_eq!(get(srv.addr, "/pets").await.status, 404);
     assert_eq!(send_to(srv.addr, "POST", "/v1/pets", &[]).await.status, 405);
+}
+
+#[tokio::test]
+async fn the_error_rendering_can_be_chosen() {
+    let app = ApiRouter::new(Doc::openapi())
+        .routes(routes!(pets::list))
+        .errors(conduit_core::ErrorRenderer::negotiate())
+        .serve_openapi("/openapi.json");
+    let srv = start(config(), app).await;
+    let res = send_to(
+        srv.addr,
+        "GET",
+        "/nowhere",
+        &[("accept", "application/json")],
+    )
+    .await;
+    assert_eq!(res.header("content-type"), Some("application/problem+json"));
+    let res = send_to(srv.addr, "GET", "/nowhere", &[("accept", "text/plain")]).await;
+    assert_eq!(
+        res.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
 }
 
 #[test]

@@ -6,7 +6,9 @@
 use std::net::SocketAddr;
 
 use conduit_api::{Cursor, Page, PageLinks, Pagination, StreamedPage};
-use conduit_core::{Error, IntoResponse, Problem, Request, RequestExt, Response, Router, get};
+use conduit_core::{
+    Error, ErrorRenderer, IntoResponse, Request, RequestExt, Response, Router, get,
+};
 use conduit_test_support::{Logs, config, get as fetch_get, start};
 use serde::Deserialize;
 use serde_json::Value;
@@ -25,7 +27,7 @@ async fn numbers(req: Request) -> Response {
     let pages = Pagination::new(KEY).default_limit(20).max_limit(25);
     let page = match pages.request::<u32>(&req) {
         Ok(p) => p,
-        Err(e) => return Problem::from(e).into_response(),
+        Err(e) => return e.into_response(),
     };
     let filter: Filter = match req.query() {
         Ok(f) => f,
@@ -64,7 +66,8 @@ async fn server() -> SocketAddr {
     let app = Router::new()
         .route("/numbers", get(numbers))
         .route("/other", get(numbers))
-        .route("/stream", get(streamed));
+        .route("/stream", get(streamed))
+        .errors(ErrorRenderer::problem_json());
     let srv = start(config(), app).await;
     srv.addr
 }

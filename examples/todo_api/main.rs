@@ -23,9 +23,11 @@ use std::path::PathBuf;
 
 use conduit::http::{HeaderValue, StatusCode, header};
 use conduit::server::pool::{Pool, PoolConfig};
-use conduit::{Config, Error, IntoResponse, Json, Problem, Request, RequestExt, Response, Server};
+use conduit::validate::{Validate, ValidationErrors};
+use conduit::{Body, Config, Error, IntoResponse, Json, Request, RequestExt, Response, Server};
 use conduit_api::{ApiRouter, Cursor, Page, Pagination, routes};
 use deadpool_sqlite::{Manager, Runtime};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
 use utoipa::{OpenApi, ToSchema};
@@ -137,12 +139,6 @@ fn app(state: App) -> conduit::Router {
         .state(state)
         .docs_page("/docs")
         .serve_openapi("/openapi.json")
-        .fallback(|req: Request| async move {
-            problem(Error::new(
-                StatusCode::NOT_FOUND,
-                format!("No resource at `{}`", req.uri().path()),
-            ))
-        })
 }
 
 /// A folder of its own under the system's temporary folder, removed on drop.
@@ -183,28 +179,7 @@ async fn create_schema(db: &Db) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-// ---- errors ------------------------------------------------------------------------------
-
-/// Every error as RFC 9457 problem details (a server error's cause is logged here: the
-/// problem carries only what the client may see).
-fn problem(err: Error) -> Response {
-    if err.status().is_server_error() {
-        tracing::error!(error = %err, "request failed");
-    }
-    Problem::from(err).into_response()
-}
-
-type Answer = Result<Response, Error>;
-
-/// Run a handler body and render its error as a problem.
-fn respond(answer: Answer) -> Response {
-    answer.unwrap_or_else(problem)
-}
-
-/// The pool.
-fn db_of(req: &Request) -> Result<Db, Error> {
-    Ok(req.state::<App>()?.db.clone())
-}
+// ---- helpers ----------------------------------------------------------------------------
 
 /// Run `f` on a pooled connection: 503 if the pool has none, 500 if SQLite fails.
 async fn with_conn<T, F>(db: &Db, f: F) -> Result<T, Error>
@@ -225,40 +200,61 @@ where
         .map_err(Error::internal)
 }
 
-fn id_of(req: &Request) -> Result<i64, Error> {
-    req.param("id")
-        .unwrap_or_default()
-        .parse()
-        .map_err(|_| Error::bad_request("Path parameter `id` must be a whole number"))
-}
-
-/// The JSON body as `T`, which must be a JSON object: serde also builds a struct from an
-/// array of its fields (`["milk", true]`), which this API does not document.
-async fn json_object<T: serde::de::DeserializeOwned>(req: Request) -> Result<T, Error> {
-    let value: serde_json::Value = req.json().await?;
-    if !value.is_object() {
-        return Err(Error::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "The JSON body must be an object",
-        ));
+/// The request's JSON body as `T`, checked by `T`'s [`Validate`] (a 422 listing each invalid
+/// field by JSON pointer). The body must be a JSON object: serde would also build a struct
+/// from an array of its fields (`["milk", true]`), which this API does not document. The
+/// request stays usable (its state and path parameters).
+async fn json_object<T: DeserializeOwned + Validate>(req: &mut Request) -> Result<T, Error> {
+    let body: serde_json::Value = req.read_json().await?;
+    if !body.is_object() {
+        return Err(ValidationErrors::new()
+            .with("", "the JSON body must be an object")
+            .into());
     }
-    serde_json::from_value(value).map_err(|e| {
-        Error::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("JSON body does not match the expected shape: {e}"),
-        )
-    })
+    // Through the request helpers again, for their 422 with the pointer of a misfit field.
+    let mut again = Request::new(Body::from(body.to_string()));
+    again.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    again.valid_json().await
 }
 
-fn check_title(title: &str) -> Result<(), Error> {
+/// A title has 1 to [`MAX_TITLE`] characters.
+fn check_title(errors: &mut ValidationErrors, title: &str) {
     let chars = title.chars().count();
     if chars == 0 || chars > MAX_TITLE {
-        return Err(Error::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("`title` must have 1 to {MAX_TITLE} characters, not {chars}"),
-        ));
+        errors.add_field(
+            "title",
+            format!("must have 1 to {MAX_TITLE} characters, not {chars}"),
+        );
     }
-    Ok(())
+}
+
+impl Validate for NewTodo {
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        check_title(&mut errors, &self.title);
+        errors.into_result()
+    }
+}
+
+impl Validate for TodoInput {
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        check_title(&mut errors, &self.title);
+        errors.into_result()
+    }
+}
+
+impl Validate for TodoPatch {
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        if let Some(title) = &self.title {
+            check_title(&mut errors, title);
+        }
+        errors.into_result()
+    }
 }
 
 fn todo_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Todo> {
@@ -274,6 +270,9 @@ fn not_found(id: i64) -> Error {
 }
 
 // ---- handlers ----------------------------------------------------------------------------
+//
+// Each returns `Result<_, Error>`: the router answers every error (these, its own 404 and 405,
+// and the request helpers' 400/413/415/422) as problem+json.
 
 /// Create a todo.
 #[utoipa::path(post, path = "/todos", tag = "todos",
@@ -282,29 +281,22 @@ fn not_found(id: i64) -> Error {
         (status = 201, description = "The todo, created", body = Todo,
             headers(("location" = String, description = "The todo's URI"))),
     ))]
-async fn create_todo(req: Request) -> Response {
-    respond(
-        async move {
-            let db = db_of(&req)?;
-            let new: NewTodo = json_object(req).await?;
-            check_title(&new.title)?;
-            let todo = with_conn(&db, move |c| {
-                c.query_row(
-                    "INSERT INTO todos (title, completed) VALUES (?1, ?2)
-                     RETURNING id, title, completed",
-                    (&new.title, new.completed),
-                    todo_of,
-                )
-            })
-            .await?;
-            let location =
-                HeaderValue::from_str(&format!("/todos/{}", todo.id)).map_err(Error::internal)?;
-            let mut res = (StatusCode::CREATED, Json(todo)).into_response();
-            res.headers_mut().insert(header::LOCATION, location);
-            Ok(res)
-        }
-        .await,
-    )
+async fn create_todo(mut req: Request) -> Result<Response, Error> {
+    let new: NewTodo = json_object(&mut req).await?;
+    let todo = with_conn(&req.state::<App>()?.db, move |c| {
+        c.query_row(
+            "INSERT INTO todos (title, completed) VALUES (?1, ?2)
+             RETURNING id, title, completed",
+            (&new.title, new.completed),
+            todo_of,
+        )
+    })
+    .await?;
+    let location =
+        HeaderValue::from_str(&format!("/todos/{}", todo.id)).map_err(Error::internal)?;
+    let mut res = (StatusCode::CREATED, Json(todo)).into_response();
+    res.headers_mut().insert(header::LOCATION, location);
+    Ok(res)
 }
 
 /// List todos by id, a page at a time.
@@ -321,55 +313,46 @@ async fn create_todo(req: Request) -> Response {
         (status = 200, description = "A page of todos", body = Page<Todo>,
             headers(("link" = String, description = "RFC 8288 links to the next and previous pages"))),
     ))]
-async fn list_todos(req: Request) -> Response {
-    respond(
-        async move {
-            let app = req.state::<App>()?.clone();
-            let page = app.pages.request::<i64>(&req)?;
-            let n = page.fetch_limit() as i64;
-            let (sql, key) = match page.cursor() {
-                None => ("SELECT id, title, completed FROM todos ORDER BY id LIMIT ?2", 0),
-                Some(Cursor::After(k)) => (
-                    "SELECT id, title, completed FROM todos WHERE id > ?1 ORDER BY id LIMIT ?2",
-                    *k,
-                ),
-                Some(Cursor::Before(k)) => (
-                    "SELECT id, title, completed FROM todos WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
-                    *k,
-                ),
-            };
-            let rows = with_conn(&app.db, move |c| {
-                let mut stmt = c.prepare_cached(sql)?;
-                let rows = stmt.query_map((key, n), todo_of)?;
-                rows.collect::<rusqlite::Result<Vec<Todo>>>()
-            })
-            .await?;
-            Ok(page.page(rows, |t| t.id).into_response())
-        }
-        .await,
-    )
+async fn list_todos(req: Request) -> Result<Page<Todo>, Error> {
+    let app = req.state::<App>()?;
+    let page = app.pages.request::<i64>(&req)?;
+    let n = page.fetch_limit() as i64;
+    let (sql, key) = match page.cursor() {
+        None => (
+            "SELECT id, title, completed FROM todos ORDER BY id LIMIT ?2",
+            0,
+        ),
+        Some(Cursor::After(k)) => (
+            "SELECT id, title, completed FROM todos WHERE id > ?1 ORDER BY id LIMIT ?2",
+            *k,
+        ),
+        Some(Cursor::Before(k)) => (
+            "SELECT id, title, completed FROM todos WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+            *k,
+        ),
+    };
+    let rows = with_conn(&app.db, move |c| {
+        let mut stmt = c.prepare_cached(sql)?;
+        let rows = stmt.query_map((key, n), todo_of)?;
+        rows.collect::<rusqlite::Result<Vec<Todo>>>()
+    })
+    .await?;
+    Ok(page.page(rows, |t| t.id))
 }
 
 /// One todo.
 #[utoipa::path(get, path = "/todos/{id}", tag = "todos",
     params(("id" = i64, Path, description = "The todo's id")),
     responses((status = 200, description = "The todo", body = Todo)))]
-async fn get_todo(req: Request) -> Response {
-    respond(
-        async move {
-            let id = id_of(&req)?;
-            let db = db_of(&req)?;
-            let todo = with_conn(&db, move |c| {
-                let mut stmt =
-                    c.prepare_cached("SELECT id, title, completed FROM todos WHERE id = ?1")?;
-                let mut rows = stmt.query([id])?;
-                rows.next()?.map(todo_of).transpose()
-            })
-            .await?;
-            Ok(Json(todo.ok_or_else(|| not_found(id))?).into_response())
-        }
-        .await,
-    )
+async fn get_todo(req: Request) -> Result<Json<Todo>, Error> {
+    let id: i64 = req.path()?;
+    let todo = with_conn(&req.state::<App>()?.db, move |c| {
+        let mut stmt = c.prepare_cached("SELECT id, title, completed FROM todos WHERE id = ?1")?;
+        let mut rows = stmt.query([id])?;
+        rows.next()?.map(todo_of).transpose()
+    })
+    .await?;
+    Ok(Json(todo.ok_or_else(|| not_found(id))?))
 }
 
 /// Replace a todo.
@@ -377,17 +360,11 @@ async fn get_todo(req: Request) -> Response {
     params(("id" = i64, Path, description = "The todo's id")),
     request_body = TodoInput,
     responses((status = 200, description = "The todo, replaced", body = Todo)))]
-async fn replace_todo(req: Request) -> Response {
-    respond(
-        async move {
-            let id = id_of(&req)?;
-            let db = db_of(&req)?;
-            let input: TodoInput = json_object(req).await?;
-            check_title(&input.title)?;
-            store(&db, id, Some(input.title), Some(input.completed)).await
-        }
-        .await,
-    )
+async fn replace_todo(mut req: Request) -> Result<Json<Todo>, Error> {
+    let id: i64 = req.path()?;
+    let input: TodoInput = json_object(&mut req).await?;
+    let db = &req.state::<App>()?.db;
+    store(db, id, Some(input.title), Some(input.completed)).await
 }
 
 /// Change some fields of a todo.
@@ -395,23 +372,20 @@ async fn replace_todo(req: Request) -> Response {
     params(("id" = i64, Path, description = "The todo's id")),
     request_body = TodoPatch,
     responses((status = 200, description = "The todo, changed", body = Todo)))]
-async fn update_todo(req: Request) -> Response {
-    respond(
-        async move {
-            let id = id_of(&req)?;
-            let db = db_of(&req)?;
-            let patch: TodoPatch = json_object(req).await?;
-            if let Some(title) = &patch.title {
-                check_title(title)?;
-            }
-            store(&db, id, patch.title, patch.completed).await
-        }
-        .await,
-    )
+async fn update_todo(mut req: Request) -> Result<Json<Todo>, Error> {
+    let id: i64 = req.path()?;
+    let patch: TodoPatch = json_object(&mut req).await?;
+    let db = &req.state::<App>()?.db;
+    store(db, id, patch.title, patch.completed).await
 }
 
 /// Write the given fields of todo `id`; the todo as it is now.
-async fn store(db: &Db, id: i64, title: Option<String>, completed: Option<bool>) -> Answer {
+async fn store(
+    db: &Db,
+    id: i64,
+    title: Option<String>,
+    completed: Option<bool>,
+) -> Result<Json<Todo>, Error> {
     let todo = with_conn(db, move |c| {
         c.query_row(
             "UPDATE todos SET title = coalesce(?2, title), completed = coalesce(?3, completed)
@@ -426,27 +400,21 @@ async fn store(db: &Db, id: i64, title: Option<String>, completed: Option<bool>)
         })
     })
     .await?;
-    Ok(Json(todo.ok_or_else(|| not_found(id))?).into_response())
+    Ok(Json(todo.ok_or_else(|| not_found(id))?))
 }
 
 /// Delete a todo.
 #[utoipa::path(delete, path = "/todos/{id}", tag = "todos",
     params(("id" = i64, Path, description = "The todo's id")),
     responses((status = 204, description = "The todo, deleted")))]
-async fn delete_todo(req: Request) -> Response {
-    respond(
-        async move {
-            let id = id_of(&req)?;
-            let db = db_of(&req)?;
-            let deleted = with_conn(&db, move |c| {
-                c.execute("DELETE FROM todos WHERE id = ?1", [id])
-            })
-            .await?;
-            if deleted == 0 {
-                return Err(not_found(id));
-            }
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        .await,
-    )
+async fn delete_todo(req: Request) -> Result<StatusCode, Error> {
+    let id: i64 = req.path()?;
+    let deleted = with_conn(&req.state::<App>()?.db, move |c| {
+        c.execute("DELETE FROM todos WHERE id = ?1", [id])
+    })
+    .await?;
+    if deleted == 0 {
+        return Err(not_found(id));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
