@@ -8,102 +8,39 @@
 //! virtual environment at `target/py-venv` (`target/py-venv/bin/pip install schemathesis`).
 mod common;
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
 
-/// The example, killed if the test ends early; its output once it exits.
+/// The example on a free port.
 struct TodoApi {
     addr: SocketAddr,
-    child: Child,
-    output: Vec<JoinHandle<String>>,
+    process: ExampleProcess,
 }
 
 impl TodoApi {
     /// Start the example on a free port (with `envs` set) and wait until it accepts.
     async fn start(envs: &[(&str, &str)]) -> Self {
         let addr = free_addr();
-        let bin = example_binary("todo_api");
-        let mut child = Command::new(&bin)
-            .env("ADDR", addr.to_string())
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .env_remove("DATABASE_PATH")
-            .envs(envs.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let output = [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ]
-        .map(|mut pipe| {
-            std::thread::spawn(move || {
-                let mut out = String::new();
-                let _ = pipe.read_to_string(&mut out);
-                out
-            })
-        })
-        .into();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!("todo_api exited early with {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "todo_api does not listen on {addr}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Self {
-            addr,
-            child,
-            output,
-        }
+        let mut process = ExampleProcess::spawn("todo_api", |cmd| {
+            cmd.env("ADDR", addr.to_string())
+                .env_remove("DATABASE_PATH")
+                .env_remove("CURSOR_KEY")
+                .envs(envs.iter().copied());
+        });
+        process.wait_listening(addr, Duration::from_secs(30)).await;
+        Self { addr, process }
     }
 
-    /// SIGTERM, a clean exit within the shutdown timeout, and everything it logged.
-    fn stop(mut self) -> String {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let exit = loop {
-            if let Some(exit) = self.child.try_wait().expect("try_wait") {
-                break exit;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "todo_api did not exit on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let output: String = self
-            .output
-            .drain(..)
-            .map(|h| h.join().unwrap_or_default())
-            .collect();
-        assert!(exit.success(), "todo_api exited with {exit}:\n{output}");
+    /// SIGTERM, a clean exit, and everything it logged.
+    async fn stop(self) -> String {
+        let (status, output) = self.process.terminate(Duration::from_secs(30)).await;
+        assert!(status.success(), "todo_api exited with {status}:\n{output}");
         output
-    }
-}
-
-impl Drop for TodoApi {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -249,7 +186,7 @@ async fn every_route_over_the_wire() {
     problem(&r, 405);
     assert_eq!(r.header("allow"), Some("GET, HEAD, POST"));
 
-    let log = api.stop();
+    let log = api.stop().await;
     assert!(log.contains("todo_api listening"), "{log}");
 }
 
@@ -338,11 +275,11 @@ async fn list_pages_by_signed_cursors() {
     assert_eq!(get(addr, "/todos?limit=100").await.status, 200);
 
     // The same key after a restart on the same database: the cursors handed out still work.
-    api.stop();
+    api.stop().await;
     let api = TodoApi::start(&envs).await;
     let r = get(api.addr, next).await;
     assert_eq!(json_of(&r)["items"], pages[1]["items"]);
-    api.stop();
+    api.stop().await;
 }
 
 #[tokio::test]
@@ -394,7 +331,7 @@ async fn the_document_describes_every_route() {
         json!(["id", "title", "completed"])
     );
     assert!(db.is_file(), "the database is at DATABASE_PATH");
-    api.stop();
+    api.stop().await;
 }
 
 #[tokio::test]
@@ -402,7 +339,7 @@ async fn a_fresh_database_in_a_temporary_folder_removed_on_exit() {
     let api = TodoApi::start(&[]).await;
     let r = send_json(api.addr, "POST", "/todos", &json!({"title": "x"})).await;
     assert_eq!(r.status, 201);
-    let log = api.stop();
+    let log = api.stop().await;
     let path = log
         .lines()
         .find(|l| l.contains("database ready"))
@@ -461,5 +398,5 @@ async fn schemathesis_finds_no_issue() {
     assert!(out.status.success(), "schemathesis failed:\n{report}");
     assert!(report.contains("No issues found"), "{report}");
     assert!(report.contains("7 selected / 7 total"), "{report}");
-    api.stop();
+    api.stop().await;
 }

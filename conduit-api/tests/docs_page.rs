@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use conduit_api::{ApiRouter, routes};
 use conduit_core::{Json, Request};
-use conduit_test_support::{TempDir, config, get, start};
+use conduit_test_support::{CHROMIUM_FLAGS, TempDir, chromium, config, get, start};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
@@ -36,20 +36,6 @@ async fn add_gadget(_req: Request) -> Json<Gadget> {
 #[derive(OpenApi)]
 #[openapi(info(title = "Gadget <API>", version = "2.0.0"))]
 struct Doc;
-
-fn chromium() -> &'static str {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|c| {
-            std::process::Command::new(c)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .expect("chromium is needed for this test: apt-get install chromium")
-}
 
 #[tokio::test]
 async fn the_page_is_self_contained_and_renders_every_operation() {
@@ -88,17 +74,10 @@ async fn the_page_is_self_contained_and_renders_every_operation() {
 
     // A real browser renders it (the script runs before the DOM is dumped).
     let profile = TempDir::new("chromium-docs");
-    let run = tokio::process::Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-extensions",
-            "--disable-background-networking",
-            "--dump-dom",
-        ])
+    let chromium = chromium().expect("chromium is needed for this test: apt-get install chromium");
+    let run = tokio::process::Command::new(chromium)
+        .args(CHROMIUM_FLAGS)
+        .arg("--dump-dom")
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("http://{}/docs", srv.addr))
         .stdin(Stdio::null())
