@@ -6,71 +6,17 @@
 //! (`target/<profile>/examples/basic_server`). `scripts/test.sh` builds the examples first.
 mod common;
 
-use std::io::Read;
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
-/// Kills the child if the test fails before it exits on its own.
-struct Guard(Option<Child>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-async fn wait_until_serving(addr: SocketAddr, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            panic!("basic_server exited early with {status}");
-        }
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "basic_server did not listen on {addr} within 15 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn basic_server_serves_and_shuts_down_gracefully_on_sigterm() {
-    let bin = example_binary("basic_server");
     let addr = free_addr();
-    let child = Command::new(&bin)
-        .env("ADDR", addr.to_string())
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let mut guard = Guard(Some(child));
-    let child = guard.0.as_mut().unwrap();
-    // Drain both pipes on threads so the child never blocks on a full pipe.
-    let readers = [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ]
-    .map(|mut pipe| {
-        std::thread::spawn(move || {
-            let mut out = String::new();
-            let _ = pipe.read_to_string(&mut out);
-            out
-        })
+    let mut server = ExampleProcess::spawn("basic_server", |cmd| {
+        cmd.env("ADDR", addr.to_string());
     });
-
-    wait_until_serving(addr, child).await;
+    server.wait_listening(addr, Duration::from_secs(15)).await;
 
     let r = get(addr, "/").await;
     assert_eq!((r.status.as_u16(), r.text()), (200, "Hello, World!"));
@@ -109,25 +55,7 @@ async fn basic_server_serves_and_shuts_down_gracefully_on_sigterm() {
     drop(c);
 
     // SIGTERM: graceful shutdown, the hook runs, exit status 0.
-    let pid = child.id().to_string();
-    let kill = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("run kill");
-    assert!(kill.success(), "kill -TERM {pid} failed");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "basic_server did not exit within 10 s of SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    guard.0 = None;
-    let output = readers.map(|t| t.join().unwrap()).concat();
+    let (status, output) = server.terminate(Duration::from_secs(10)).await;
     assert!(status.success(), "exit status {status}; output:\n{output}");
     assert!(
         output.contains(&format!("listening on http://{addr}")),

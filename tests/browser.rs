@@ -14,6 +14,7 @@ use std::time::Duration;
 use conduit::{
     Config, Event, Hub, IntoResponse, Request, RequestExt, Router, ServeFile, Server, get, post,
 };
+use conduit_test_support::{CHROMIUM_FLAGS, chromium};
 
 /// The `live_events` example's page, served as the example serves it (conduit-static).
 const PAGE: &str = concat!(
@@ -76,32 +77,11 @@ impl Drop for Browser {
     }
 }
 
-fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-}
-
 fn launch(url: &str) -> Browser {
     let bin = chromium().expect("chromium is needed for this test: apt-get install chromium");
     let profile = std::env::temp_dir().join(format!("conduit-chromium-{}", std::process::id()));
     let child = Command::new(bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-extensions",
-            "--disable-background-networking",
-        ])
+        .args(CHROMIUM_FLAGS)
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(url)
         .stdin(Stdio::null())

@@ -4,79 +4,25 @@
 //! `cargo test`, `cargo nextest run` and `scripts/test.sh` do).
 mod common;
 
-use std::io::Read;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
-/// Kills the child and removes the database if the test ends early.
-struct Guard(Option<Child>, PathBuf);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.1.display()));
-        }
-    }
-}
-
-async fn wait_until_serving(addrs: &[SocketAddr], child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for addr in addrs {
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!("optimized_server exited early with {status}");
-            }
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "nothing listens on {addr}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
 #[tokio::test]
 async fn optimized_server_serves_db_rows_stats_and_closes_the_pool_on_sigterm() {
-    let bin = example_binary("optimized_server");
     let (addr, profile) = (free_addr(), free_addr());
-    let db = std::env::temp_dir().join(format!(
-        "conduit-optimized-test-{}.sqlite",
-        std::process::id()
-    ));
-    let child = Command::new(&bin)
-        .env("ADDR", addr.to_string())
-        .env("PROFILE_ADDR", profile.to_string())
-        .env("DATABASE_PATH", &db)
-        .env("ITEMS", "500")
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let mut guard = Guard(Some(child), db);
-    let child = guard.0.as_mut().unwrap();
-    let readers = [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ]
-    .map(|mut pipe| {
-        std::thread::spawn(move || {
-            let mut out = String::new();
-            let _ = pipe.read_to_string(&mut out);
-            out
-        })
+    let dir = TempDir::new("optimized-server");
+    let db = dir.path().join("items.sqlite");
+    let mut server = ExampleProcess::spawn("optimized_server", |cmd| {
+        cmd.env("ADDR", addr.to_string())
+            .env("PROFILE_ADDR", profile.to_string())
+            .env("DATABASE_PATH", &db)
+            .env("ITEMS", "500");
     });
-    wait_until_serving(&[addr, profile], child).await;
+    server.wait_listening(addr, Duration::from_secs(30)).await;
+    server
+        .wait_listening(profile, Duration::from_secs(30))
+        .await;
 
     let r = get(addr, "/").await;
     assert_eq!((r.status.as_u16(), r.text()), (200, "Hello, World!"));
@@ -209,24 +155,7 @@ async fn optimized_server_serves_db_rows_stats_and_closes_the_pool_on_sigterm() 
     assert!(stats["tokio"]["workers"].as_u64().unwrap() >= 1);
     assert_eq!(get(addr, "/debug/stats").await.status, 404);
 
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "no exit within 30 s of SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    guard.0 = None;
-    let output = readers.map(|t| t.join().unwrap()).concat();
+    let (status, output) = server.terminate(Duration::from_secs(30)).await;
     assert!(status.success(), "exit status {status}; output:\n{output}");
     assert!(
         output.contains("running shutdown hook") && output.contains("database pool closed"),
