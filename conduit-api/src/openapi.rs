@@ -26,8 +26,9 @@
 //! #[utoipa::path(get, path = "/hello/{name}",
 //!     params(("name" = String, Path, description = "who to greet")),
 //!     responses((status = 200, description = "the greeting", body = Greeting)))]
-//! async fn hello(req: Request) -> Json<Greeting> {
-//!     Json(Greeting { text: format!("hello {}", req.param("name").unwrap_or_default()) })
+//! async fn hello(req: Request) -> Result<Json<Greeting>, conduit_core::Error> {
+//!     let name: String = req.path()?;
+//!     Ok(Json(Greeting { text: format!("hello {name}") }))
 //! }
 //!
 //! #[derive(OpenApi)]
