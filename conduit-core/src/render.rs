@@ -20,8 +20,9 @@
 //! it takes the problem out of the response once it has rendered it.
 //!
 //! The status, and the headers the error's response carries (`Allow`, `Retry-After`,
-//! `RateLimit-*`, `WWW-Authenticate`, CORS headers, a request id), are kept; only the body and
-//! its `Content-Type` change. A response to `HEAD` keeps its empty body. A successful response
+//! `RateLimit-*`, `WWW-Authenticate`, CORS headers, a request id, a 412's validators, a 416's
+//! `Content-Range`), are kept; only the body and its `Content-Type`, `Content-Length` and
+//! `Content-Encoding` change. A response to `HEAD` keeps its empty body. A successful response
 //! costs one look into its (usually empty) extensions: no allocation.
 //!
 //! ```
@@ -263,7 +264,6 @@ fn drop_body_headers(headers: &mut http::HeaderMap) {
         header::CONTENT_TYPE,
         header::CONTENT_LENGTH,
         header::CONTENT_ENCODING,
-        header::ETAG,
     ] {
         headers.remove(name);
     }
