@@ -427,6 +427,25 @@ mod tests {
         assert_eq!(res.headers()["x-request-id"], "mine");
     }
 
+    #[tokio::test]
+    async fn a_router_renders_what_its_nested_routers_answer_unless_they_chose() {
+        use crate::{Handler, Router, get};
+        let plain = Router::new().route("/x", get(|_req: Request| async { "x" }));
+        let chosen = plain.clone().errors(ErrorRenderer::text());
+        let app = Router::new()
+            .nest("/plain", plain)
+            .nest("/chosen", chosen)
+            .errors(ErrorRenderer::problem_json());
+        let call = |path: &'static str| app.call(Request::get(path).body(Body::empty()).unwrap());
+        let res = call("/plain/nope").await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        let res = call("/chosen/nope").await;
+        assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
+        let res = call("/plain/x").await;
+        assert_eq!(res.body().as_bytes(), Some(&b"x"[..]));
+    }
+
     #[test]
     fn negotiate_varies_on_accept() {
         let r = ErrorRenderer::negotiate();
