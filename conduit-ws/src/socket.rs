@@ -131,6 +131,7 @@ pub struct WebSocket<S = crate::Upgraded> {
     io: S,
     config: Config,
     protocol: Option<http::HeaderValue>,
+    http_version: http::Version,
     read_buf: BytesMut,
     write_buf: BytesMut,
     /// A fragmented message being assembled: its opcode and the payload so far.
@@ -159,6 +160,7 @@ impl<S> fmt::Debug for WebSocket<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocket")
             .field("protocol", &self.protocol)
+            .field("http_version", &self.http_version)
             .field("close_sent", &self.close_sent)
             .field("done", &self.done)
             .finish_non_exhaustive()
@@ -179,6 +181,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             io,
             config,
             protocol: None,
+            http_version: http::Version::HTTP_11,
             read_buf: BytesMut::new(),
             write_buf: BytesMut::new(),
             partial: None,
@@ -201,6 +204,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self
     }
 
+    pub(crate) fn with_http_version(mut self, version: http::Version) -> Self {
+        self.http_version = version;
+        self
+    }
+
     /// Send Close 1001 when `signal` triggers (the server links it to its graceful shutdown).
     pub fn close_on(mut self, signal: ShutdownSignal) -> Self {
         self.shutdown = Some(signal);
@@ -210,6 +218,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// The subprotocol chosen in the handshake, if any.
     pub fn protocol(&self) -> Option<&str> {
         self.protocol.as_ref().and_then(|p| p.to_str().ok())
+    }
+
+    /// The HTTP version the socket runs over: `HTTP/1.1` (an upgraded connection) or
+    /// `HTTP/2` (an extended CONNECT stream, RFC 8441).
+    pub fn http_version(&self) -> http::Version {
+        self.http_version
     }
 
     /// The limits and timers of this socket.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use conduit_core::{Request, Response, Router, get};
+use conduit_core::{Request, Response, Router, any, get};
 use conduit_server::{Config as ServerConfig, Server, ShutdownHandle};
 use conduit_ws::{Config, Message, WebSocket, WebSocketUpgrade, WsRejection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -66,7 +66,8 @@ pub fn app(
     Router::new()
         .route(
             "/echo",
-            get(move |mut req: Request| {
+            // `any`: an HTTP/2 WebSocket (RFC 8441) arrives as CONNECT, HTTP/1.1 as GET.
+            any(move |mut req: Request| {
                 let open = o1.clone();
                 async move {
                     let ws = upgrade(&mut req)?;
@@ -76,6 +77,18 @@ pub fn app(
                             .on_upgrade(move |s| echo(s, open)),
                     )
                 }
+            }),
+        )
+        .route(
+            "/info",
+            any(|mut req: Request| async move {
+                let ws = upgrade(&mut req)?;
+                Ok::<Response, WsRejection>(ws.on_upgrade(|mut socket| async move {
+                    let about = format!("{:?}", socket.http_version());
+                    if socket.send(Message::text(about)).await.is_ok() {
+                        while let Some(Ok(_)) = socket.recv().await {}
+                    }
+                }))
             }),
         )
         .route(
