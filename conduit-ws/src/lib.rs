@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod deflate;
 mod error;
 mod frame;
 mod message;
@@ -8,6 +9,7 @@ pub mod socket;
 pub mod split;
 pub mod upgrade;
 
+pub use deflate::Deflate;
 pub use error::WsError;
 pub use message::{CloseCode, CloseFrame, Message, Utf8Bytes};
 pub use socket::{Config, WebSocket};

@@ -30,13 +30,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use conduit_core::ShutdownSignal;
 use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use crate::deflate::{Deflate, Session};
 use crate::error::WsError;
 use crate::frame::{self, OpCode};
 use crate::message::{CloseCode, CloseFrame, Message, Utf8Bytes};
@@ -50,11 +51,14 @@ pub struct Config {
     ping_interval: Option<Duration>,
     idle_timeout: Option<Duration>,
     close_timeout: Duration,
+    deflate: Option<Deflate>,
 }
 
 impl Default for Config {
     /// 16 MiB frames, 64 MiB messages (axum's limits), a 128 KiB write buffer, a ping after
-    /// 30 s of silence, closed after 60 s of silence, 5 s for the peer's Close reply.
+    /// 30 s of silence, closed after 60 s of silence, 5 s for the peer's Close reply, and
+    /// permessage-deflate when the client offers it with [`Deflate::default`] (no context
+    /// kept per socket).
     fn default() -> Self {
         Config {
             max_frame_size: 16 << 20,
@@ -63,6 +67,7 @@ impl Default for Config {
             ping_interval: Some(Duration::from_secs(30)),
             idle_timeout: Some(Duration::from_secs(60)),
             close_timeout: Duration::from_secs(5),
+            deflate: Some(Deflate::default()),
         }
     }
 }
@@ -107,6 +112,18 @@ impl Config {
         self
     }
 
+    /// permessage-deflate (RFC 7692) when the client offers it, with these settings (`None`:
+    /// offers are declined).
+    pub fn deflate(mut self, deflate: Option<Deflate>) -> Self {
+        self.deflate = deflate;
+        self
+    }
+
+    /// The permessage-deflate settings, if compression is on.
+    pub fn get_deflate(&self) -> Option<&Deflate> {
+        self.deflate.as_ref()
+    }
+
     /// The frame limit.
     pub fn get_max_frame_size(&self) -> usize {
         self.max_frame_size
@@ -136,6 +153,10 @@ pub struct WebSocket<S = crate::Upgraded> {
     write_buf: BytesMut,
     /// A fragmented message being assembled: its opcode and the payload so far.
     partial: Option<(OpCode, BytesMut)>,
+    /// The message being assembled is compressed (its first frame had RSV1).
+    partial_compressed: bool,
+    /// permessage-deflate, when negotiated (boxed: most sockets have none).
+    deflate: Option<Box<Session>>,
     /// What to hand over once the connection is closed: the peer's Close or the fault.
     last: Option<Result<Message, WsError>>,
     /// We sent a Close frame.
@@ -185,6 +206,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             read_buf: BytesMut::new(),
             write_buf: BytesMut::new(),
             partial: None,
+            partial_compressed: false,
+            deflate: None,
             last: None,
             close_sent: false,
             finishing: false,
@@ -201,6 +224,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     pub(crate) fn with_protocol(mut self, protocol: Option<http::HeaderValue>) -> Self {
         self.protocol = protocol;
+        self
+    }
+
+    pub(crate) fn with_deflate(mut self, session: Option<Session>) -> Self {
+        self.deflate = session.map(Box::new);
         self
     }
 
@@ -224,6 +252,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// `HTTP/2` (an extended CONNECT stream, RFC 8441).
     pub fn http_version(&self) -> http::Version {
         self.http_version
+    }
+
+    /// The negotiated `Sec-WebSocket-Extensions` (as a browser's `WebSocket.extensions`
+    /// shows it), e.g. `permessage-deflate; server_no_context_takeover;
+    /// client_no_context_takeover`; `None` without compression.
+    pub fn extensions(&self) -> Option<&str> {
+        self.deflate.as_ref().and_then(|d| d.header().to_str().ok())
     }
 
     /// The limits and timers of this socket.
@@ -408,7 +443,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Take one frame from the read buffer, if a whole one is there. A message (or `None`
     /// when the frame completed nothing the reader sees, or more bytes are needed).
     fn parse_frame(&mut self) -> Result<Parsed, WsError> {
-        let Some(h) = frame::parse_header(&self.read_buf)? else {
+        let Some(h) = frame::parse_header(&self.read_buf, self.deflate.is_some())? else {
             return Ok(Parsed::NeedMore);
         };
         let limit = self.config.max_frame_size;
@@ -484,23 +519,52 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 Ok(Parsed::Consumed)
             }
             OpCode::Text | OpCode::Binary if h.fin => {
+                let payload = self.inflated(payload.freeze(), h.compressed)?;
                 Ok(Parsed::Message(data_message(h.opcode, payload)?))
             }
             OpCode::Text | OpCode::Binary => {
                 self.partial = Some((h.opcode, payload));
+                self.partial_compressed = h.compressed;
                 Ok(Parsed::Consumed)
             }
             OpCode::Continuation => {
                 let (opcode, mut so_far) = self.partial.take().expect("checked above");
                 so_far.extend_from_slice(&payload);
                 if h.fin {
-                    Ok(Parsed::Message(data_message(opcode, so_far)?))
+                    let payload = self.inflated(so_far.freeze(), self.partial_compressed)?;
+                    Ok(Parsed::Message(data_message(opcode, payload)?))
                 } else {
                     self.partial = Some((opcode, so_far));
                     Ok(Parsed::Consumed)
                 }
             }
         }
+    }
+
+    /// A whole received message's payload, inflated if it was compressed (bounded by the
+    /// message limit: 1009 before it is inflated in full).
+    fn inflated(&mut self, payload: Bytes, compressed: bool) -> Result<Bytes, WsError> {
+        match (&mut self.deflate, compressed) {
+            (Some(d), true) => d.inflate(&payload, self.config.max_message_size),
+            _ => Ok(payload),
+        }
+    }
+
+    /// Append a message to the write buffer: text and binary compressed when permessage-deflate
+    /// is on and it pays.
+    fn encode(&mut self, msg: &Message) {
+        let (opcode, payload) = match msg {
+            Message::Text(t) => (OpCode::Text, t.as_bytes().as_ref()),
+            Message::Binary(b) => (OpCode::Binary, b.as_ref()),
+            _ => return frame::write_message(&mut self.write_buf, msg),
+        };
+        if let Some(d) = &mut self.deflate {
+            let mut out = Vec::new();
+            if d.compress(payload, &mut out) {
+                return frame::write_compressed(&mut self.write_buf, opcode, &out);
+            }
+        }
+        frame::write_frame(&mut self.write_buf, opcode, payload);
     }
 
     /// Read what the connection has into the read buffer. Ready(Ok(false)) at end of file.
@@ -619,8 +683,7 @@ enum Parsed {
     NeedMore,
 }
 
-fn data_message(opcode: OpCode, payload: BytesMut) -> Result<Message, WsError> {
-    let payload = payload.freeze();
+fn data_message(opcode: OpCode, payload: Bytes) -> Result<Message, WsError> {
     if opcode == OpCode::Text {
         Utf8Bytes::try_from_bytes(payload)
             .map(Message::Text)
@@ -657,7 +720,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         if this.close_sent || this.done {
             return Err(WsError::Closed);
         }
-        frame::write_message(&mut this.write_buf, &msg);
+        this.encode(&msg);
         if msg.is_close() {
             this.close_sent = true;
             this.close_deadline = Some(Instant::now() + this.config.close_timeout);

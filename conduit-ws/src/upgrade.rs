@@ -73,6 +73,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use sha1::{Digest, Sha1};
 
+use crate::deflate::{self, Session};
 use crate::socket::{Config, WebSocket};
 
 /// The GUID of RFC 6455 section 1.3, appended to the key for `Sec-WebSocket-Accept`.
@@ -88,6 +89,8 @@ pub struct WebSocketUpgrade {
     hold: Option<StreamHold>,
     version: Version,
     offered: Vec<HeaderValue>,
+    /// The `Sec-WebSocket-Extensions` lines of the request (permessage-deflate offers).
+    extensions: Vec<HeaderValue>,
     protocol: Option<HeaderValue>,
     origin: Option<HeaderValue>,
     origin_allowed: bool,
@@ -311,6 +314,11 @@ impl WebSocketUpgrade {
             .filter(|p| !p.is_empty())
             .collect();
         let origin = h.get(header::ORIGIN).cloned();
+        let extensions = h
+            .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+            .iter()
+            .cloned()
+            .collect();
         let version = req.version();
         let Some(on_upgrade) = req.extensions_mut().remove::<OnUpgrade>() else {
             // Not a client fault: a server without HTTP/1.1 upgrades or extended CONNECT.
@@ -331,6 +339,7 @@ impl WebSocketUpgrade {
             hold,
             version,
             offered,
+            extensions,
             protocol: None,
             origin,
             origin_allowed: true,
@@ -427,9 +436,14 @@ impl WebSocketUpgrade {
             protocol,
             config,
             peer,
+            extensions,
             ..
         } = self;
         let chosen = protocol.clone();
+        let deflate = config
+            .get_deflate()
+            .and_then(|d| Some(Session::new(deflate::negotiate(extensions.iter(), d)?, d)));
+        let extensions = deflate.as_ref().map(|d| d.header().clone());
         tokio::spawn(async move {
             let peer = peer.map(tracing::field::display);
             match on_upgrade.await {
@@ -437,6 +451,7 @@ impl WebSocketUpgrade {
                     tracing::debug!(peer, http = ?version, "WebSocket opened over {version:?}");
                     let socket = WebSocket::from_io(TokioIo::new(upgraded), config)
                         .with_protocol(chosen)
+                        .with_deflate(deflate)
                         .with_http_version(version)
                         .close_on(signal);
                     callback(socket).await;
@@ -459,6 +474,9 @@ impl WebSocketUpgrade {
         }
         if let Some(p) = protocol {
             h.insert(header::SEC_WEBSOCKET_PROTOCOL, p);
+        }
+        if let Some(e) = extensions {
+            h.insert(header::SEC_WEBSOCKET_EXTENSIONS, e);
         }
         // The server links this to its drain, so the socket hears about shutdown.
         res.extensions_mut().insert(shutdown);

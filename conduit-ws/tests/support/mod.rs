@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use conduit_core::{Request, Response, Router, any, get};
 use conduit_server::{Config as ServerConfig, Server, ShutdownHandle};
-use conduit_ws::{Config, Message, WebSocket, WebSocketUpgrade, WsRejection};
+use conduit_ws::{Config, Deflate, Message, WebSocket, WebSocketUpgrade, WsRejection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -63,6 +63,7 @@ pub fn app(
     let o2 = open.clone();
     let o3 = open.clone();
     let o4 = open.clone();
+    let o5 = open.clone();
     Router::new()
         .route(
             "/echo",
@@ -74,6 +75,22 @@ pub fn app(
                     Ok::<Response, WsRejection>(
                         ws.protocols(["chat.v2", "chat"])
                             .config(echo_config())
+                            .on_upgrade(move |s| echo(s, open)),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/echo-takeover",
+            get(move |mut req: Request| {
+                let open = o5.clone();
+                async move {
+                    let ws = upgrade(&mut req)?;
+                    let deflate = Deflate::default()
+                        .server_context_takeover(true)
+                        .client_context_takeover(true);
+                    Ok::<Response, WsRejection>(
+                        ws.config(echo_config().deflate(Some(deflate)))
                             .on_upgrade(move |s| echo(s, open)),
                     )
                 }
