@@ -27,6 +27,11 @@
 //! - `/no-store` the same answer with conduit's own equivalent, `CacheControl::no_store()`: the
 //!   baseline `/tower` is compared with (`scripts/instr_routes.sh`, see ARCHITECTURE.md)
 //!
+//! - `/ws` a WebSocket (HTTP/1.1 upgrade, or RFC 8441 over HTTP/2) that echoes every text and
+//!   binary message as it came, permessage-deflate when the client offers it, default limits
+//! - `/ws/ticks` a WebSocket subscribed to the `/sse` hub: one text message (`{"seq":N}`) per
+//!   tick; `?last_event_id=N` first replays the retained ticks after N
+//!
 //! `CONDUIT_STACK_METRICS=0` leaves the metrics middleware out of `/stack`, to measure its cost.
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -94,7 +99,7 @@ fn hub() -> &'static Hub {
 }
 
 fn app(root: &str) -> Router {
-    Router::new()
+    ws_routes(Router::new())
         .route(
             "/sse",
             get(|req: Request| {
@@ -146,6 +151,48 @@ fn app(root: &str) -> Router {
         .route(
             "/no-store",
             get((|_req: Request| async { "Hello, World!" }).with(CacheControl::no_store())),
+        )
+}
+
+// ---- WebSockets (conduit-ws) ----------------------------------------------------------------
+
+/// `/ws` (echo) and `/ws/ticks` (the `/sse` hub). `any`: an HTTP/2 WebSocket is a CONNECT.
+fn ws_routes(router: Router) -> Router {
+    use conduit_ws::{Message, WebSocketUpgrade};
+
+    router
+        .route(
+            "/ws",
+            conduit::any(|mut req: Request| async move {
+                let ws = WebSocketUpgrade::from_request(&mut req)?;
+                Ok::<_, conduit_ws::WsRejection>(ws.on_upgrade(|mut socket| async move {
+                    while let Some(Ok(msg)) = socket.recv().await {
+                        let echo = matches!(msg, Message::Text(_) | Message::Binary(_));
+                        if echo && socket.send(msg).await.is_err() {
+                            break;
+                        }
+                    }
+                }))
+            }),
+        )
+        .route(
+            "/ws/ticks",
+            conduit::any(|mut req: Request| async move {
+                let ws = match WebSocketUpgrade::from_request(&mut req) {
+                    Ok(ws) => ws,
+                    Err(refused) => return refused.into_response(),
+                };
+                let last = req
+                    .uri()
+                    .query()
+                    .and_then(|q| q.strip_prefix("last_event_id="));
+                match hub().subscribe(last).await {
+                    Ok(ticks) => ws.on_upgrade(|socket| async move {
+                        let _ = conduit_ws::hub::forward(socket, ticks).await;
+                    }),
+                    Err(bad_id) => bad_id.into_response(),
+                }
+            }),
         )
 }
 

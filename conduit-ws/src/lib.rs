@@ -4,6 +4,8 @@
 pub mod deflate;
 mod error;
 mod frame;
+#[cfg(feature = "hub")]
+pub mod hub;
 mod message;
 pub mod socket;
 pub mod split;
