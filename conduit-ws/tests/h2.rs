@@ -6,78 +6,16 @@ mod support;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use conduit_server::{Config as ServerConfig, TlsConfig};
 use conduit_test_support::eventually;
 use conduit_test_support::{client_config, connect, make_cert};
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::Empty;
-use hyper::client::conn::http2::SendRequest;
-use hyper::ext::Protocol;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use support::*;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as TMessage;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame as TCloseFrame, Role};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame as TCloseFrame;
 
-type Client = SendRequest<Empty<Bytes>>;
-type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
-
-async fn h2_over<T>(io: T) -> Client
-where
-    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
-    let (mut tx, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
-            .await
-            .expect("h2 handshake");
-    tokio::spawn(conn);
-    // The server's SETTINGS (with ENABLE_CONNECT_PROTOCOL) arrive with its first frames: one
-    // plain request makes sure they have been read before an extended CONNECT is sent.
-    let warm = http::Request::get("http://localhost/none")
-        .body(Empty::new())
-        .unwrap();
-    tx.send_request(warm).await.expect("a first request");
-    tx
-}
-
-async fn h2c(addr: std::net::SocketAddr) -> Client {
-    h2_over(TcpStream::connect(addr).await.expect("connect")).await
-}
-
-/// An extended CONNECT to `path`; the response and, on 200, the socket on its stream.
-async fn open(
-    tx: &mut Client,
-    path: &str,
-    protocol: &'static str,
-    headers: &[(&str, &str)],
-) -> (http::Response<hyper::body::Incoming>, Option<Socket>) {
-    let mut req = http::Request::builder()
-        .method(http::Method::CONNECT)
-        .uri(format!("http://localhost{path}"));
-    for (n, v) in headers {
-        req = req.header(*n, *v);
-    }
-    let mut req = req.body(Empty::new()).unwrap();
-    req.extensions_mut().insert(Protocol::from_static(protocol));
-    let mut res = tx.send_request(req).await.expect("response");
-    if res.status() != http::StatusCode::OK {
-        return (res, None);
-    }
-    let upgraded = hyper::upgrade::on(&mut res).await.expect("upgraded stream");
-    let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
-    (res, Some(ws))
-}
-
-async fn open_ws(tx: &mut Client, path: &str) -> Socket {
-    let (res, ws) = open(tx, path, "websocket", &[("sec-websocket-version", "13")]).await;
-    assert_eq!(res.status(), 200);
-    ws.expect("socket")
-}
-
-async fn echo_round_trips(tx: &mut Client) {
+async fn echo_round_trips(tx: &mut H2Client) {
     let mut ws = open_ws(tx, "/echo").await;
     for len in [0usize, 1, 125, 126, 65_535, 65_536, MAX_FRAME] {
         let text = "x".repeat(len);
@@ -119,6 +57,7 @@ async fn echo_over_h2c_with_two_sockets_on_one_connection() {
     // A second socket multiplexed on the same connection while the first is open.
     echo_round_trips(&mut tx).await;
     info.close(None).await.unwrap();
+    while let Some(Ok(_)) = tokio::time::timeout(GUARD, info.next()).await.unwrap() {}
     srv.handle.shutdown();
     srv.task.await.unwrap().unwrap();
 }
@@ -149,9 +88,9 @@ async fn echo_over_tls_h2() {
 async fn bad_extended_connects_are_refused() {
     let srv = start().await;
     let mut tx = h2c(srv.addr).await;
-    let (res, _) = open(&mut tx, "/echo", "websocket", &[]).await;
+    let (res, _) = open_h2(&mut tx, "/echo", "websocket", &[]).await;
     assert_eq!(res.status(), 400, "no Sec-WebSocket-Version");
-    let (res, _) = open(
+    let (res, _) = open_h2(
         &mut tx,
         "/echo",
         "websocket",
@@ -160,7 +99,7 @@ async fn bad_extended_connects_are_refused() {
     .await;
     assert_eq!(res.status(), 426);
     assert_eq!(res.headers()["sec-websocket-version"], "13");
-    let (res, _) = open(
+    let (res, _) = open_h2(
         &mut tx,
         "/echo",
         "not-websocket",
@@ -244,6 +183,13 @@ async fn graceful_shutdown_closes_h2_sockets_with_1001() {
             panic!("expected Close 1001, got {msg:?}")
         };
         assert_eq!(u16::from(code), 1001);
+        // Polling on sends tungstenite's Close reply and sees the stream end.
+        assert!(
+            tokio::time::timeout(GUARD, ws.next())
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
     tokio::time::timeout(GUARD, srv.task)
         .await
