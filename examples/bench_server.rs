@@ -20,7 +20,8 @@
 //! - `/gz/*` the compression middleware (default settings) over `ServeDir` on ROOT
 //! - `/etag/json` `/json` behind the conditional-response middleware (`ETag`, 304 on `If-None-Match`)
 //! - `/limited` "Hello, World!" behind a rate limit of a burst of 5, then 1 request/s per client IP
-//! - `/metrics` the Prometheus exposition of the metrics middleware on `/stack`
+//! - `/metrics` the Prometheus exposition of the metrics middleware on `/stack` and of the
+//!   WebSocket counts (`websocket_*`)
 //! - `/tower` "Hello, World!" behind tower-http's `SetResponseHeaderLayer` (`cache-control:
 //!   no-store` unless the handler set one) through `conduit::tower::TowerLayer`
 //! - `/tower-identity` "Hello, World!" through `TowerLayer(Identity)`: the adapter alone
@@ -229,7 +230,11 @@ async fn json(_req: Request) -> Json<Message> {
 /// The registry `/metrics` serves.
 fn metrics_registry() -> &'static MetricsRegistry {
     static REGISTRY: OnceLock<MetricsRegistry> = OnceLock::new();
-    REGISTRY.get_or_init(MetricsRegistry::new)
+    REGISTRY.get_or_init(|| {
+        let registry = MetricsRegistry::new();
+        conduit_ws::metrics::register(&registry); // the `/ws` sockets' counts
+        registry
+    })
 }
 
 /// The request metrics of `/stack` (registered once in [`metrics_registry`]).

@@ -161,6 +161,10 @@ pub struct WebSocket<S = crate::Upgraded> {
     last: Option<Result<Message, WsError>>,
     /// We sent a Close frame.
     close_sent: bool,
+    /// The code of the first Close sent or received (what [`stats`](crate::stats) counts).
+    close_code: Option<u16>,
+    /// Counted as opened in [`stats`](crate::stats), so counted as closed when dropped.
+    counted: bool,
     /// Flush what is queued, shut the connection down, hand over `last`, then end.
     finishing: bool,
     /// The stream has ended.
@@ -210,6 +214,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             deflate: None,
             last: None,
             close_sent: false,
+            close_code: None,
+            counted: false,
             finishing: false,
             done: false,
             last_read: Instant::now(),
@@ -229,6 +235,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     pub(crate) fn with_deflate(mut self, session: Option<Session>) -> Self {
         self.deflate = session.map(Box::new);
+        self
+    }
+
+    /// Count this socket in [`stats`](crate::stats): opened now, closed when dropped.
+    pub(crate) fn counted(mut self) -> Self {
+        crate::stats::opened(
+            self.http_version == http::Version::HTTP_2,
+            self.deflate.is_some(),
+        );
+        self.counted = true;
         self
     }
 
@@ -295,6 +311,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if !self.close_sent {
             frame::write_close(&mut self.write_buf, code, reason);
             self.close_sent = true;
+            self.close_code.get_or_insert(code.0);
         }
         self.close_deadline
             .get_or_insert_with(|| Instant::now() + self.config.close_timeout);
@@ -304,6 +321,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     #[cold]
     fn fail(&mut self, err: WsError) {
         let code = err.close_code().unwrap_or(CloseCode::PROTOCOL);
+        crate::stats::fault(&err);
         tracing::info!(
             code = code.0,
             error = %err,
@@ -502,6 +520,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             OpCode::Pong => Ok(Parsed::Message(Message::Pong(payload.freeze()))),
             OpCode::Close => {
                 let close = frame::parse_close(payload.freeze())?;
+                self.close_code
+                    .get_or_insert(close.as_ref().map_or(1005, |f| f.code.0));
                 if !self.close_sent {
                     let code = close.as_ref().map_or(CloseCode::NORMAL, |f| f.code);
                     tracing::debug!(code = code.0, "WebSocket closed by the peer");
@@ -693,6 +713,14 @@ fn data_message(opcode: OpCode, payload: Bytes) -> Result<Message, WsError> {
     }
 }
 
+impl<S> Drop for WebSocket<S> {
+    fn drop(&mut self) {
+        if self.counted {
+            crate::stats::closed(self.close_code);
+        }
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
     type Item = Result<Message, WsError>;
 
@@ -721,6 +749,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
             return Err(WsError::Closed);
         }
         this.encode(&msg);
+        if let Message::Close(frame) = &msg {
+            this.close_code
+                .get_or_insert(frame.as_ref().map_or(1000, |f| f.code.0));
+        }
         if msg.is_close() {
             this.close_sent = true;
             this.close_deadline = Some(Instant::now() + this.config.close_timeout);

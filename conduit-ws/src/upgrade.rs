@@ -453,7 +453,8 @@ impl WebSocketUpgrade {
                         .with_protocol(chosen)
                         .with_deflate(deflate)
                         .with_http_version(version)
-                        .close_on(signal);
+                        .close_on(signal)
+                        .counted();
                     callback(socket).await;
                 }
                 Err(e) => tracing::debug!(peer, error = %e, "WebSocket upgrade failed"),
