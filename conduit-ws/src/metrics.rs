@@ -1,5 +1,5 @@
 //! Prometheus series of the WebSocket counts (feature `metrics`), registered in
-//! conduit-middleware's [`MetricsRegistry`] and read from [`stats`](crate::stats) at each
+//! conduit-middleware's [`MetricsRegistry`] and read from [`stats`](crate::stats()) at each
 //! scrape:
 //!
 //! | series | labels |

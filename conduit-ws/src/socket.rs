@@ -161,9 +161,9 @@ pub struct WebSocket<S = crate::Upgraded> {
     last: Option<Result<Message, WsError>>,
     /// We sent a Close frame.
     close_sent: bool,
-    /// The code of the first Close sent or received (what [`stats`](crate::stats) counts).
+    /// The code of the first Close sent or received (what [`stats`](crate::stats()) counts).
     close_code: Option<u16>,
-    /// Counted as opened in [`stats`](crate::stats), so counted as closed when dropped.
+    /// Counted as opened in [`stats`](crate::stats()), so counted as closed when dropped.
     counted: bool,
     /// Flush what is queued, shut the connection down, hand over `last`, then end.
     finishing: bool,
@@ -238,7 +238,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self
     }
 
-    /// Count this socket in [`stats`](crate::stats): opened now, closed when dropped.
+    /// Count this socket in [`stats`](crate::stats()): opened now, closed when dropped.
     pub(crate) fn counted(mut self) -> Self {
         crate::stats::opened(
             self.http_version == http::Version::HTTP_2,
