@@ -1,6 +1,6 @@
 //! [`WsStats`]: process-wide counts of WebSockets (opened by HTTP version, closed by close
 //! code, faults, compression), kept in relaxed atomics at open, close and fault only (never per
-//! message). [`stats`] reads them; with the `metrics` feature, [`crate::metrics`] exports them
+//! message). [`stats`] reads them; with the `metrics` feature, the `metrics` module exports them
 //! to Prometheus.
 //!
 //! ```
