@@ -187,12 +187,7 @@ fn ws_routes(router: Router) -> Router {
                     .uri()
                     .query()
                     .and_then(|q| q.strip_prefix("last_event_id="));
-                match hub().subscribe(last).await {
-                    Ok(ticks) => ws.on_upgrade(|socket| async move {
-                        let _ = conduit_ws::hub::forward(socket, ticks).await;
-                    }),
-                    Err(bad_id) => bad_id.into_response(),
-                }
+                conduit_ws::hub::subscribe(ws, hub(), last).await
             }),
         )
 }

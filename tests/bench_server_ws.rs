@@ -94,4 +94,12 @@ async fn bench_server_ws_echo_and_ticks() {
             .unwrap();
     assert_eq!(seq(next_text(&mut replay).await), first + 1);
     assert_eq!(seq(next_text(&mut replay).await), first + 2);
+    // An id that is not one of the hub's is refused before the upgrade.
+    match tokio_tungstenite::connect_async(format!("ws://{addr}/ws/ticks?last_event_id=x")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 400),
+        other => panic!(
+            "expected a 400, got {:?}",
+            other.map(|(_, res)| res.status())
+        ),
+    }
 }

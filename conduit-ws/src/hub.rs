@@ -1,9 +1,10 @@
 //! A WebSocket subscribed to conduit-stream's [`Hub`](conduit_stream::hub::Hub) (feature
 //! `hub`): the broadcast code that feeds SSE clients feeds sockets too.
 //!
-//! Subscribe in the handler, before the upgrade, so that a bad replay id is refused with the
-//! hub's 400 instead of a socket that closes at once; then hand the subscription to
-//! [`forward`] in the upgrade's callback. Each event becomes one text message ([`data`]: the
+//! [`subscribe`] answers a handshake with a subscribed socket: it subscribes before the
+//! upgrade, so that a bad replay id is refused with the hub's 400 instead of a socket that
+//! closes at once, then runs [`forward`] on the socket (call `forward` yourself to do more
+//! around it). Each event becomes one text message ([`data`]: the
 //! event's `data` lines, or pass your own mapping to [`forward_with`]). The hub's
 //! slow-consumer policy applies as it does to SSE: with
 //! [`SkipAhead`](conduit_stream::hub::SlowConsumer::SkipAhead) a socket that fell a whole
@@ -15,7 +16,7 @@
 //! timeout run, a Close from the client ends the forwarding, and graceful shutdown sends 1001.
 //!
 //! ```no_run
-//! use conduit_core::{IntoResponse, Request, Response, Router, any};
+//! use conduit_core::{IntoResponse, Request, Router, any};
 //! use conduit_stream::hub::Hub;
 //! use conduit_ws::WebSocketUpgrade;
 //!
@@ -29,12 +30,7 @@
 //!         };
 //!         // Replay after the id the client last saw (`?last_event_id=` here).
 //!         let last = req.uri().query().and_then(|q| q.strip_prefix("last_event_id="));
-//!         match hub.subscribe(last).await {
-//!             Ok(events) => ws.on_upgrade(|socket| async move {
-//!                 let _ = conduit_ws::hub::forward(socket, events).await;
-//!             }),
-//!             Err(bad_id) => bad_id.into_response(), // 400
-//!         }
+//!         conduit_ws::hub::subscribe(ws, &hub, last).await // 400 for a bad id
 //!     }
 //! }));
 //! # let _ = app;
@@ -42,6 +38,8 @@
 
 use std::convert::Infallible;
 
+use conduit_core::{IntoResponse, Response};
+use conduit_stream::hub::{Backend, Hub};
 use conduit_stream::sse::Event;
 use futures_core::Stream;
 use futures_util::StreamExt;
@@ -50,6 +48,25 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::error::WsError;
 use crate::message::{CloseCode, Message};
 use crate::socket::WebSocket;
+use crate::upgrade::WebSocketUpgrade;
+
+/// Answer a checked handshake with a socket subscribed to `hub`, replaying after
+/// `last_event_id` when given: the hub's 400 for an id that is not one of its own, else the
+/// upgrade, with [`forward`] running on the socket. What a `/ws/ticks`-style route needs.
+pub async fn subscribe<B: Backend>(
+    ws: WebSocketUpgrade,
+    hub: &Hub<B>,
+    last_event_id: Option<&str>,
+) -> Response {
+    match hub.subscribe(last_event_id).await {
+        Ok(events) => ws.on_upgrade(|socket| async move {
+            if let Err(e) = forward(socket, events).await {
+                tracing::debug!(error = %e, "hub socket ended");
+            }
+        }),
+        Err(bad_id) => bad_id.into_response(),
+    }
+}
 
 /// Why [`forward`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -199,6 +199,25 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
     })
 }
 
+/// `Sec-WebSocket-Version` must be 13, once (both HTTP versions): 400 without it, 426 for
+/// another.
+fn check_version(h: &HeaderMap, peer: Option<SocketAddr>) -> Result<(), WsRejection> {
+    let mut versions = h.get_all(header::SEC_WEBSOCKET_VERSION).iter();
+    match (versions.next(), versions.next()) {
+        (Some(v), None) if v == "13" => Ok(()),
+        (None, _) => Err(WsRejection::new(
+            StatusCode::BAD_REQUEST,
+            "no Sec-WebSocket-Version",
+            peer,
+        )),
+        _ => Err(WsRejection::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "unsupported Sec-WebSocket-Version (13 is supported)",
+            peer,
+        )),
+    }
+}
+
 /// `Sec-WebSocket-Accept` for a key: base64(SHA-1(key + GUID)).
 pub fn accept_key(key: &[u8]) -> String {
     let mut sha = Sha1::new();
@@ -235,17 +254,7 @@ impl WebSocketUpgrade {
                 "Upgrade: websocket without Connection: upgrade",
             );
         }
-        let mut versions = h.get_all(header::SEC_WEBSOCKET_VERSION).iter();
-        match (versions.next(), versions.next()) {
-            (None, _) => return reject(StatusCode::BAD_REQUEST, "no Sec-WebSocket-Version"),
-            (Some(v), None) if v == "13" => {}
-            _ => {
-                return reject(
-                    StatusCode::UPGRADE_REQUIRED,
-                    "unsupported Sec-WebSocket-Version (13 is supported)",
-                );
-            }
-        }
+        check_version(h, peer)?;
         let mut keys = h.get_all(header::SEC_WEBSOCKET_KEY).iter();
         let key = match (keys.next(), keys.next()) {
             (Some(k), None) => k,
@@ -283,17 +292,7 @@ impl WebSocketUpgrade {
             }
             Some(_) => {}
         }
-        let mut versions = req.headers().get_all(header::SEC_WEBSOCKET_VERSION).iter();
-        match (versions.next(), versions.next()) {
-            (None, _) => return reject(StatusCode::BAD_REQUEST, "no Sec-WebSocket-Version"),
-            (Some(v), None) if v == "13" => {}
-            _ => {
-                return reject(
-                    StatusCode::UPGRADE_REQUIRED,
-                    "unsupported Sec-WebSocket-Version (13 is supported)",
-                );
-            }
-        }
+        check_version(req.headers(), peer)?;
         Self::accepted(req, None, peer)
     }
 
