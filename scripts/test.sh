@@ -88,6 +88,7 @@ feature_sets=(
     "-p conduit --no-default-features --features stream"
     "-p conduit --no-default-features --features ws"
     "-p conduit --no-default-features --features ws,stream,metrics"
+    "-p conduit --no-default-features --features typed-headers"
     "-p conduit"
     "-p conduit --all-features"
     "-p conduit-server --no-default-features"
