@@ -375,7 +375,10 @@ fn inflate_bounded(d: &mut Decompress, input: &[u8], limit: usize) -> Result<Byt
             let room = out.capacity() - out.len();
             if room == 0 {
                 // Double, from INFLATE_STEP, but never past one byte over the limit.
-                let step = out.len().max(INFLATE_STEP).min(limit + 1 - out.len());
+                let step = out
+                    .len()
+                    .max(INFLATE_STEP)
+                    .min(limit.saturating_add(1) - out.len());
                 out.reserve_exact(step.max(1));
             }
             let (in_before, out_before) = (d.total_in(), d.total_out());
@@ -475,6 +478,11 @@ mod tests {
         let exact = vec![7u8; 64 << 10];
         assert!(s.compress(&exact, &mut out));
         assert_eq!(s.inflate(&out, 64 << 10).unwrap().len(), 64 << 10);
+        assert_eq!(
+            s.inflate(&out, usize::MAX).unwrap().len(),
+            64 << 10,
+            "no limit"
+        );
         assert!(matches!(
             s.inflate(&out, (64 << 10) - 1),
             Err(WsError::TooBig { .. })
