@@ -56,13 +56,21 @@ fi
 
 PID= ADDR=
 start() { # BINARY
-    local port
-    port=$(free_port)
-    ADDR=127.0.0.1:$port
-    "${pin_server[@]}" "$1" "$ADDR" >"$work/server.log" 2>&1 &
-    PID=$!
-    started "$PID"
-    wait_port "$port" "$PID" || { echo "$1 did not start" >&2; exit 1; }
+    # A port free of listeners may still be the local port of a client connection (the load
+    # client's, in the ephemeral range), which bind refuses: then try another.
+    local port attempt
+    for attempt in 1 2 3 4 5; do
+        port=$(free_port)
+        ADDR=127.0.0.1:$port
+        "${pin_server[@]}" "$1" "$ADDR" >"$work/server.log" 2>&1 &
+        PID=$!
+        started "$PID"
+        wait_port "$port" "$PID" && return 0
+        grep -q 'Address already in use' "$work/server.log" || break
+    done
+    echo "$1 did not start on $ADDR (attempt $attempt):" >&2
+    cat "$work/server.log" >&2
+    exit 1
 }
 stop() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=; }
 kb() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$PID/status"; }
