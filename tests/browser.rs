@@ -7,14 +7,13 @@
 //! Needs `chromium` (Debian package `chromium`; `scripts/test.sh` installs it).
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use conduit::{
     Config, Event, Hub, IntoResponse, Request, RequestExt, Router, ServeFile, Server, get, post,
 };
-use conduit_test_support::{CHROMIUM_FLAGS, chromium};
+use conduit_test_support::launch;
 
 /// The `live_events` example's page, served as the example serves it (conduit-static).
 const PAGE: &str = concat!(
@@ -50,46 +49,6 @@ fn app(hub: Hub, seen: Seen) -> Router {
                 }
             }),
         )
-}
-
-/// Kills and reaps the browser, and removes its profile directory, however the test ends.
-struct Browser {
-    child: Child,
-    profile: std::path::PathBuf,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // SIGTERM first, so Chromium stops and reaps its own helper processes; SIGKILL if it
-        // does not exit within a few seconds.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..50 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
-    }
-}
-
-fn launch(url: &str) -> Browser {
-    let bin = chromium().expect("chromium is needed for this test: apt-get install chromium");
-    let profile = std::env::temp_dir().join(format!("conduit-chromium-{}", std::process::id()));
-    let child = Command::new(bin)
-        .args(CHROMIUM_FLAGS)
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromium");
-    Browser { child, profile }
 }
 
 async fn wait_until(seen: &Seen, what: &str, f: impl Fn(&[String]) -> bool) {
@@ -140,7 +99,7 @@ async fn browser_receives_events_reconnects_after_restart_and_gets_the_replay() 
     let handle = server.handle();
     let task = tokio::spawn(server.serve(app.clone()));
 
-    let _browser = launch(&format!("http://{addr}/?report"));
+    let _browser = launch(&format!("http://{addr}/?report"), &[]);
     wait_until(&seen, "the EventSource to open", |s| {
         s.iter().any(|x| x == "open")
     })

@@ -2,12 +2,11 @@
 //! rendered by a real browser (headless Chromium, installed by `scripts/test.sh`) into every
 //! operation and schema, with text from the document shown as text, never as markup.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use conduit_api::{ApiRouter, routes};
 use conduit_core::{Json, Request};
-use conduit_test_support::{CHROMIUM_FLAGS, TempDir, chromium, config, get, start};
+use conduit_test_support::{config, dump_dom, get, start};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
@@ -73,22 +72,11 @@ async fn the_page_is_self_contained_and_renders_every_operation() {
     assert_eq!(doc["paths"]["/docs"]["get"]["operationId"], "getApiDocs");
 
     // A real browser renders it (the script runs before the DOM is dumped).
-    let profile = TempDir::new("chromium-docs");
-    let chromium = chromium().expect("chromium is needed for this test: apt-get install chromium");
-    let run = tokio::process::Command::new(chromium)
-        .args(CHROMIUM_FLAGS)
-        .arg("--dump-dom")
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("http://{}/docs", srv.addr))
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("chromium finishes")
-        .expect("chromium runs");
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let dom = dump_dom(
+        &format!("http://{}/docs", srv.addr),
+        Duration::from_secs(60),
+    )
+    .await;
     assert!(dom.contains("<h1>Gadget &lt;API&gt;</h1>"), "{dom}");
     assert!(
         dom.contains("<title>Gadget &lt;API&gt; documentation</title>"),

@@ -14,15 +14,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
+mod browser;
 mod files;
 mod logs;
 mod process;
 #[cfg(feature = "tls")]
 mod tls;
 
+pub use browser::{Browser, chromium, dump_dom, launch};
 pub use files::{TempDir, example_binary, free_addr};
 pub use logs::{Capture, Events, Logs, events_of};
-pub use process::{CHROMIUM_FLAGS, ExampleProcess, chromium};
+pub use process::ExampleProcess;
 #[cfg(feature = "tls")]
 pub use tls::{Cert, client_config, connect, connect_over, make_cert};
 

@@ -1,5 +1,4 @@
-//! Programs the tests run as they are run by hand: the examples as child processes, and
-//! headless Chromium.
+//! The examples run as child processes, as they are run by hand.
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -119,31 +118,4 @@ impl Drop for ExampleProcess {
             let _ = child.wait();
         }
     }
-}
-
-/// The flags the tests run Chromium with: headless, no sandbox (tests run as root in CI), no
-/// GPU, no first-run, extensions or background traffic.
-pub const CHROMIUM_FLAGS: [&str; 7] = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-extensions",
-    "--disable-background-networking",
-];
-
-/// The Chromium command on `PATH` (`chromium`, `chromium-browser` or `google-chrome`), if any.
-/// `scripts/test.sh` installs Debian's `chromium`.
-pub fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
 }
