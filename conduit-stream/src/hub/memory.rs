@@ -182,9 +182,28 @@ impl InMemory {
 
     /// Publish synchronously (what [`Backend::publish`] does for this backend).
     pub fn publish_now(&self, event: Event) -> String {
+        self.push(event, true).to_string()
+    }
+
+    /// Deliver `event` to the subscribers as it is, keeping the `id` it carries (or none):
+    /// the local fan-out of a backend whose ids come from a shared log (e.g. Redis Streams),
+    /// with the same bounded queues and slow-consumer policy. Such a backend answers
+    /// `Last-Event-ID` itself and subscribes here with [`subscribe_now`](Self::subscribe_now)
+    /// at the live edge.
+    pub fn relay(&self, event: Event) {
+        self.push(event, false);
+    }
+
+    /// Append `event` (with the ring's sequence number as its `id` if `number`) and wake the
+    /// waiting subscribers; returns that sequence number.
+    fn push(&self, event: Event, number: bool) -> u64 {
         let mut s = self.shared.lock();
         let id = s.next_id;
-        let event = event.id(id.to_string()).expect("digits");
+        let event = if number {
+            event.id(id.to_string()).expect("digits")
+        } else {
+            event
+        };
         if s.events.len() == s.capacity {
             s.events.pop_front();
             s.first += 1;
@@ -194,10 +213,12 @@ impl InMemory {
         let waiters = s.take_waiters(&self.shared.epoch);
         drop(s);
         wake_all(waiters);
-        id.to_string()
+        id
     }
 
-    fn subscribe_now(&self, last_event_id: Option<&str>) -> Result<InMemoryEvents, Error> {
+    /// Subscribe synchronously (what [`Backend::subscribe`] does for this backend); `None` is
+    /// the live edge.
+    pub fn subscribe_now(&self, last_event_id: Option<&str>) -> Result<InMemoryEvents, Error> {
         let after = match last_event_id.map(str::trim) {
             None | Some("") => None,
             Some(s) => Some(s.parse::<u64>().map_err(|_| {

@@ -1,0 +1,282 @@
+//! [`Redis`]: where a conduit instance finds Redis (one node or a Cluster), with the pooled
+//! connections for commands and a way to open the dedicated connection a stream reader blocks on.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionLike;
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+use tokio::sync::OnceCell;
+
+/// The default prefix of every key conduit-redis writes.
+pub const DEFAULT_PREFIX: &str = "conduit:";
+/// The default bound of one command (connecting included).
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How a conduit instance reaches Redis: one node (`redis://` or `rediss://` URL, commands
+/// through a deadpool-redis pool) or a Redis Cluster (redis-rs's cluster client, keys carry
+/// hash tags). Cheap to clone; clones share the pool.
+///
+/// Nothing connects until the first command, so an instance starts while Redis is down.
+///
+/// ```
+/// use std::time::Duration;
+/// use conduit_redis::Redis;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let redis = Redis::builder("redis://127.0.0.1:6379")
+///     .prefix("myapp:")
+///     .command_timeout(Duration::from_millis(200))
+///     .build()
+///     .unwrap();
+/// assert_eq!(redis.key("hub", "ticks"), "myapp:hub:{ticks}");
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Redis {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    kind: Kind,
+    prefix: String,
+    timeout: Duration,
+}
+
+enum Kind {
+    Single {
+        client: redis::Client,
+        pool: deadpool_redis::Pool,
+    },
+    Cluster(Box<Cluster>),
+}
+
+struct Cluster {
+    client: ClusterClient,
+    reader: ClusterClient,
+    conn: OnceCell<ClusterConnection>,
+}
+
+impl fmt::Debug for Redis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.inner.kind {
+            Kind::Single { .. } => "single",
+            Kind::Cluster(_) => "cluster",
+        };
+        f.debug_struct("Redis")
+            .field("kind", &kind)
+            .field("prefix", &self.inner.prefix)
+            .field("timeout", &self.inner.timeout)
+            .finish()
+    }
+}
+
+/// Configures a [`Redis`]: [`Redis::builder`] for one node, [`Redis::cluster`] for a Cluster.
+#[derive(Debug, Clone)]
+pub struct RedisBuilder {
+    urls: Vec<String>,
+    cluster: bool,
+    prefix: String,
+    timeout: Duration,
+    pool_size: usize,
+}
+
+impl RedisBuilder {
+    /// The prefix of every key (default [`DEFAULT_PREFIX`]).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The bound of one command, connecting included (default [`DEFAULT_COMMAND_TIMEOUT`]): a
+    /// publish or a rate-limit check during an outage fails within it.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The most pooled command connections to one node (default 8; each is multiplexed).
+    pub fn pool_size(mut self, connections: usize) -> Self {
+        self.pool_size = connections.max(1);
+        self
+    }
+
+    /// The handle. Fails only for a malformed URL; nothing connects yet.
+    pub fn build(self) -> RedisResult<Redis> {
+        let kind = if self.cluster {
+            let builder = || {
+                ClusterClient::builder(self.urls.clone())
+                    .connection_timeout(self.timeout)
+                    .retries(1)
+            };
+            Kind::Cluster(Box::new(Cluster {
+                client: builder().response_timeout(self.timeout).build()?,
+                // The reader blocks in XREAD: its replies may take the whole block time.
+                reader: builder()
+                    .response_timeout(crate::hub::BLOCK + self.timeout)
+                    .build()?,
+                conn: OnceCell::new(),
+            }))
+        } else {
+            let url = self.urls.first().cloned().unwrap_or_default();
+            let client = redis::Client::open(url.as_str())?;
+            let mut cfg = deadpool_redis::Config::from_url(url);
+            let mut pool_cfg = deadpool_redis::PoolConfig::new(self.pool_size);
+            pool_cfg.timeouts.wait = Some(self.timeout);
+            pool_cfg.timeouts.create = Some(self.timeout);
+            pool_cfg.timeouts.recycle = Some(self.timeout);
+            cfg.pool = Some(pool_cfg);
+            let pool = cfg
+                .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+                .map_err(|e| {
+                    RedisError::from((redis::ErrorKind::InvalidClientConfig, "pool", e.to_string()))
+                })?;
+            Kind::Single { client, pool }
+        };
+        Ok(Redis {
+            inner: Arc::new(Inner {
+                kind,
+                prefix: self.prefix,
+                timeout: self.timeout,
+            }),
+        })
+    }
+}
+
+impl Redis {
+    /// Configure a handle to the one Redis node at `url` (`redis://host:port/db` or
+    /// `rediss://` for TLS).
+    pub fn builder(url: impl Into<String>) -> RedisBuilder {
+        RedisBuilder {
+            urls: vec![url.into()],
+            cluster: false,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            timeout: DEFAULT_COMMAND_TIMEOUT,
+            pool_size: 8,
+        }
+    }
+
+    /// Configure a handle to the Redis Cluster that `urls` (some of its nodes) belong to.
+    pub fn cluster<I: IntoIterator<Item = S>, S: Into<String>>(urls: I) -> RedisBuilder {
+        RedisBuilder {
+            urls: urls.into_iter().map(Into::into).collect(),
+            cluster: true,
+            ..Self::builder("")
+        }
+    }
+
+    /// A handle to `url` with the defaults.
+    pub fn open(url: &str) -> RedisResult<Self> {
+        Self::builder(url).build()
+    }
+
+    /// The key of `name` in `space`: `{prefix}{space}:{{name}}`. The braces are a Cluster
+    /// hash tag, so everything about one name lives on one shard.
+    pub fn key(&self, space: &str, name: &str) -> String {
+        format!("{}{space}:{{{name}}}", self.inner.prefix)
+    }
+
+    /// The bound of one command.
+    pub fn command_timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// Run `f` on a pooled connection, the whole of it (checkout included) bounded by the
+    /// command timeout.
+    pub(crate) async fn run<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut Conn) -> RedisResult<T>,
+    ) -> RedisResult<T> {
+        let work = async {
+            let mut conn = self.conn().await?;
+            f(&mut conn).await
+        };
+        match tokio::time::timeout(self.inner.timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(timed_out()),
+        }
+    }
+
+    async fn conn(&self) -> RedisResult<Conn> {
+        match &self.inner.kind {
+            Kind::Single { pool, .. } => pool.get().await.map(Conn::Single).map_err(|e| match e {
+                deadpool_redis::PoolError::Backend(e) => e,
+                e => RedisError::from((redis::ErrorKind::IoError, "pool", e.to_string())),
+            }),
+            Kind::Cluster(c) => c
+                .conn
+                .get_or_try_init(|| c.client.get_async_connection())
+                .await
+                .cloned()
+                .map(Conn::Cluster),
+        }
+    }
+
+    /// A connection of its own, for a reader that blocks in `XREAD`.
+    pub(crate) async fn dedicated(&self) -> RedisResult<Conn> {
+        let timeout = self.inner.timeout;
+        let connect = async {
+            match &self.inner.kind {
+                Kind::Single { client, .. } => {
+                    let cfg = AsyncConnectionConfig::new()
+                        .set_connection_timeout(timeout)
+                        .set_response_timeout(crate::hub::BLOCK + timeout);
+                    client
+                        .get_multiplexed_async_connection_with_config(&cfg)
+                        .await
+                        .map(|c| Conn::Dedicated(Box::new(c)))
+                }
+                Kind::Cluster(c) => c.reader.get_async_connection().await.map(Conn::Cluster),
+            }
+        };
+        match tokio::time::timeout(timeout * 2, connect).await {
+            Ok(r) => r,
+            Err(_) => Err(timed_out()),
+        }
+    }
+}
+
+fn timed_out() -> RedisError {
+    RedisError::from((redis::ErrorKind::IoError, "Redis command timed out"))
+}
+
+/// A connection of any kind [`Redis`] hands out.
+pub(crate) enum Conn {
+    Single(deadpool_redis::Connection),
+    Dedicated(Box<redis::aio::MultiplexedConnection>),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Dedicated(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Dedicated(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Dedicated(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}

@@ -1,0 +1,929 @@
+//! [`RedisStreams`]: a [`Backend`] for the SSE [`Hub`](conduit_stream::hub::Hub) on a Redis
+//! Stream, so every instance behind a load balancer delivers every event, and a client may
+//! reconnect to any of them with `Last-Event-ID`.
+//!
+//! - `publish` is one `XADD` (`MAXLEN ~ n` and/or `MINID ~ now - age`), bounded by the command
+//!   timeout; the entry id (`1712345678901-0`) is the SSE `id:`.
+//! - Each instance runs **one reader per topic**: a task blocking in `XREAD` on a connection of
+//!   its own, which relays every entry into an in-process [`InMemory`] ring. Subscribers are
+//!   cursors into that ring, with its bounded queues and the hub's slow-consumer policy: no
+//!   Redis connection and no Redis read per SSE client.
+//! - `Last-Event-ID: X` replays with `XRANGE key (X <last relayed>` (exclusive start, in pages),
+//!   then continues from the ring exactly after the last relayed id: no gap, no duplicate. An
+//!   id from before what Redis retains (trimmed, or lost in a restart of Redis without
+//!   persistence) gets a `lagged` event first, as the in-memory hub does. A malformed id is a
+//!   400.
+//! - When Redis goes away the reader reconnects with backoff (100 ms doubling to 5 s) and
+//!   resumes after the last id it relayed; SSE streams stay open meanwhile (their keep-alives
+//!   go on). A Redis that came back without the stream's entries is detected, logged, counted
+//!   and told to the subscribers with a `lagged` event.
+//!
+//! ```no_run
+//! // no_run: it needs a Redis server on 127.0.0.1:6379.
+//! use conduit_core::{IntoResponse, Request, Router, get};
+//! use conduit_redis::{Redis, RedisStreams};
+//! use conduit_stream::hub::Hub;
+//! use conduit_stream::sse::Event;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let redis = Redis::open("redis://127.0.0.1:6379").unwrap();
+//! let hub = Hub::with_backend(RedisStreams::builder(&redis, "ticks").max_len(10_000).build());
+//! let events = hub.clone();
+//! let app: Router = Router::new().route("/events", get(move |req: Request| {
+//!     let hub = events.clone();
+//!     async move { hub.sse(&req).await.into_response() }
+//! }));
+//! let id = hub.publish(Event::default().event("tick").unwrap().data("hello")).await.unwrap();
+//! assert!(id.contains('-')); // the stream entry id
+//! # let _ = app;
+//! # });
+//! ```
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use conduit_core::http::StatusCode;
+use conduit_core::{BoxError, Error};
+use conduit_stream::hub::{Backend, InMemory, InMemoryEvents, Message};
+use conduit_stream::sse::Event;
+use futures_core::Stream;
+use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
+use redis::{RedisResult, Value};
+
+use crate::conn::{Conn, Redis};
+
+/// How long one `XREAD` blocks before it is sent again.
+pub(crate) const BLOCK: Duration = Duration::from_secs(5);
+/// Entries one `XREAD` or replay `XRANGE` asks for at most.
+const PAGE: usize = 256;
+/// The first and the longest pause between reconnect attempts of a reader.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+/// The stream field that holds the event's wire text (without its id).
+const FIELD: &str = "e";
+
+/// A Redis Stream entry id, `<ms>-<seq>`, ordered as Redis orders them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct EntryId {
+    /// Milliseconds part.
+    pub ms: u64,
+    /// Sequence part.
+    pub seq: u64,
+}
+
+impl EntryId {
+    /// Parse `<ms>-<seq>` (both decimal); anything else is `None`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (ms, seq) = s.split_once('-')?;
+        let digits =
+            |p: &str| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit());
+        if !digits(ms) || !digits(seq) {
+            return None;
+        }
+        Some(Self {
+            ms: ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
+impl fmt::Display for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// What the Redis hub backends of a process have done; counters only grow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HubBackendStats {
+    /// Events published (`XADD` answered).
+    pub published: u64,
+    /// Publishes that failed (Redis unreachable, timed out, an error reply).
+    pub publish_errors: u64,
+    /// Times a reader connected again after losing Redis.
+    pub reconnects: u64,
+    /// Times a reader found that Redis lost entries it had not relayed (a restart without
+    /// persistence), and told its subscribers with a `lagged` event.
+    pub data_loss: u64,
+    /// Replays that began with a `lagged` event (their id was older than what Redis retains).
+    pub lagged_replays: u64,
+    /// Entries the readers relayed to local subscribers.
+    pub relayed: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    published: AtomicU64,
+    publish_errors: AtomicU64,
+    reconnects: AtomicU64,
+    data_loss: AtomicU64,
+    lagged_replays: AtomicU64,
+    relayed: AtomicU64,
+}
+
+/// Configures a [`RedisStreams`] backend: `RedisStreams::builder(&redis, "topic")`.
+#[derive(Debug, Clone)]
+pub struct RedisStreamsBuilder {
+    redis: Redis,
+    topic: String,
+    max_len: Option<usize>,
+    max_age: Option<Duration>,
+    queue: usize,
+}
+
+impl RedisStreamsBuilder {
+    /// Keep about `n` entries (`XADD ... MAXLEN ~ n`; Redis trims whole nodes, so a little
+    /// more may stay). Default 10,000; `None` with [`max_age`](Self::max_age) keeps by age only.
+    pub fn max_len(mut self, n: impl Into<Option<usize>>) -> Self {
+        self.max_len = n.into();
+        self
+    }
+
+    /// Keep entries younger than `age` (`XADD ... MINID ~ <now - age>`, by this instance's
+    /// clock). Default none.
+    pub fn max_age(mut self, age: impl Into<Option<Duration>>) -> Self {
+        self.max_age = age.into();
+        self
+    }
+
+    /// How many events a local subscriber may fall behind before the hub's slow-consumer
+    /// policy applies (default [`conduit_stream::hub::DEFAULT_QUEUE`]).
+    pub fn queue(mut self, events: usize) -> Self {
+        self.queue = events.max(1);
+        self
+    }
+
+    /// The backend, its reader started (needs a Tokio runtime). It does not wait for Redis:
+    /// subscribers at the live edge are served as soon as the reader connects.
+    pub fn build(self) -> RedisStreams {
+        let shared = Arc::new(Shared {
+            key: self.redis.key("hub", &self.topic),
+            redis: self.redis,
+            max_len: self.max_len,
+            max_age: self.max_age,
+            counters: Counters::default(),
+            healthy: AtomicBool::new(false),
+        });
+        let local = Arc::new(Local {
+            ring: InMemory::builder().queue(self.queue).replay(0).build(),
+            last: Mutex::new(None),
+        });
+        let reader = tokio::spawn(read_loop(shared.clone(), local.clone()));
+        RedisStreams {
+            shared,
+            local,
+            reader,
+        }
+    }
+}
+
+/// The hub [`Backend`] on a Redis Stream (see the [module docs](self)): one stream key per
+/// topic, `{prefix}hub:{<topic>}` (a Cluster hash tag).
+///
+/// ```no_run
+/// // no_run: it needs a Redis server on 127.0.0.1:6379.
+/// use conduit_redis::{Redis, RedisStreams};
+/// use conduit_stream::hub::Hub;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let redis = Redis::open("redis://127.0.0.1:6379").unwrap();
+/// let orders = Hub::with_backend(RedisStreams::new(&redis, "orders"));
+/// let prices = Hub::with_backend(RedisStreams::new(&redis, "prices"));
+/// # let _ = (orders, prices);
+/// # });
+/// ```
+pub struct RedisStreams {
+    shared: Arc<Shared>,
+    local: Arc<Local>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+struct Shared {
+    redis: Redis,
+    key: String,
+    max_len: Option<usize>,
+    max_age: Option<Duration>,
+    counters: Counters,
+    healthy: AtomicBool,
+}
+
+/// The local fan-out: the ring and the id of the last entry relayed into it, changed together
+/// under the lock so a subscriber's replay ends exactly where its ring cursor starts.
+struct Local {
+    ring: InMemory,
+    /// `None` until the reader first reached Redis.
+    last: Mutex<Option<EntryId>>,
+}
+
+impl Local {
+    fn last(&self) -> std::sync::MutexGuard<'_, Option<EntryId>> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl fmt::Debug for RedisStreams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStreams")
+            .field("key", &self.shared.key)
+            .field("last", &*self.local.last())
+            .field("healthy", &self.is_healthy())
+            .finish()
+    }
+}
+
+impl Drop for RedisStreams {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl RedisStreams {
+    /// A backend for `topic` with the defaults.
+    pub fn new(redis: &Redis, topic: &str) -> Self {
+        Self::builder(redis, topic).build()
+    }
+
+    /// Configure a backend for `topic`.
+    pub fn builder(redis: &Redis, topic: &str) -> RedisStreamsBuilder {
+        RedisStreamsBuilder {
+            redis: redis.clone(),
+            topic: topic.to_owned(),
+            max_len: Some(10_000),
+            max_age: None,
+            queue: conduit_stream::hub::DEFAULT_QUEUE,
+        }
+    }
+
+    /// The stream's key.
+    pub fn key(&self) -> &str {
+        &self.shared.key
+    }
+
+    /// Whether the reader is connected to Redis now (for a readiness probe: [`Health`]).
+    pub fn is_healthy(&self) -> bool {
+        self.shared.healthy.load(Relaxed)
+    }
+
+    /// A cheap handle to [`is_healthy`](Self::is_healthy), for a readiness check.
+    pub fn health(&self) -> crate::Health {
+        let shared = self.shared.clone();
+        crate::Health::new(move || shared.healthy.load(Relaxed))
+    }
+
+    /// Local subscribers now.
+    pub fn subscribers(&self) -> usize {
+        self.local.ring.subscribers()
+    }
+
+    /// What this backend has done so far (for metrics).
+    pub fn stats(&self) -> HubBackendStats {
+        let c = &self.shared.counters;
+        HubBackendStats {
+            published: c.published.load(Relaxed),
+            publish_errors: c.publish_errors.load(Relaxed),
+            reconnects: c.reconnects.load(Relaxed),
+            data_loss: c.data_loss.load(Relaxed),
+            lagged_replays: c.lagged_replays.load(Relaxed),
+            relayed: c.relayed.load(Relaxed),
+        }
+    }
+
+    /// Export [`stats`](Self::stats) and the reader's health as Prometheus metrics named
+    /// `conduit_redis_hub_*` with a `topic`-free name per backend: pass a distinct `name`
+    /// (`conduit_redis_hub_<name>_...`) when a process has several topics.
+    #[cfg(feature = "metrics")]
+    pub fn register_metrics(
+        &self,
+        registry: &conduit_middleware::metrics::MetricsRegistry,
+        name: &str,
+    ) {
+        let base = if name.is_empty() {
+            "conduit_redis_hub".to_owned()
+        } else {
+            format!("conduit_redis_hub_{name}")
+        };
+        type Read = fn(&Counters) -> &AtomicU64;
+        let counters: [(&str, &str, Read); 6] = [
+            ("published", "Events published to the Redis stream", |c| {
+                &c.published
+            }),
+            (
+                "publish_errors",
+                "Publishes that failed (Redis unreachable or an error)",
+                |c| &c.publish_errors,
+            ),
+            (
+                "reconnects",
+                "Times the stream reader reconnected to Redis",
+                |c| &c.reconnects,
+            ),
+            (
+                "data_loss",
+                "Times Redis was found to have lost entries not yet relayed",
+                |c| &c.data_loss,
+            ),
+            (
+                "lagged_replays",
+                "Replays told that events were missed (lagged)",
+                |c| &c.lagged_replays,
+            ),
+            (
+                "relayed",
+                "Entries relayed from Redis to local subscribers",
+                |c| &c.relayed,
+            ),
+        ];
+        for (suffix, help, read) in counters {
+            let s = self.shared.clone();
+            registry.counter_fn(&format!("{base}_{suffix}"), help, move || {
+                read(&s.counters).load(Relaxed)
+            });
+        }
+        let s = self.shared.clone();
+        registry.gauge_fn(
+            &format!("{base}_connected"),
+            "1 while the stream reader is connected to Redis",
+            move || i64::from(s.healthy.load(Relaxed)),
+        );
+    }
+}
+
+/// The wire text of `event` without `id:` lines (the entry id replaces them).
+fn encode(event: &Event) -> String {
+    let text = event.to_string();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with("id:") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The event `encode` wrote, with `id` as its id: the same wire bytes as the one published.
+fn decode(text: &str, id: &str) -> Event {
+    let mut ev = Event::default();
+    for line in text.lines() {
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        ev = match field {
+            "" => ev.comment(value),
+            "data" => ev.data(value),
+            "event" => ev.event(value).unwrap_or_else(|_| Event::default()),
+            "retry" => match value.parse() {
+                Ok(ms) => ev.retry_ms(ms),
+                Err(_) => ev,
+            },
+            _ => ev,
+        };
+    }
+    ev.id(id).unwrap_or_default()
+}
+
+fn entry_event(entry: &StreamId) -> Option<(EntryId, Event)> {
+    let id = EntryId::parse(&entry.id)?;
+    let text = match entry.map.get(FIELD) {
+        Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    };
+    Some((id, decode(&text, &entry.id)))
+}
+
+fn lagged(missed: u64) -> Event {
+    Event::default()
+        .event("lagged")
+        .expect("static name")
+        .data(format!("{{\"missed\":{missed}}}"))
+}
+
+impl Shared {
+    async fn publish(&self, event: Event) -> RedisResult<String> {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(&self.key);
+        if let Some(n) = self.max_len {
+            cmd.arg("MAXLEN").arg("~").arg(n);
+        } else if let Some(age) = self.max_age {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            let min = now.saturating_sub(age).as_millis() as u64;
+            cmd.arg("MINID").arg("~").arg(min);
+        }
+        cmd.arg("*").arg(FIELD).arg(encode(&event));
+        let id: String = self.redis.run(async |c| cmd.query_async(c).await).await?;
+        // Both limits: MINID trims by age after the MAXLEN trim of the XADD.
+        if let (Some(_), Some(age)) = (self.max_len, self.max_age) {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            let min = now.saturating_sub(age).as_millis() as u64;
+            let key = &self.key;
+            let _: RedisResult<i64> = self
+                .redis
+                .run(async |c| {
+                    redis::cmd("XTRIM")
+                        .arg(key)
+                        .arg("MINID")
+                        .arg("~")
+                        .arg(min)
+                        .query_async(c)
+                        .await
+                })
+                .await;
+        }
+        Ok(id)
+    }
+
+    /// Entries after `after` up to `until` (inclusive), at most `PAGE`.
+    async fn range(&self, after: EntryId, until: EntryId) -> RedisResult<Vec<StreamId>> {
+        let key = &self.key;
+        let reply: StreamRangeReply = self
+            .redis
+            .run(async |c| {
+                redis::cmd("XRANGE")
+                    .arg(key)
+                    .arg(format!("({after}"))
+                    .arg(until.to_string())
+                    .arg("COUNT")
+                    .arg(PAGE)
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        Ok(reply.ids)
+    }
+
+    /// What Redis still holds of the stream: `None` if the key is gone, else the first entry's
+    /// id (`None` if empty) and the greatest id trimmed or deleted so far.
+    async fn retained(
+        &self,
+        conn: Option<&mut Conn>,
+    ) -> RedisResult<Option<(Option<EntryId>, EntryId)>> {
+        let mut cmd = redis::cmd("XINFO");
+        cmd.arg("STREAM").arg(&self.key);
+        let reply: RedisResult<Value> = match conn {
+            Some(c) => cmd.query_async(c).await,
+            None => self.redis.run(async |c| cmd.query_async(c).await).await,
+        };
+        let info = match reply {
+            Ok(v) => v,
+            Err(e) if e.to_string().contains("no such key") => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut first = None;
+        let mut deleted = EntryId::default();
+        let pairs: Vec<(String, Value)> = match info {
+            Value::Array(items) => items
+                .chunks(2)
+                .filter_map(|kv| match kv {
+                    [k, v] => redis::from_redis_value::<String>(k)
+                        .ok()
+                        .map(|k| (k, v.clone())),
+                    _ => None,
+                })
+                .collect(),
+            Value::Map(items) => items
+                .into_iter()
+                .filter_map(|(k, v)| redis::from_redis_value::<String>(&k).ok().map(|k| (k, v)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (k, v) in pairs {
+            match k.as_str() {
+                "first-entry" => {
+                    if let Value::Array(e) = &v
+                        && let Some(id) = e.first()
+                    {
+                        first = redis::from_redis_value::<String>(id)
+                            .ok()
+                            .and_then(|s| EntryId::parse(&s));
+                    }
+                }
+                "max-deleted-entry-id" => {
+                    if let Ok(s) = redis::from_redis_value::<String>(&v) {
+                        deleted = EntryId::parse(&s).unwrap_or_default();
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(Some((first, deleted)))
+    }
+}
+
+/// Whether entries after `after` may be missing from what Redis retains (`retained` as
+/// [`Shared::retained`] gives it): the stream is gone, or its first entry is later than
+/// `after` and `after` is not the last entry deleted by `XDEL`. Redis does not record what
+/// `MAXLEN`/`MINID` trimmed, so an id that was itself the last one trimmed (nothing after it
+/// missing) is reported too: a client is never left unaware of a gap.
+fn missing_after(after: EntryId, retained: Option<(Option<EntryId>, EntryId)>) -> bool {
+    match retained {
+        None => after != EntryId::default(),
+        Some((first, deleted)) => match first {
+            Some(first) if first > after => deleted != after,
+            Some(_) => false,
+            None => deleted > after,
+        },
+    }
+}
+
+async fn read_loop(shared: Arc<Shared>, local: Arc<Local>) {
+    let mut backoff = BACKOFF.0;
+    let mut ever = false;
+    loop {
+        let mut conn = match shared.redis.dedicated().await {
+            Ok(c) => c,
+            Err(e) => {
+                if ever && shared.healthy.swap(false, Relaxed) {
+                    tracing::warn!(stream = %shared.key, error = %e, "hub reader lost Redis; reconnecting");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF.1);
+                continue;
+            }
+        };
+        if let Err(e) = resume(&shared, &local, &mut conn, ever).await {
+            tracing::debug!(stream = %shared.key, error = %e, "hub reader could not resume");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF.1);
+            continue;
+        }
+        if ever {
+            shared.counters.reconnects.fetch_add(1, Relaxed);
+            tracing::info!(stream = %shared.key, "hub reader reconnected to Redis");
+        }
+        ever = true;
+        backoff = BACKOFF.0;
+        shared.healthy.store(true, Relaxed);
+        let err = read(&shared, &local, &mut conn).await;
+        shared.healthy.store(false, Relaxed);
+        tracing::warn!(stream = %shared.key, error = %err, "hub reader lost Redis; reconnecting");
+    }
+}
+
+/// After (re)connecting: start at the stream's end the first time; later, check that Redis
+/// still holds what comes after the last relayed entry, and tell the subscribers if not.
+async fn resume(shared: &Shared, local: &Local, conn: &mut Conn, ever: bool) -> RedisResult<()> {
+    if !ever {
+        let last: StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(&shared.key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(conn)
+            .await?;
+        let last = last
+            .ids
+            .first()
+            .and_then(|e| EntryId::parse(&e.id))
+            .unwrap_or_default();
+        *local.last() = Some(last);
+        return Ok(());
+    }
+    let after = local.last().unwrap_or_default();
+    let retained = shared.retained(Some(conn)).await?;
+    if retained.is_none() && after != EntryId::default() {
+        shared.counters.data_loss.fetch_add(1, Relaxed);
+        tracing::warn!(stream = %shared.key, last = %after,
+            "hub stream is gone from Redis (restarted without persistence?): entries not yet relayed are lost");
+    } else if missing_after(after, retained) {
+        shared.counters.data_loss.fetch_add(1, Relaxed);
+        tracing::warn!(stream = %shared.key, last = %after,
+            "Redis no longer holds the entries after the last relayed one: subscribers are told they lagged");
+        let _guard = local.last();
+        local.ring.relay(lagged(1));
+    }
+    Ok(())
+}
+
+/// Relay entries until the connection fails; returns the error.
+async fn read(shared: &Shared, local: &Local, conn: &mut Conn) -> redis::RedisError {
+    loop {
+        let after = local.last().unwrap_or_default();
+        let reply: RedisResult<Option<StreamReadReply>> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(PAGE)
+            .arg("BLOCK")
+            .arg(BLOCK.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&shared.key)
+            .arg(after.to_string())
+            .query_async(conn)
+            .await;
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
+        let Some(reply) = reply else { continue };
+        for key in reply.keys {
+            for entry in &key.ids {
+                let Some((id, event)) = entry_event(entry) else {
+                    continue;
+                };
+                let mut last = local.last();
+                if last.is_some_and(|l| id <= l) {
+                    continue;
+                }
+                local.ring.relay(event);
+                *last = Some(id);
+                drop(last);
+                shared.counters.relayed.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
+
+impl Backend for RedisStreams {
+    type Events = RedisEvents;
+
+    fn publish(&self, event: Event) -> impl Future<Output = Result<String, BoxError>> + Send {
+        let shared = self.shared.clone();
+        async move {
+            match shared.publish(event).await {
+                Ok(id) => {
+                    shared.counters.published.fetch_add(1, Relaxed);
+                    Ok(id)
+                }
+                Err(e) => {
+                    shared.counters.publish_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(stream = %shared.key, error = %e, "hub publish to Redis failed");
+                    Err(e.into())
+                }
+            }
+        }
+    }
+
+    fn subscribe(
+        &self,
+        last_event_id: Option<&str>,
+    ) -> impl Future<Output = Result<RedisEvents, Error>> + Send {
+        let after = match last_event_id.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(s) => EntryId::parse(s).map(Some).ok_or_else(|| {
+                tracing::debug!(
+                    last_event_id = s,
+                    "rejected SSE subscription: bad Last-Event-ID"
+                );
+                Error::new(
+                    StatusCode::BAD_REQUEST,
+                    "Last-Event-ID is not an event id of this stream",
+                )
+            }),
+        };
+        let shared = self.shared.clone();
+        let local = self.local.clone();
+        async move {
+            let after = after?;
+            let (live, last) = {
+                let last = local.last();
+                let live = local.ring.subscribe_now(None)?;
+                (live, *last)
+            };
+            let mut events = RedisEvents {
+                live,
+                skip_through: None,
+                replay: None,
+                lagged: 0,
+            };
+            let Some(after) = after else {
+                return Ok(events);
+            };
+            let Some(last) = last else {
+                tracing::warn!(stream = %shared.key, "SSE replay refused: Redis not reached yet");
+                return Err(unavailable());
+            };
+            if after >= last {
+                // Caught up (or ahead of this reader): skip what the ring brings up to `after`.
+                events.skip_through = Some(after);
+                return Ok(events);
+            }
+            let retained = shared.retained(None).await.map_err(|e| {
+                tracing::warn!(stream = %shared.key, error = %e, "SSE replay failed: Redis unreachable");
+                unavailable()
+            })?;
+            if missing_after(after, retained) {
+                shared.counters.lagged_replays.fetch_add(1, Relaxed);
+                tracing::debug!(stream = %shared.key, after = %after, "replay from before what Redis retains");
+                events.lagged = 1;
+            }
+            let first = shared.range(after, last).await.map_err(|e| {
+                tracing::warn!(stream = %shared.key, error = %e, "SSE replay failed: Redis unreachable");
+                unavailable()
+            })?;
+            events.replay = Some(Replay::new(shared, after, last, first));
+            Ok(events)
+        }
+    }
+}
+
+fn unavailable() -> Error {
+    Error::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the event stream's store is unreachable; retry shortly",
+    )
+}
+
+type Page = Pin<Box<dyn Future<Output = RedisResult<Vec<StreamId>>> + Send>>;
+
+/// The replay part of a subscription: `XRANGE` pages from after the client's id up to the
+/// last entry relayed when it subscribed.
+struct Replay {
+    shared: Arc<Shared>,
+    buf: VecDeque<StreamId>,
+    /// The last id fetched.
+    after: EntryId,
+    until: EntryId,
+    fetch: Option<Page>,
+}
+
+impl Replay {
+    fn new(shared: Arc<Shared>, after: EntryId, until: EntryId, first: Vec<StreamId>) -> Self {
+        let mut r = Self {
+            shared,
+            buf: VecDeque::new(),
+            after,
+            until,
+            fetch: None,
+        };
+        r.take(first);
+        r
+    }
+
+    fn take(&mut self, page: Vec<StreamId>) {
+        if page.len() < PAGE {
+            // The last page: nothing more up to `until`.
+            self.after = self.until;
+        } else if let Some(id) = page.last().and_then(|e| EntryId::parse(&e.id)) {
+            self.after = id;
+        }
+        self.buf.extend(page);
+    }
+
+    /// The next replayed event, `None` once the replay is done.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<RedisResult<Option<Event>>> {
+        loop {
+            if let Some(entry) = self.buf.pop_front() {
+                match entry_event(&entry) {
+                    Some((_, ev)) => return Poll::Ready(Ok(Some(ev))),
+                    None => continue,
+                }
+            }
+            if self.after >= self.until {
+                return Poll::Ready(Ok(None));
+            }
+            let fetch = self.fetch.get_or_insert_with(|| {
+                let shared = self.shared.clone();
+                let (after, until) = (self.after, self.until);
+                Box::pin(async move { shared.range(after, until).await })
+            });
+            match fetch.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => {
+                    self.fetch = None;
+                    self.take(r?);
+                }
+            }
+        }
+    }
+}
+
+/// One subscriber of [`RedisStreams`]: its replay (if it sent `Last-Event-ID`), then its
+/// cursor into the instance's ring.
+pub struct RedisEvents {
+    live: InMemoryEvents,
+    /// Skip live events up to this id (the client has them).
+    skip_through: Option<EntryId>,
+    replay: Option<Replay>,
+    lagged: u64,
+}
+
+impl fmt::Debug for RedisEvents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisEvents")
+            .field("replaying", &self.replay.is_some())
+            .finish()
+    }
+}
+
+impl Stream for RedisEvents {
+    type Item = Message;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        let this = &mut *self;
+        if this.lagged > 0 {
+            return Poll::Ready(Some(Message::Lagged(std::mem::take(&mut this.lagged))));
+        }
+        if let Some(replay) = &mut this.replay {
+            match replay.poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(Some(ev))) => return Poll::Ready(Some(Message::Event(ev))),
+                Poll::Ready(Ok(None)) => this.replay = None,
+                Poll::Ready(Err(e)) => {
+                    // End the stream: the client reconnects with the last id it got, and
+                    // replays the rest from whichever instance it reaches.
+                    tracing::warn!(error = %e, "SSE replay interrupted: Redis unreachable; ending the stream");
+                    return Poll::Ready(None);
+                }
+            }
+        }
+        loop {
+            let msg = std::task::ready!(Pin::new(&mut this.live).poll_next(cx));
+            if let (Some(through), Some(Message::Event(ev))) = (this.skip_through, &msg) {
+                match ev.get_id().and_then(EntryId::parse) {
+                    Some(id) if id <= through => continue,
+                    Some(_) => this.skip_through = None,
+                    None => {}
+                }
+            }
+            return Poll::Ready(msg);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_ids_parse_strictly_and_order_as_redis_does() {
+        let id = |s| EntryId::parse(s);
+        assert_eq!(id("1-2"), Some(EntryId { ms: 1, seq: 2 }));
+        for bad in [
+            "",
+            "1",
+            "-1",
+            "1-",
+            "a-1",
+            "1-2-3",
+            "1 -2",
+            "+1-2",
+            "99999999999999999999999-0",
+        ] {
+            assert_eq!(id(bad), None, "{bad}");
+        }
+        assert!(id("2-0") > id("1-9"));
+        assert!(id("10-0") > id("9-99"));
+        assert_eq!(id("7-3").unwrap().to_string(), "7-3");
+    }
+
+    #[test]
+    fn events_round_trip_through_the_stream_field() {
+        let ev = Event::default()
+            .id("x")
+            .unwrap()
+            .event("tick")
+            .unwrap()
+            .data("a\nb")
+            .comment("c")
+            .retry_ms(10);
+        let back = decode(&encode(&ev), "5-1");
+        let want = Event::default()
+            .event("tick")
+            .unwrap()
+            .data("a\nb")
+            .comment("c")
+            .retry_ms(10)
+            .id("5-1")
+            .unwrap();
+        assert_eq!(back.to_string(), want.to_string());
+        assert_eq!(
+            decode(&encode(&Event::default().data("")), "1-0").to_string(),
+            "data: \nid: 1-0\n\n"
+        );
+    }
+
+    #[test]
+    fn missing_entries_are_told_apart_from_trimmed_ones() {
+        let id = |s| EntryId::parse(s).unwrap();
+        // Stream holds 5-0.., nothing deleted: 4-0 was trimmed or never in it (lost).
+        assert!(missing_after(
+            id("4-0"),
+            Some((Some(id("5-0")), EntryId::default()))
+        ));
+        // 4-0 itself was the last deleted: nothing after it is missing.
+        assert!(!missing_after(
+            id("4-0"),
+            Some((Some(id("5-0")), id("4-0")))
+        ));
+        // Trimmed past the client's id.
+        assert!(missing_after(id("2-0"), Some((Some(id("5-0")), id("4-0")))));
+        // The client's id is still retained.
+        assert!(!missing_after(
+            id("6-0"),
+            Some((Some(id("5-0")), id("4-0")))
+        ));
+        // Stream gone.
+        assert!(missing_after(id("6-0"), None));
+        assert!(!missing_after(EntryId::default(), None));
+    }
+}
