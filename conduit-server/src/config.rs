@@ -171,8 +171,9 @@ impl Config {
         write_timeout: Duration;
         /// Longest time a keep-alive connection may sit between requests (default 60 s).
         idle_timeout: Duration;
-        /// Most bytes of request line and headers (HTTP/1: 431 past it; HTTP/2: the
-        /// `SETTINGS_MAX_HEADER_LIST_SIZE`). Default 1 MiB, at least 8 KiB.
+        /// Most bytes of request line and headers (HTTP/1: the whole head up to and including
+        /// its blank line; a head of this size is served, one byte more gets 431, however it
+        /// arrives; HTTP/2: the `SETTINGS_MAX_HEADER_LIST_SIZE`). Default 1 MiB, at least 8 KiB.
         max_header_bytes: usize;
         /// Most header fields in an HTTP/1 request (431 past it; default 100).
         max_headers: usize;

@@ -64,6 +64,10 @@ impl<H: Handler> ConnContext<H> {
         let mut http1 = http1::Builder::new();
         http1
             .keep_alive(true)
+            // `max_header_size` makes the limit exact (the parsed head is measured, and a head
+            // still incomplete at the limit is refused); `max_buf_size` alone is checked only
+            // when a parse comes up short, after reads that can overshoot it.
+            .max_header_size(config.max_header_bytes)
             .max_buf_size(config.max_header_bytes)
             .max_headers(config.max_headers);
         Self {
