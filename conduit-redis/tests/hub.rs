@@ -187,12 +187,15 @@ async fn a_reader_that_loses_its_connection_resumes_after_the_last_id_it_relayed
 
 #[tokio::test]
 async fn redis_killed_and_restarted_empty_streams_stay_open_publish_fails_fast_and_loss_is_told() {
+    let (logs, _guard) = Logs::capture();
     let mut redis_server = RedisServer::start();
     let redis = redis(&redis_server.url());
     let a = Instance::start(&redis, "faults").await;
     let b = Instance::start(&redis, "faults").await;
     a.ready().await;
     b.ready().await;
+    let registry = conduit_middleware::metrics::MetricsRegistry::new();
+    b.hub.backend().register_metrics(&registry, "");
     let mut live = SseClient::connect(b.addr(), None).await;
     let (_, x) = publish(a.addr(), "x").await;
     publish(a.addr(), "y").await;
@@ -226,6 +229,21 @@ async fn redis_killed_and_restarted_empty_streams_stay_open_publish_fails_fast_a
     let mut replay = SseClient::connect(b.addr(), Some(&x)).await;
     assert_eq!(replay.next().await.event.as_deref(), Some("lagged"));
     assert_eq!(data(&replay.until("z2").await), ["z1", "z2"]);
+    // Logged and counted.
+    let text = logs.text();
+    assert!(text.contains("hub reader lost Redis"), "{text}");
+    assert!(text.contains("hub reader reconnected"), "{text}");
+    assert!(text.contains("hub publish to Redis failed"), "{text}");
+    assert!(text.contains("hub stream is gone from Redis"), "{text}");
+    let exposition = registry.encode();
+    for line in [
+        "conduit_redis_hub_connected 1",
+        "conduit_redis_hub_data_loss_total 1",
+        "conduit_redis_hub_lagged_replays_total 1",
+    ] {
+        assert!(exposition.contains(line), "{line} in {exposition}");
+    }
+    assert!(b.hub.backend().stats().relayed >= 4);
     // A conduit instance started now replays from Redis.
     let c = Instance::start(&redis, "faults").await;
     c.ready().await;

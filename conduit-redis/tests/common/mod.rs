@@ -213,3 +213,10 @@ impl SseClient {
 pub fn data(evs: &[Ev]) -> Vec<String> {
     evs.iter().map(|e| e.data.clone()).collect()
 }
+
+pub fn cluster(cluster: &RedisCluster) -> Redis {
+    Redis::cluster(cluster.urls())
+        .command_timeout(TIMEOUT)
+        .build()
+        .unwrap()
+}
