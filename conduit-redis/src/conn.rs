@@ -82,6 +82,7 @@ pub struct RedisBuilder {
     prefix: String,
     timeout: Duration,
     pool_size: usize,
+    root_cert: Option<Vec<u8>>,
 }
 
 impl RedisBuilder {
@@ -104,13 +105,31 @@ impl RedisBuilder {
         self
     }
 
+    /// For `rediss://` URLs: trust this CA (PEM) instead of the system's roots (a private CA,
+    /// or a self-signed test server).
+    pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_cert = Some(pem.into());
+        self
+    }
+
+    fn tls(&self) -> redis::TlsCertificates {
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: self.root_cert.clone(),
+        }
+    }
+
     /// The handle. Fails only for a malformed URL; nothing connects yet.
     pub fn build(self) -> RedisResult<Redis> {
         let kind = if self.cluster {
             let builder = || {
-                ClusterClient::builder(self.urls.clone())
+                let b = ClusterClient::builder(self.urls.clone())
                     .connection_timeout(self.timeout)
-                    .retries(1)
+                    .retries(1);
+                match self.root_cert {
+                    Some(_) => b.certs(self.tls()),
+                    None => b,
+                }
             };
             Kind::Cluster(Box::new(Cluster {
                 client: builder().response_timeout(self.timeout).build()?,
@@ -122,15 +141,19 @@ impl RedisBuilder {
             }))
         } else {
             let url = self.urls.first().cloned().unwrap_or_default();
-            let client = redis::Client::open(url.as_str())?;
-            let mut cfg = deadpool_redis::Config::from_url(url);
-            let mut pool_cfg = deadpool_redis::PoolConfig::new(self.pool_size);
-            pool_cfg.timeouts.wait = Some(self.timeout);
-            pool_cfg.timeouts.create = Some(self.timeout);
-            pool_cfg.timeouts.recycle = Some(self.timeout);
-            cfg.pool = Some(pool_cfg);
-            let pool = cfg
-                .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            let client = match self.root_cert {
+                Some(_) => redis::Client::build_with_tls(url.as_str(), self.tls())?,
+                None => redis::Client::open(url.as_str())?,
+            };
+            // The pool's connections use the client's connection info (TLS parameters included).
+            let manager = deadpool_redis::Manager::new(client.get_connection_info().clone())?;
+            let pool = deadpool_redis::Pool::builder(manager)
+                .max_size(self.pool_size)
+                .wait_timeout(Some(self.timeout))
+                .create_timeout(Some(self.timeout))
+                .recycle_timeout(Some(self.timeout))
+                .runtime(deadpool_redis::Runtime::Tokio1)
+                .build()
                 .map_err(|e| {
                     RedisError::from((redis::ErrorKind::InvalidClientConfig, "pool", e.to_string()))
                 })?;
@@ -156,6 +179,7 @@ impl Redis {
             prefix: DEFAULT_PREFIX.to_owned(),
             timeout: DEFAULT_COMMAND_TIMEOUT,
             pool_size: 8,
+            root_cert: None,
         }
     }
 

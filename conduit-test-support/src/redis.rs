@@ -17,6 +17,8 @@ pub struct RedisServer {
     addr: SocketAddr,
     dir: TempDir,
     extra: Vec<String>,
+    /// Certificate and key (PEM files) when it listens for TLS only.
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     child: Option<Child>,
 }
 
@@ -33,6 +35,22 @@ impl RedisServer {
             addr: free_addr(),
             dir: TempDir::new("redis"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            tls: None,
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    /// Start a server that speaks TLS only (`--tls-port`, no plain port), with the PEM
+    /// certificate `cert` and key `key`, clients unauthenticated; its [`url`](Self::url) is
+    /// `rediss://localhost:<port>`.
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Self {
+        let mut server = Self {
+            addr: free_addr(),
+            dir: TempDir::new("redis-tls"),
+            extra: Vec::new(),
+            tls: Some((cert.to_owned(), key.to_owned())),
             child: None,
         };
         server.spawn();
@@ -41,8 +59,24 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &self.addr.port().to_string()])
-            .args(["--bind", "127.0.0.1"])
+        let port = self.addr.port().to_string();
+        match &self.tls {
+            None => cmd.args(["--port", &port]),
+            Some((cert, key)) => cmd
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key),
+        };
+        cmd.args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
             .args(["--protected-mode", "no"])
@@ -72,6 +106,9 @@ impl RedisServer {
         let Ok(mut s) = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)) else {
             return false;
         };
+        if self.tls.is_some() {
+            return true; // listening is enough: a TLS PING would need a TLS client here
+        }
         let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
         let mut buf = [0u8; 7];
         s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
@@ -87,9 +124,12 @@ impl RedisServer {
         self.addr.port()
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>` (`rediss://localhost:<port>` for [`start_tls`](Self::start_tls)).
     pub fn url(&self) -> String {
-        format!("redis://{}", self.addr)
+        match self.tls {
+            None => format!("redis://{}", self.addr),
+            Some(_) => format!("rediss://localhost:{}", self.addr.port()),
+        }
     }
 
     /// Its temporary folder.
