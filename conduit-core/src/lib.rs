@@ -10,6 +10,7 @@ mod error;
 mod handler;
 pub mod headers;
 mod middleware;
+pub mod problem;
 mod request;
 mod response;
 mod router;
@@ -22,6 +23,7 @@ pub use connect_info::ConnectInfo;
 pub use error::{BoxError, Error, panic_message};
 pub use handler::{BoxFuture, BoxHandler, Handler};
 pub use middleware::{FromFn, FromFnHandler, HandlerExt, Middleware, Next, from_fn};
+pub use problem::{PROBLEM_JSON, Problem};
 pub use request::{BodyLimit, DEFAULT_BODY_LIMIT, RequestExt};
 pub use response::{Html, IntoResponse, Json, head_response};
 pub use router::{
