@@ -282,16 +282,22 @@ mod redis_mode {
         })
     }
 
-    /// A `tick` every 100 ms, as the in-process hub publishes them.
+    /// A `tick` every 100 ms, as the in-process hub publishes them, stamped with the time
+    /// just before its `XADD` (`"t"`, microseconds since the Unix epoch) so `sse_load` measures
+    /// the fan-out from the publish.
     async fn tick(hub: Hub<RedisStreams>) {
         let mut every = tokio::time::interval(Duration::from_millis(100));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         for seq in 1u64.. {
             every.tick().await;
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_micros();
             let event = Event::default()
                 .event("tick")
                 .expect("static name")
-                .data(format!("{{\"seq\":{seq}}}"));
+                .data(format!("{{\"seq\":{seq},\"t\":{t}}}"));
             if let Err(e) = hub.publish(event).await {
                 tracing::warn!(error = %e, "tick not published to Redis");
             }
