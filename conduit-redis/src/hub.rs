@@ -11,8 +11,9 @@
 //! - `Last-Event-ID: X` replays with `XRANGE key (X <last relayed>` (exclusive start, in pages),
 //!   then continues from the ring exactly after the last relayed id: no gap, no duplicate. An
 //!   id from before what Redis retains (trimmed, or lost in a restart of Redis without
-//!   persistence) gets a `lagged` event first, as the in-memory hub does. A malformed id is a
-//!   400.
+//!   persistence) gets a `lagged` event first, as the in-memory hub does; its `missed` count is
+//!   1, a lower bound, since Redis does not record how many entries it trimmed after an id. A
+//!   malformed id is a 400; a replay while Redis is unreachable is a 503.
 //! - When Redis goes away the reader reconnects with backoff (100 ms doubling to 5 s) and
 //!   resumes after the last id it relayed; SSE streams stay open meanwhile (their keep-alives
 //!   go on). A Redis that came back without the stream's entries is detected, logged, counted
@@ -67,7 +68,17 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::fro
 /// The stream field that holds the event's wire text (without its id).
 const FIELD: &str = "e";
 
-/// A Redis Stream entry id, `<ms>-<seq>`, ordered as Redis orders them.
+/// A Redis Stream entry id, `<ms>-<seq>`, ordered as Redis orders them: what a
+/// [`RedisStreams`] subscriber receives as its SSE `id:` and sends back as `Last-Event-ID`.
+///
+/// ```
+/// use conduit_redis::EntryId;
+///
+/// let id = EntryId::parse("1712345678901-2").unwrap();
+/// assert_eq!((id.ms, id.seq), (1712345678901, 2));
+/// assert!(EntryId::parse("1712345678901-10").unwrap() > id);
+/// assert_eq!(EntryId::parse("12"), None); // a Last-Event-ID like this is a 400
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct EntryId {
     /// Milliseconds part.
@@ -145,7 +156,8 @@ impl RedisStreamsBuilder {
     }
 
     /// Keep entries younger than `age` (`XADD ... MINID ~ <now - age>`, by this instance's
-    /// clock). Default none.
+    /// clock). Default none. With a [`max_len`](Self::max_len) too, the `XADD` trims by length
+    /// and an `XTRIM ... MINID ~` after it by age (two commands a publish).
     pub fn max_age(mut self, age: impl Into<Option<Duration>>) -> Self {
         self.max_age = age.into();
         self
