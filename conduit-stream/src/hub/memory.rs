@@ -444,6 +444,24 @@ mod tests {
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
     }
 
+    #[tokio::test]
+    async fn relayed_events_keep_their_ids_and_go_through_the_same_queues() {
+        let hub = Hub::with_backend(in_memory(2, 0));
+        let mut live = hub.subscribe(None).await.unwrap();
+        let ring = hub.backend();
+        ring.relay(ev("a").id("1700000000000-0").unwrap());
+        assert_eq!(next(&mut live).await, "data: a\nid: 1700000000000-0\n\n");
+        for i in 0..3 {
+            ring.relay(ev(&format!("r{i}")));
+        }
+        // A queue of 2: the first relayed of three is skipped, as for published events.
+        assert_eq!(
+            next(&mut live).await,
+            "event: lagged\ndata: {\"missed\":1}\n\n"
+        );
+        assert_eq!(next(&mut live).await, "data: r1\n\n");
+    }
+
     #[test]
     fn the_builder_sets_queue_and_replay_and_defaults_match() {
         let b = in_memory(8, 3);
