@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use redis::aio::ConnectionLike;
@@ -47,11 +48,24 @@ struct Inner {
 }
 
 enum Kind {
-    Single {
-        client: redis::Client,
-        pool: deadpool_redis::Pool,
-    },
+    Single(Box<Single>),
     Cluster(Box<Cluster>),
+}
+
+/// One node: connections checked out of a deadpool-redis pool and kept in slots, each shared
+/// (multiplexed: concurrent commands pipeline on it) until a command on it fails, when it goes
+/// back to the pool (whose recycle check then drops it if it is broken).
+struct Single {
+    client: redis::Client,
+    pool: deadpool_redis::Pool,
+    slots: Box<[std::sync::Mutex<Option<deadpool_redis::Connection>>]>,
+    next: AtomicUsize,
+}
+
+impl Single {
+    fn slot(&self, i: usize) -> std::sync::MutexGuard<'_, Option<deadpool_redis::Connection>> {
+        self.slots[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 struct Cluster {
@@ -63,7 +77,7 @@ struct Cluster {
 impl fmt::Debug for Redis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.inner.kind {
-            Kind::Single { .. } => "single",
+            Kind::Single(_) => "single",
             Kind::Cluster(_) => "cluster",
         };
         f.debug_struct("Redis")
@@ -99,7 +113,8 @@ impl RedisBuilder {
         self
     }
 
-    /// The most pooled command connections to one node (default 8; each is multiplexed).
+    /// How many command connections to one node are shared (default 8; each is multiplexed,
+    /// so concurrent commands pipeline on it).
     pub fn pool_size(mut self, connections: usize) -> Self {
         self.pool_size = connections.max(1);
         self
@@ -157,7 +172,12 @@ impl RedisBuilder {
                 .map_err(|e| {
                     RedisError::from((redis::ErrorKind::InvalidClientConfig, "pool", e.to_string()))
                 })?;
-            Kind::Single { client, pool }
+            Kind::Single(Box::new(Single {
+                client,
+                pool,
+                slots: (0..self.pool_size).map(|_| Default::default()).collect(),
+                next: AtomicUsize::new(0),
+            }))
         };
         Ok(Redis {
             inner: Arc::new(Inner {
@@ -208,8 +228,9 @@ impl Redis {
         self.inner.timeout
     }
 
-    /// Run `f` on a pooled connection, the whole of it (checkout included) bounded by the
-    /// command timeout.
+    /// Run `f` on a shared connection, the whole of it (checkout included) bounded by the
+    /// command timeout. When a command fails for want of Redis (I/O, dropped, timed out), every
+    /// shared connection goes back to the pool (whose recycle check drops the broken ones).
     pub(crate) async fn run<T>(
         &self,
         f: impl AsyncFnOnce(&mut Conn) -> RedisResult<T>,
@@ -218,18 +239,40 @@ impl Redis {
             let mut conn = self.conn().await?;
             f(&mut conn).await
         };
-        match tokio::time::timeout(self.inner.timeout, work).await {
+        let result = match tokio::time::timeout(self.inner.timeout, work).await {
             Ok(r) => r,
             Err(_) => Err(timed_out()),
+        };
+        if let (Err(e), Kind::Single(single)) = (&result, &self.inner.kind)
+            && (e.is_io_error() || e.is_connection_dropped() || e.is_timeout())
+        {
+            // Redis went away (or this connection did): the other shared connections are most
+            // likely dead too, and would each fail one command once Redis is back.
+            for i in 0..single.slots.len() {
+                single.slot(i).take();
+            }
         }
+        result
     }
 
     async fn conn(&self) -> RedisResult<Conn> {
         match &self.inner.kind {
-            Kind::Single { pool, .. } => pool.get().await.map(Conn::Single).map_err(|e| match e {
-                deadpool_redis::PoolError::Backend(e) => e,
-                e => RedisError::from((redis::ErrorKind::IoError, "pool", e.to_string())),
-            }),
+            Kind::Single(single) => {
+                let i = single.next.fetch_add(1, Ordering::Relaxed) % single.slots.len();
+                if let Some(c) = single.slot(i).as_ref() {
+                    return Ok(Conn::Multiplexed(Box::new((**c).clone())));
+                }
+                let obj = single.pool.get().await.map_err(|e| match e {
+                    deadpool_redis::PoolError::Backend(e) => e,
+                    e => RedisError::from((redis::ErrorKind::IoError, "pool", e.to_string())),
+                })?;
+                let shared = (*obj).clone();
+                let mut s = single.slot(i);
+                if s.is_none() {
+                    *s = Some(obj);
+                }
+                Ok(Conn::Multiplexed(Box::new(shared)))
+            }
             Kind::Cluster(c) => c
                 .conn
                 .get_or_try_init(|| c.client.get_async_connection())
@@ -244,14 +287,15 @@ impl Redis {
         let timeout = self.inner.timeout;
         let connect = async {
             match &self.inner.kind {
-                Kind::Single { client, .. } => {
+                Kind::Single(single) => {
                     let cfg = AsyncConnectionConfig::new()
                         .set_connection_timeout(timeout)
                         .set_response_timeout(crate::hub::BLOCK + timeout);
-                    client
+                    single
+                        .client
                         .get_multiplexed_async_connection_with_config(&cfg)
                         .await
-                        .map(|c| Conn::Dedicated(Box::new(c)))
+                        .map(|c| Conn::Multiplexed(Box::new(c)))
                 }
                 Kind::Cluster(c) => c.reader.get_async_connection().await.map(Conn::Cluster),
             }
@@ -269,16 +313,14 @@ fn timed_out() -> RedisError {
 
 /// A connection of any kind [`Redis`] hands out.
 pub(crate) enum Conn {
-    Single(deadpool_redis::Connection),
-    Dedicated(Box<redis::aio::MultiplexedConnection>),
+    Multiplexed(Box<redis::aio::MultiplexedConnection>),
     Cluster(ClusterConnection),
 }
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Dedicated(c) => c.req_packed_command(cmd),
+            Conn::Multiplexed(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -290,16 +332,14 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
-            Conn::Dedicated(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Multiplexed(c) => c.req_packed_commands(cmd, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Conn::Single(c) => c.get_db(),
-            Conn::Dedicated(c) => c.get_db(),
+            Conn::Multiplexed(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
         }
     }

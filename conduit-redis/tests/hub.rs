@@ -1,4 +1,8 @@
 //! The Redis hub backend over real sockets: two conduit servers, one real redis-server.
+//!
+//! Every test captures its thread's logs, even those that do not read them: a callsite first
+//! reached on a thread without a subscriber can stay disabled for a capturing thread running
+//! in parallel (tracing caches a callsite's interest).
 
 mod common;
 
@@ -8,6 +12,7 @@ use common::*;
 
 #[tokio::test]
 async fn an_event_published_on_a_reaches_a_and_b_and_b_replays_after_an_id_read_on_a() {
+    let (_logs, _guard) = Logs::capture();
     let redis_server = RedisServer::start();
     let redis = redis(&redis_server.url());
     let a = Instance::start(&redis, "ticks").await;
@@ -74,6 +79,7 @@ async fn an_event_published_on_a_reaches_a_and_b_and_b_replays_after_an_id_read_
 
 #[tokio::test]
 async fn replay_joins_the_live_stream_without_a_gap_or_a_duplicate() {
+    let (_logs, _guard) = Logs::capture();
     let redis_server = RedisServer::start();
     let redis = redis(&redis_server.url());
     let a = Instance::start(&redis, "seam").await;
@@ -116,6 +122,7 @@ async fn replay_joins_the_live_stream_without_a_gap_or_a_duplicate() {
 
 #[tokio::test]
 async fn an_id_older_than_what_redis_retains_gets_what_is_retained_after_a_lagged_event() {
+    let (_logs, _guard) = Logs::capture();
     let redis_server = RedisServer::start();
     let redis = redis(&redis_server.url());
     let a = Instance::start(&redis, "short").await;
@@ -144,6 +151,7 @@ async fn an_id_older_than_what_redis_retains_gets_what_is_retained_after_a_lagge
 
 #[tokio::test]
 async fn a_reader_that_loses_its_connection_resumes_after_the_last_id_it_relayed() {
+    let (_logs, _guard) = Logs::capture();
     let redis_server = RedisServer::start();
     let redis = redis(&redis_server.url());
     let a = Instance::start(&redis, "resume").await;
@@ -248,11 +256,13 @@ async fn redis_killed_and_restarted_empty_streams_stay_open_publish_fails_fast_a
     let c = Instance::start(&redis, "faults").await;
     c.ready().await;
     let mut from_c = SseClient::connect(c.addr(), Some("0-0")).await;
-    assert_eq!(data(&from_c.until("z2").await), ["z1", "z2"]);
+    let got = from_c.until("z2").await;
+    assert_eq!(data(&got), ["z1", "z2"], "{got:?} {}", logs.text());
 }
 
 #[tokio::test]
 async fn kill_9_and_restart_with_persistence_loses_nothing_and_repeats_nothing() {
+    let (_logs, _guard) = Logs::capture();
     // appendfsync always: every acknowledged XADD is on disk before the kill.
     let mut redis_server =
         RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);

@@ -1,4 +1,6 @@
 //! The Redis rate-limit store over real sockets: two conduit servers share one quota.
+//!
+//! Every test captures its thread's logs (see tests/hub.rs for why).
 
 mod common;
 
@@ -30,6 +32,7 @@ fn headers(r: &Reply) -> Vec<(u16, Vec<Option<String>>)> {
 
 #[tokio::test]
 async fn two_instances_share_one_quota_with_the_memory_stores_headers() {
+    let (_logs, _guard) = Logs::capture();
     let redis_server = RedisServer::start();
     let redis = redis(&redis_server.url());
     let a = Instance::start(&redis, "t").await;
@@ -69,6 +72,7 @@ async fn two_instances_share_one_quota_with_the_memory_stores_headers() {
 
 #[tokio::test]
 async fn the_script_is_loaded_again_after_script_flush() {
+    let (_logs, _guard) = Logs::capture();
     let redis_server = RedisServer::start();
     let redis = redis(&redis_server.url());
     let a = Instance::start(&redis, "t").await;
