@@ -113,7 +113,7 @@ impl RedisBuilder {
         self
     }
 
-    /// How many command connections to one node are shared (default 8; each is multiplexed,
+    /// How many command connections to one node are shared (default 2; each is multiplexed,
     /// so concurrent commands pipeline on it).
     pub fn pool_size(mut self, connections: usize) -> Self {
         self.pool_size = connections.max(1);
@@ -198,7 +198,7 @@ impl Redis {
             cluster: false,
             prefix: DEFAULT_PREFIX.to_owned(),
             timeout: DEFAULT_COMMAND_TIMEOUT,
-            pool_size: 8,
+            pool_size: 2,
             root_cert: None,
         }
     }

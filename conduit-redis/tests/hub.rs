@@ -297,3 +297,44 @@ async fn kill_9_and_restart_with_persistence_loses_nothing_and_repeats_nothing()
     );
     assert_eq!(b.hub.backend().stats().data_loss, 0);
 }
+
+#[tokio::test]
+async fn retention_by_length_and_by_age_trims_the_stream() {
+    let (_logs, _guard) = Logs::capture();
+    let redis_server = RedisServer::start();
+    let redis = redis(&redis_server.url());
+    let ev = |i: usize| conduit_stream::sse::Event::default().data(i.to_string());
+    // MAXLEN ~ 100: Redis trims whole nodes (of 100 entries by default), so about 100 stay.
+    let by_len = conduit_stream::hub::Hub::with_backend(
+        conduit_redis::RedisStreams::builder(&redis, "len")
+            .max_len(100)
+            .build(),
+    );
+    for i in 0..350 {
+        by_len.publish(ev(i)).await.unwrap();
+    }
+    let len: usize = redis_server
+        .cli(&["XLEN", "conduit:hub:{len}"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((100..=200).contains(&len), "{len} entries kept");
+    // MINID ~ now - 200 ms: the first 150, published before the pause, go (whole nodes).
+    let by_age = conduit_stream::hub::Hub::with_backend(
+        conduit_redis::RedisStreams::builder(&redis, "age")
+            .max_len(None)
+            .max_age(Duration::from_millis(200))
+            .build(),
+    );
+    for i in 0..150 {
+        by_age.publish(ev(i)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    by_age.publish(ev(150)).await.unwrap();
+    let len: usize = redis_server
+        .cli(&["XLEN", "conduit:hub:{age}"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(len <= 51, "{len} entries kept");
+}
