@@ -1,8 +1,10 @@
 //! Criterion benchmarks of the request path without the network: router dispatch (static,
-//! params, 404, HEAD) and body helpers. Compare the ratios, not the absolute times.
+//! params, 404, HEAD) and body helpers, and the error renderer's cost (a success through a
+//! router with a renderer: the same as without; a 404 as problem+json). Compare the ratios,
+//! not the absolute times.
 use std::hint::black_box;
 
-use conduit::{Body, Handler, Json, Request, RequestExt, Router, get, post};
+use conduit::{Body, ErrorRenderer, Handler, Json, Request, RequestExt, Router, get, post};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn app() -> Router {
@@ -53,6 +55,24 @@ fn dispatch(c: &mut Criterion) {
                     .body(Body::empty())
                     .unwrap();
                 black_box(rt.block_on(app.call(black_box(req))))
+            })
+        });
+    }
+    // The error renderer: a success pays one look into the response's empty extensions; an
+    // error is re-rendered (negotiated from `Accept`).
+    let rendered = app.clone().errors(ErrorRenderer::negotiate());
+    for (name, path, accept) in [
+        ("static_with_renderer", "/", "application/json"),
+        ("not_found_text_negotiated", "/nope", "text/html"),
+        ("not_found_problem_json", "/nope", "application/json"),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let req = Request::get(path)
+                    .header("accept", accept)
+                    .body(Body::empty())
+                    .unwrap();
+                black_box(rt.block_on(rendered.call(black_box(req))))
             })
         });
     }

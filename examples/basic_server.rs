@@ -11,6 +11,8 @@
 //! curl localhost:8080/health            # ok
 //! curl localhost:8080/ready             # ready (503 "draining" once shutdown starts)
 //! curl localhost:8080/echo -H 'content-type: application/json' -d '{"any":"json"}'
+//! curl localhost:8080/nope              # Not Found (plain text)
+//! curl localhost:8080/nope -H 'accept: application/json'   # the same 404 as RFC 9457 problem+json
 //! ```
 //!
 //! Ctrl-C (SIGINT) or SIGTERM starts a graceful shutdown: `/ready` turns 503, the listener
@@ -18,7 +20,9 @@
 //! exits with status 0.
 
 use conduit::middleware::Logging;
-use conduit::{Config, HandlerExt, Json, Request, RequestExt, Router, Server, get, post};
+use conduit::{
+    Config, ErrorRenderer, HandlerExt, Json, Request, RequestExt, Router, Server, get, post,
+};
 use serde::Serialize;
 use tracing_subscriber::EnvFilter;
 
@@ -39,7 +43,9 @@ async fn main() -> Result<(), conduit::ServerError> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
 
-    let server = Server::bind(Config::from_env_addr("127.0.0.1:8080")).await?;
+    // Errors as problem+json for clients that ask for JSON, plain text for the others.
+    let config = Config::from_env_addr("127.0.0.1:8080").errors(ErrorRenderer::negotiate());
+    let server = Server::bind(config).await?;
 
     let app = Router::new()
         .route("/", get(|_req: Request| async { "Hello, World!" }))

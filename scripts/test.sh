@@ -89,6 +89,7 @@ feature_sets=(
     "-p conduit --no-default-features --features metrics"
     "-p conduit --no-default-features --features static"
     "-p conduit --no-default-features --features stream"
+    "-p conduit --no-default-features --features typed-headers"
     "-p conduit"
     "-p conduit --all-features"
     "-p conduit-server --no-default-features"

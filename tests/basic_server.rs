@@ -96,6 +96,16 @@ async fn basic_server_serves_and_shuts_down_gracefully_on_sigterm() {
     assert_eq!((r.status.as_u16(), r.text()), (200, r#"{"a":[1,2]}"#));
     let r = send(&mut c, body_req("POST", "/echo", "text/plain", "{}")).await;
     assert_eq!(r.status, 415);
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    let mut json_415 = body_req("POST", "/echo", "text/plain", "{}");
+    json_415
+        .headers_mut()
+        .insert("accept", "application/json".parse().unwrap());
+    let r = send(&mut c, json_415).await;
+    assert_eq!(r.status, 415);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let problem: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(problem["status"], 415);
     drop(c);
 
     // SIGTERM: graceful shutdown, the hook runs, exit status 0.

@@ -101,6 +101,18 @@ impl Problem {
         }
     }
 
+    /// A problem for a framework error whose plain-text body is `message`: `message` becomes
+    /// the `detail`, unless it only repeats the title (the status's reason phrase).
+    pub fn with_message(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
+        let problem = Self::new(status);
+        let message = message.into();
+        if message == problem.title() {
+            problem
+        } else {
+            problem.with_detail(message)
+        }
+    }
+
     /// Set the `type`: a URI reference that identifies the kind of problem.
     #[must_use]
     pub fn with_type(mut self, type_uri: impl Into<Cow<'static, str>>) -> Self {
@@ -119,6 +131,13 @@ impl Problem {
     #[must_use]
     pub fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
         self.detail = Some(detail.into());
+        self
+    }
+
+    /// The same problem without its `detail`.
+    #[must_use]
+    pub fn without_detail(mut self) -> Self {
+        self.detail = None;
         self
     }
 
@@ -224,6 +243,24 @@ impl Problem {
             Body::from(self.text().to_owned()),
             "text/plain; charset=utf-8",
         )
+    }
+
+    /// The response a framework error answers with when no
+    /// [`ErrorRenderer`](crate::ErrorRenderer) says otherwise: [`to_text_response`](Self::to_text_response),
+    /// carrying the problem in its extensions so that a renderer can re-render it. Nothing is
+    /// logged (the caller logs what it knows).
+    ///
+    /// ```
+    /// use conduit_core::{Problem, http::StatusCode};
+    ///
+    /// let res = Problem::new(StatusCode::TOO_MANY_REQUESTS).into_error_response();
+    /// assert_eq!(res.body().as_bytes(), Some(&b"Too Many Requests"[..]));
+    /// assert!(res.extensions().get::<Problem>().is_some());
+    /// ```
+    pub fn into_error_response(self) -> Response {
+        let mut res = self.to_text_response();
+        res.extensions_mut().insert(self);
+        res
     }
 
     fn response_with(&self, body: Body, content_type: &'static str) -> Response {
@@ -342,13 +379,7 @@ impl From<Error> for Problem {
 
 impl From<&Error> for Problem {
     fn from(err: &Error) -> Self {
-        let problem = Problem::new(err.status());
-        if err.message() == problem.title() {
-            problem
-        } else {
-            let detail = err.message().to_owned();
-            problem.with_detail(detail)
-        }
+        err.to_problem()
     }
 }
 

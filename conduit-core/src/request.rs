@@ -1,5 +1,5 @@
-//! [`RequestExt`]: reading path parameters, the query, router state and the body of a
-//! [`Request`].
+//! [`RequestExt`]: reading path parameters (as text or typed), the query, headers, router
+//! state and the body of a [`Request`], with optional validation.
 //!
 //! Every helper fails with an [`Error`] that carries the right status for the client's fault
 //! (400, 413, 415, 422) and is logged when it becomes a response, so a handler can use `?` or
@@ -7,12 +7,22 @@
 //!
 //! | helper | fails with |
 //! | --- | --- |
-//! | [`query`](RequestExt::query) | 400 if the query string does not fit `T` |
+//! | [`path`](RequestExt::path) | 400 naming the path parameter that does not fit `T` |
+//! | [`query`](RequestExt::query) | 400 if the query string does not fit `T` (naming the parameter) |
 //! | [`state`](RequestExt::state) | 500 if no [`Router::state`](crate::Router::state) of type `T` |
 //! | [`bytes`](RequestExt::bytes), [`bytes_limited`](RequestExt::bytes_limited) | 413 over the limit (the server's [`BodyLimit`], else [`DEFAULT_BODY_LIMIT`]), 400 (or the body's own status) if reading fails |
 //! | [`text`](RequestExt::text) | as `bytes`, and 400 if not UTF-8 |
 //! | [`json`](RequestExt::json) | as `bytes`, 415 unless `Content-Type` is `application/json` or `application/*+json`, 400 for malformed JSON, 422 if the JSON does not fit `T` |
 //! | [`form`](RequestExt::form) | as `bytes`, 415 unless `Content-Type` is `application/x-www-form-urlencoded`, 422 if the form does not fit `T` |
+//! | [`valid_json`](RequestExt::valid_json), [`valid_form`](RequestExt::valid_form), [`valid_query`](RequestExt::valid_query) | as `json`, `form`, `query`, and 422 listing every field the app's [`Validate`] refuses |
+//! | [`read_json`](RequestExt::read_json), [`read_form`](RequestExt::read_form) | as `json` and `form`, leaving the request (headers, state, parameters) in place |
+//! | `typed_header`, `typed_header_opt` (feature `typed-headers`) | 400 naming the header when it is missing (for `typed_header`) or malformed |
+//!
+//! Every failure is an [`Error`] carrying its [`Problem`](crate::Problem): plain text unless the
+//! app installs an [`ErrorRenderer`](crate::ErrorRenderer), RFC 9457 problem+json with it. A
+//! 422 lists the invalid fields by JSON pointer (`errors: [{"pointer": "/items/0/qty",
+//! "detail": ...}]`); a bad path or query parameter or header is named in the same member
+//! (`{"parameter": "id", ...}`, `{"header": "authorization", ...}`).
 //!
 //! ```
 //! use conduit_core::{Handler, Json, Request, RequestExt, Router, post};
@@ -56,6 +66,7 @@ use bytes::Bytes;
 use http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
+use crate::validate::{FieldError, Validate, error_segments, pointer, unprocessable};
 use crate::{ConnectInfo, Error, MatchedPath, PathParams, Request};
 
 /// The most bytes the body helpers read when the request carries no [`BodyLimit`] (a request
@@ -84,12 +95,15 @@ mod sealed {
 ///
 /// | helper | fails with |
 /// | --- | --- |
-/// | [`query`](Self::query) | 400 if the query string does not fit `T` |
+/// | [`query`](Self::query) | 400 if the query string does not fit `T` (naming the parameter) |
 /// | [`state`](Self::state) | 500 if no [`Router::state`](crate::Router::state) of type `T` |
 /// | [`bytes`](Self::bytes), [`bytes_limited`](Self::bytes_limited) | 413 over the limit (the server's [`BodyLimit`], else [`DEFAULT_BODY_LIMIT`]), 400 (or the body's own status) if reading fails |
 /// | [`text`](Self::text) | as `bytes`, and 400 if not UTF-8 |
 /// | [`json`](Self::json) | as `bytes`, 415 unless `Content-Type` is `application/json` or `application/*+json`, 400 for malformed JSON, 422 if the JSON does not fit `T` |
 /// | [`form`](Self::form) | as `bytes`, 415 unless `Content-Type` is `application/x-www-form-urlencoded`, 422 if the form does not fit `T` |
+/// | [`path`](Self::path) | 400 naming the path parameter that does not fit `T` |
+/// | [`valid_json`](Self::valid_json), [`valid_form`](Self::valid_form), [`valid_query`](Self::valid_query) | as `json`, `form`, `query`, and 422 listing every field the app's [`Validate`] refuses |
+/// | [`read_json`](Self::read_json), [`read_form`](Self::read_form) | as `json` and `form`, leaving the request in place |
 pub trait RequestExt: sealed::Sealed + Sized {
     /// The percent-decoded value of the path parameter `name`, if the route has one.
     fn param(&self, name: &str) -> Option<&str>;
@@ -106,10 +120,67 @@ pub trait RequestExt: sealed::Sealed + Sized {
     /// `None` outside a router.
     fn matched_path(&self) -> Option<&str>;
 
+    /// The path parameters deserialized into `T`: a struct or map (by name), a tuple (in
+    /// route order), or a single value when the route has one parameter. Each value is
+    /// parsed from its text (`u64`, `bool`, a unit-variant enum, a newtype, ...).
+    ///
+    /// Fails with 400 Bad Request naming the parameter (the problem's
+    /// `errors: [{"parameter", "detail"}]`). A route whose parameters do not fit `T` at all
+    /// (a tuple of the wrong length) is a server bug: 500.
+    ///
+    /// ```
+    /// use conduit_core::{Handler, Request, RequestExt, Router, get};
+    /// use serde::Deserialize;
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Item { team: String, id: u64 }
+    ///
+    /// let app = Router::new()
+    ///     .route("/teams/{team}/items/{id}", get(|req: Request| async move {
+    ///         let Item { team, id } = req.path()?;
+    ///         Ok::<_, conduit_core::Error>(format!("{team} #{id}"))
+    ///     }))
+    ///     .route("/n/{n}", get(|req: Request| async move {
+    ///         req.path::<u8>().map(|n| (n * 2).to_string())
+    ///     }));
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let res = app.call(Request::get("/teams/red/items/7").body(Default::default()).unwrap()).await;
+    /// assert_eq!(res.body().as_bytes(), Some(&b"red #7"[..]));
+    /// let res = app.call(Request::get("/n/300").body(Default::default()).unwrap()).await;
+    /// assert_eq!(res.status(), 400);
+    /// assert_eq!(res.body().as_bytes(), Some(&b"Invalid path parameter `n`: `300` is not a valid u8"[..]));
+    /// # });
+    /// ```
+    fn path<T: DeserializeOwned>(&self) -> Result<T, Error>;
+
     /// Deserialize the query string (`?a=1&b=x`; none is the same as empty) into `T`.
     ///
-    /// Fails with 400 Bad Request naming the problem.
+    /// Fails with 400 Bad Request naming the problem (and, in the problem, the parameter:
+    /// `errors: [{"parameter", "detail"}]`).
     fn query<T: DeserializeOwned>(&self) -> Result<T, Error>;
+
+    /// [`query`](Self::query), then the app's [`Validate`] checks: their failures are a 422
+    /// listing every invalid parameter by pointer (`/page`).
+    fn valid_query<T: DeserializeOwned + Validate>(&self) -> Result<T, Error> {
+        self.query::<T>()?.validated()
+    }
+
+    /// The header `H` (a [`headers::Header`](::headers::Header), e.g. `headers::Authorization<Bearer>`,
+    /// `headers::IfMatch`, `headers::UserAgent`), parsed. Feature `typed-headers`.
+    ///
+    /// Fails with 400 Bad Request naming the header when it is missing or malformed (the
+    /// problem's `errors: [{"header", "detail"}]`); see
+    /// [`typed_header_opt`](Self::typed_header_opt) for an optional one.
+    #[cfg(feature = "typed-headers")]
+    fn typed_header<H: ::headers::Header>(&self) -> Result<H, Error> {
+        self.typed_header_opt::<H>()?
+            .ok_or_else(|| header_error(H::name(), "missing"))
+    }
+
+    /// The header `H` if the request has it, parsed; 400 Bad Request naming the header when
+    /// it is there but malformed. Feature `typed-headers`.
+    #[cfg(feature = "typed-headers")]
+    fn typed_header_opt<H: ::headers::Header>(&self) -> Result<Option<H>, Error>;
 
     /// The value of type `T` registered with [`Router::state`](crate::Router::state).
     ///
@@ -141,6 +212,64 @@ pub trait RequestExt: sealed::Sealed + Sized {
     /// 422 Unprocessable Entity (like JSON data errors: any byte string parses as a form, so
     /// every failure is about the data).
     fn form<T: DeserializeOwned>(self) -> impl Future<Output = Result<T, Error>> + Send;
+
+    /// [`json`](Self::json), then the app's [`Validate`] checks: their failures are a 422
+    /// listing every invalid field by JSON pointer.
+    fn valid_json<T: DeserializeOwned + Validate>(
+        self,
+    ) -> impl Future<Output = Result<T, Error>> + Send {
+        let json = self.json::<T>();
+        async move { json.await?.validated() }
+    }
+
+    /// [`form`](Self::form), then the app's [`Validate`] checks (a 422 listing every invalid
+    /// field by pointer, `/name`).
+    fn valid_form<T: DeserializeOwned + Validate>(
+        self,
+    ) -> impl Future<Output = Result<T, Error>> + Send {
+        let form = self.form::<T>();
+        async move { form.await?.validated() }
+    }
+
+    /// [`json`](Self::json) without consuming the request: the body is taken out (an empty
+    /// one is left) and the request's headers, extensions, path parameters and state stay, so
+    /// a handler can read the body first and its state and parameters after, without cloning
+    /// them out beforehand. The future does not borrow the request.
+    ///
+    /// ```
+    /// use conduit_core::{Handler, Request, RequestExt, Router, put};
+    /// use serde::Deserialize;
+    ///
+    /// #[derive(Clone)]
+    /// struct Db(&'static str);
+    /// #[derive(Deserialize)]
+    /// struct Patch { title: String }
+    ///
+    /// let app = Router::new()
+    ///     .route("/todos/{id}", put(|mut req: Request| async move {
+    ///         let patch: Patch = req.read_json().await?;
+    ///         let id: u64 = req.path()?;
+    ///         let db = req.state::<Db>()?;
+    ///         Ok::<_, conduit_core::Error>(format!("{} {id}: {}", db.0, patch.title))
+    ///     }))
+    ///     .state(Db("main"));
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let req = Request::put("/todos/3")
+    ///     .header("content-type", "application/json")
+    ///     .body(r#"{"title":"milk"}"#.into())
+    ///     .unwrap();
+    /// let res = app.call(req).await;
+    /// assert_eq!(res.body().as_bytes(), Some(&b"main 3: milk"[..]));
+    /// # });
+    /// ```
+    fn read_json<T: DeserializeOwned>(
+        &mut self,
+    ) -> impl Future<Output = Result<T, Error>> + Send + use<T, Self>;
+
+    /// [`form`](Self::form) without consuming the request, like [`read_json`](Self::read_json).
+    fn read_form<T: DeserializeOwned>(
+        &mut self,
+    ) -> impl Future<Output = Result<T, Error>> + Send + use<T, Self>;
 }
 
 impl RequestExt for Request {
@@ -166,9 +295,47 @@ impl RequestExt for Request {
             .map(MatchedPath::as_str)
     }
 
+    fn path<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        let params = crate::path_de::unique(self.params());
+        T::deserialize(crate::path_de::ParamsDeserializer { params }).map_err(|e| match e.param {
+            Some(name) => {
+                let err =
+                    Error::bad_request(format!("Invalid path parameter `{name}`: {}", e.message));
+                with_named_errors(err, "parameter", &name, &e.message)
+            }
+            // Not about one value: the route's parameters cannot fit `T` (a server bug).
+            None => Error::internal(format!(
+                "path parameters of `{}` do not fit `{}`: {}",
+                self.matched_path().unwrap_or("?"),
+                std::any::type_name::<T>(),
+                e.message
+            )),
+        })
+    }
+
     fn query<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_urlencoded::from_str(self.uri().query().unwrap_or(""))
-            .map_err(|e| Error::bad_request(format!("Invalid query string: {e}")))
+        let query = self.uri().query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let message = e.inner().to_string();
+            let err = Error::bad_request(format!("Invalid query string: {message}"));
+            let segments = error_segments(e.path(), &message);
+            match segments.first() {
+                Some(name) => with_named_errors(err, "parameter", name, &message),
+                None => err,
+            }
+        })
+    }
+
+    #[cfg(feature = "typed-headers")]
+    fn typed_header_opt<H: ::headers::Header>(&self) -> Result<Option<H>, Error> {
+        let mut values = self.headers().get_all(H::name()).iter().peekable();
+        if values.peek().is_none() {
+            return Ok(None);
+        }
+        H::decode(&mut values)
+            .map(Some)
+            .map_err(|_| header_error(H::name(), "malformed"))
     }
 
     fn state<T: Clone + Send + Sync + 'static>(&self) -> Result<&T, Error> {
@@ -200,45 +367,107 @@ impl RequestExt for Request {
         }
     }
 
-    fn json<T: DeserializeOwned>(self) -> impl Future<Output = Result<T, Error>> + Send {
-        let accepted = if is_json(&self) {
-            Ok(self.bytes())
+    fn json<T: DeserializeOwned>(mut self) -> impl Future<Output = Result<T, Error>> + Send {
+        // The future owns the body alone; the rest of the request is dropped here.
+        self.read_json()
+    }
+
+    fn form<T: DeserializeOwned>(mut self) -> impl Future<Output = Result<T, Error>> + Send {
+        self.read_form()
+    }
+
+    fn read_json<T: DeserializeOwned>(
+        &mut self,
+    ) -> impl Future<Output = Result<T, Error>> + Send + use<T> {
+        let accepted = if is_json(self) {
+            Ok(take_body(self))
         } else {
             Err(unsupported_media_type("application/json"))
         };
-        async move {
-            let bytes = accepted?.await?;
-            serde_json::from_slice(&bytes).map_err(|e| {
-                use serde_json::error::Category;
-                match e.classify() {
-                    Category::Data => Error::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        format!("JSON body does not match the expected shape: {e}"),
-                    ),
-                    Category::Syntax | Category::Eof | Category::Io => {
-                        Error::bad_request(format!("Malformed JSON body: {e}"))
-                    }
-                }
-            })
-        }
+        async move { parse_json(&accepted?.await?) }
     }
 
-    fn form<T: DeserializeOwned>(self) -> impl Future<Output = Result<T, Error>> + Send {
-        let accepted = if is_form(&self) {
-            Ok(self.bytes())
+    fn read_form<T: DeserializeOwned>(
+        &mut self,
+    ) -> impl Future<Output = Result<T, Error>> + Send + use<T> {
+        let accepted = if is_form(self) {
+            Ok(take_body(self))
         } else {
             Err(unsupported_media_type("application/x-www-form-urlencoded"))
         };
-        async move {
-            let bytes = accepted?.await?;
-            serde_urlencoded::from_bytes(&bytes).map_err(|e| {
-                Error::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("Form body does not match the expected shape: {e}"),
-                )
-            })
-        }
+        async move { parse_form(&accepted?.await?) }
     }
+}
+
+/// The body of `req`, read up to its limit, leaving an empty body in its place. The future
+/// does not borrow the request.
+fn take_body(req: &mut Request) -> impl Future<Output = Result<Bytes, Error>> + Send + use<> {
+    let limit = req
+        .extensions()
+        .get::<BodyLimit>()
+        .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+    crate::to_bytes(std::mem::take(req.body_mut()), limit)
+}
+
+/// `bytes` as JSON: 400 if malformed, 422 (with the field's pointer) if it does not fit `T`.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    use serde_json::error::Category;
+    let malformed = |e: &serde_json::Error| Error::bad_request(format!("Malformed JSON body: {e}"));
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let inner = e.inner();
+        match inner.classify() {
+            Category::Data => {
+                let detail = without_position(inner);
+                let pointer = pointer(error_segments(e.path(), &detail));
+                unprocessable(
+                    format!("JSON body does not match the expected shape: {inner}"),
+                    &[FieldError { pointer, detail }],
+                )
+            }
+            Category::Syntax | Category::Eof | Category::Io => malformed(inner),
+        }
+    })?;
+    // Trailing characters after the value (what `serde_json::from_slice` checks too).
+    de.end().map_err(|e| malformed(&e))?;
+    Ok(value)
+}
+
+/// `bytes` as a form: 422 (with the field's pointer) if it does not fit `T`.
+fn parse_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(bytes));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let detail = e.inner().to_string();
+        let pointer = pointer(error_segments(e.path(), &detail));
+        unprocessable(
+            format!("Form body does not match the expected shape: {detail}"),
+            &[FieldError { pointer, detail }],
+        )
+    })
+}
+
+/// serde_json's message without its ` at line L column C` (the pointer says where).
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    match text.strip_suffix(&suffix) {
+        Some(message) => message.to_owned(),
+        None => text,
+    }
+}
+
+/// `err` with `errors: [{<kind>: name, "detail": detail}]` in its problem.
+fn with_named_errors(err: Error, kind: &str, name: &str, detail: &str) -> Error {
+    let mut entry = serde_json::Map::new();
+    entry.insert(kind.to_owned(), name.into());
+    entry.insert("detail".to_owned(), detail.into());
+    err.with_extension("errors", serde_json::Value::Array(vec![entry.into()]))
+}
+
+#[cfg(feature = "typed-headers")]
+fn header_error(name: &http::HeaderName, what: &str) -> Error {
+    let err = Error::bad_request(format!("Bad Request: {what} `{name}` header"));
+    with_named_errors(err, "header", name.as_str(), what)
 }
 
 fn unsupported_media_type(expected: &str) -> Error {
@@ -538,6 +767,221 @@ mod tests {
             status(with_body(form, big).form::<User>().await),
             StatusCode::PAYLOAD_TOO_LARGE
         );
+    }
+
+    fn errors_of(err: &Error) -> serde_json::Value {
+        err.to_problem()
+            .extension("errors")
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn json_and_form_data_errors_carry_the_pointer() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Item {
+            name: String,
+            qty: u8,
+        }
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        #[serde(deny_unknown_fields)]
+        struct Order {
+            items: Vec<Item>,
+            note: Option<String>,
+        }
+        let json = Some("application/json");
+        let table: &[(&str, &str, &str)] = &[
+            (
+                r#"{"items":[{"name":"a","qty":1},{"name":"b","qty":300}]}"#,
+                "/items/1/qty",
+                "invalid value: integer `300`, expected u8",
+            ),
+            (
+                r#"{"items":[{"name":"a"}]}"#,
+                "/items/0/qty",
+                "missing field `qty`",
+            ),
+            (r#"{"note":"x"}"#, "/items", "missing field `items`"),
+            (
+                r#"{"items":[],"extra":1}"#,
+                "/extra",
+                "unknown field `extra`, expected `items` or `note`",
+            ),
+            (
+                r#"{"items":"no"}"#,
+                "/items",
+                "invalid type: string \"no\", expected a sequence",
+            ),
+            (
+                r#""str""#,
+                "",
+                "invalid type: string \"str\", expected struct Order",
+            ),
+        ];
+        for (body, pointer, detail) in table {
+            let err = with_body(json, *body).json::<Order>().await.unwrap_err();
+            assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert_eq!(
+                errors_of(&err),
+                serde_json::json!([{"pointer": pointer, "detail": detail}]),
+                "{body}"
+            );
+        }
+        // Syntax errors stay 400, trailing characters included.
+        for body in [r#"{"items":[}"#, r#"{"items":[]} x"#] {
+            let err = with_body(json, body).json::<Order>().await.unwrap_err();
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{body}");
+        }
+        let form = Some("application/x-www-form-urlencoded");
+        let err = with_body(form, "name=ana&age=old")
+            .form::<User>()
+            .await
+            .unwrap_err();
+        assert_eq!(errors_of(&err)[0]["pointer"], "/age");
+        let err = with_body(form, "name=ana")
+            .form::<User>()
+            .await
+            .unwrap_err();
+        assert_eq!(errors_of(&err)[0]["pointer"], "/age");
+        assert_eq!(
+            err.message(),
+            "Form body does not match the expected shape: missing field `age`"
+        );
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Q {
+            page: u32,
+        }
+        let req = Request::get("/?page=x").body(Body::empty()).unwrap();
+        let err = req.query::<Q>().unwrap_err();
+        assert_eq!(
+            err.message(),
+            "Invalid query string: invalid digit found in string"
+        );
+        assert_eq!(
+            errors_of(&err),
+            serde_json::json!([{"parameter": "page", "detail": "invalid digit found in string"}])
+        );
+        let req = Request::get("/").body(Body::empty()).unwrap();
+        let err = req.query::<Q>().unwrap_err();
+        assert_eq!(errors_of(&err)[0]["parameter"], "page");
+    }
+
+    #[test]
+    fn path_deserializes_structs_tuples_and_single_values() {
+        fn req_with(params: &[(&str, &str)]) -> Request {
+            let mut p = PathParams::new();
+            for (k, v) in params {
+                p.push(k, v);
+            }
+            let mut req = Request::get("/").body(Body::empty()).unwrap();
+            req.extensions_mut().insert(p);
+            req
+        }
+        #[derive(Debug, Deserialize, PartialEq)]
+        #[serde(rename_all = "lowercase")]
+        enum Kind {
+            Open,
+            Done,
+        }
+        #[derive(Debug, Deserialize, PartialEq)]
+        struct P {
+            team: String,
+            id: u64,
+            kind: Kind,
+            flag: Option<bool>,
+        }
+        let req = req_with(&[
+            ("team", "a b"),
+            ("id", "7"),
+            ("kind", "done"),
+            ("flag", "true"),
+        ]);
+        assert_eq!(
+            req.path::<P>().unwrap(),
+            P {
+                team: "a b".into(),
+                id: 7,
+                kind: Kind::Done,
+                flag: Some(true)
+            }
+        );
+        assert_eq!(req.path::<(String, u64, Kind, bool)>().unwrap().1, 7);
+        assert_eq!(
+            req.path::<std::collections::HashMap<String, String>>()
+                .unwrap()["id"],
+            "7"
+        );
+        assert_eq!(req_with(&[("id", "-3")]).path::<i32>().unwrap(), -3);
+        assert_eq!(req_with(&[("id", "x")]).path::<String>().unwrap(), "x");
+        // Nested routers may repeat a name: the innermost value wins.
+        assert_eq!(
+            req_with(&[("id", "1"), ("id", "2")]).path::<u8>().unwrap(),
+            2
+        );
+
+        let bad: &[(&[(&str, &str)], &str)] = &[
+            (&[("team", "a"), ("id", "x"), ("kind", "open")], "id"),
+            (&[("team", "a"), ("id", "1"), ("kind", "late")], "kind"),
+            (&[("team", "a"), ("kind", "open")], "id"),
+            (
+                &[
+                    ("team", "a"),
+                    ("id", "1"),
+                    ("kind", "open"),
+                    ("flag", "maybe"),
+                ],
+                "flag",
+            ),
+        ];
+        for (params, name) in bad {
+            let err = req_with(params).path::<P>().unwrap_err();
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{params:?}");
+            assert_eq!(errors_of(&err)[0]["parameter"], *name, "{params:?}");
+            assert!(
+                err.message().contains(&format!("`{name}`")),
+                "{}",
+                err.message()
+            );
+        }
+        let err = req_with(&[("n", "256")]).path::<u8>().unwrap_err();
+        assert_eq!(
+            err.message(),
+            "Invalid path parameter `n`: `256` is not a valid u8"
+        );
+        // The route cannot fit the type: a server bug, not the client's fault.
+        let err = req_with(&[("a", "1"), ("b", "2")])
+            .path::<u8>()
+            .unwrap_err();
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let err = req_with(&[("a", "1")]).path::<(u8, u8)>().unwrap_err();
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[tokio::test]
+    async fn read_json_leaves_the_request_in_place() {
+        #[derive(Clone)]
+        struct Db(u8);
+        let mut req = with_body(Some("application/json"), r#"{"name":"ana","age":3}"#);
+        req.extensions_mut().insert(Db(9));
+        let user: User = req.read_json().await.unwrap();
+        assert_eq!(user.age, 3);
+        assert_eq!(req.state::<Db>().unwrap().0, 9);
+        assert_eq!(req.headers()["content-type"], "application/json");
+        let mut req = with_body(Some("text/plain"), "{}");
+        assert_eq!(
+            status(req.read_json::<User>().await),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        let mut req = with_body(Some("application/x-www-form-urlencoded"), "name=a&age=1");
+        let user: User = req.read_form().await.unwrap();
+        assert_eq!(user.name, "a");
     }
 
     #[tokio::test]

@@ -50,8 +50,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use conduit_core::{Body, Handler, Middleware, Request, Response};
-use http::header::{CONTENT_TYPE, HeaderName, RETRY_AFTER};
+use conduit_core::{Handler, Middleware, Request, Response};
+use http::header::{HeaderName, RETRY_AFTER};
 use http::{HeaderValue, StatusCode};
 
 /// How many requests a key may make: a burst, refilled at a steady rate.
@@ -449,12 +449,8 @@ where
                     retry_after = ?decision.retry_after,
                     "rate limit exceeded (429)"
                 );
-                let mut res = Response::new(Body::from("Too Many Requests"));
-                *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-                res.headers_mut().insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; charset=utf-8"),
-                );
+                let mut res =
+                    conduit_core::Problem::new(StatusCode::TOO_MANY_REQUESTS).into_error_response();
                 set_headers(&mut res, &decision);
                 return res;
             }

@@ -36,7 +36,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use conduit_core::http::{HeaderValue, Method, StatusCode, header};
+use conduit_core::http::{Method, StatusCode};
 use conduit_core::{Body, BoxError, Handler, Middleware, Request, Response};
 use http_body::Frame;
 
@@ -77,14 +77,10 @@ impl<H> fmt::Debug for RecoveryHandler<H> {
 
 pub use conduit_core::panic_message;
 
+/// The 500 a panic becomes: a generic message (never the panic's), carrying its
+/// [`Problem`](conduit_core::Problem) for the app's error renderer.
 fn internal_error() -> Response {
-    let mut res = Response::new(Body::from("Internal Server Error"));
-    *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    res
+    conduit_core::Problem::new(StatusCode::INTERNAL_SERVER_ERROR).into_error_response()
 }
 
 impl<H: Handler> Handler for RecoveryHandler<H> {

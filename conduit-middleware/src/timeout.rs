@@ -37,7 +37,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use conduit_core::http::{HeaderValue, StatusCode, header};
+use conduit_core::http::StatusCode;
 use conduit_core::{Body, BoxError, Handler, Middleware, Request, Response};
 use http_body::Frame;
 
@@ -70,7 +70,8 @@ impl Timeout {
         self
     }
 
-    /// The body of the timeout response (`text/plain`).
+    /// The body of the timeout response (`text/plain`), and the `detail` of its problem when
+    /// the app renders errors as problem+json (see `conduit_core::ErrorRenderer`).
     #[must_use]
     pub fn message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
         self.message = message.into();
@@ -153,13 +154,7 @@ impl Timeout {
             status = self.status.as_u16(),
             "handler did not answer in time; cancelled it"
         );
-        let mut res = Response::new(Body::from(self.message.clone()));
-        *res.status_mut() = self.status;
-        res.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        res
+        conduit_core::Problem::with_message(self.status, self.message.clone()).into_error_response()
     }
 }
 

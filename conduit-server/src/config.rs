@@ -28,6 +28,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use conduit_core::ErrorRenderer;
+
 use crate::ServerError;
 
 /// The lowest TLS protocol version the server accepts (feature `tls`).
@@ -104,6 +106,7 @@ pub struct Config {
     pub(crate) shutdown_timeout: Duration,
     pub(crate) drain_delay: Duration,
     pub(crate) handle_signals: bool,
+    pub(crate) errors: Option<ErrorRenderer>,
 }
 
 impl Default for Config {
@@ -149,6 +152,7 @@ impl Config {
             shutdown_timeout: Duration::from_secs(30),
             drain_delay: Duration::ZERO,
             handle_signals: true,
+            errors: None,
         }
     }
 
@@ -210,6 +214,27 @@ impl Config {
     #[must_use]
     pub fn tls(mut self, tls: TlsConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Answer every framework error with `renderer` (plain text, RFC 9457 problem+json,
+    /// negotiated by `Accept`, or the app's own; see [`ErrorRenderer`]): the app's errors —
+    /// the router's 404 and 405, request-data rejections, middleware such as timeouts, rate
+    /// limits and recovery, static files' 4xx — and the server's own (400 for a request that
+    /// breaks HTTP's rules, 413 and 408 for a body over the limits, 500 after a panic). Without
+    /// one, errors are plain text. A renderer inside the app (`Router::errors`) wins for the
+    /// responses it rendered.
+    ///
+    /// ```
+    /// use conduit_core::ErrorRenderer;
+    /// use conduit_server::Config;
+    ///
+    /// let config = Config::new("127.0.0.1:0").errors(ErrorRenderer::problem_json());
+    /// # let _ = config;
+    /// ```
+    #[must_use]
+    pub fn errors(mut self, renderer: ErrorRenderer) -> Self {
+        self.errors = Some(renderer);
         self
     }
 

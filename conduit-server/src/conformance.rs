@@ -41,15 +41,11 @@ impl Early {
                     .insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
                 res
             }
-            Early::BadRequest(reason) => {
-                let mut res = Response::new(Body::from(format!("Bad Request: {reason}")));
-                *res.status_mut() = StatusCode::BAD_REQUEST;
-                res.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; charset=utf-8"),
-                );
-                res
-            }
+            Early::BadRequest(reason) => conduit_core::Problem::with_message(
+                StatusCode::BAD_REQUEST,
+                format!("Bad Request: {reason}"),
+            )
+            .into_error_response(),
         };
         if matches!(self, Early::BadRequest(_)) && version < Version::HTTP_2 {
             // A client that gets the request head wrong may get the framing wrong too.

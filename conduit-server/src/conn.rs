@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use conduit_core::http::{self, Version};
 use conduit_core::{
-    Body, BodyLimit, BodyWrapper, BoxError, ConnectInfo, Handler, ShutdownSignal, WrappedBody,
+    Body, BodyLimit, BodyWrapper, BoxError, ConnectInfo, ErrorRenderer, Handler, Problem,
+    Rendering, ShutdownSignal, WrappedBody,
 };
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -47,6 +48,8 @@ pub(crate) struct ConnContext<H> {
     limits: Limits,
     max_body: u64,
     read_timeout: Duration,
+    /// `Config::errors`: how framework errors are answered (`None`: as they are).
+    errors: Option<ErrorRenderer>,
 }
 
 impl<H: Handler> ConnContext<H> {
@@ -83,6 +86,7 @@ impl<H: Handler> ConnContext<H> {
             },
             max_body: config.max_body_bytes,
             read_timeout: config.read_timeout,
+            errors: config.errors.clone(),
         }
     }
 }
@@ -215,6 +219,7 @@ async fn serve_http<H, I>(
             activity.request_started(version == Version::HTTP_2);
             let head = req.method() == http::Method::HEAD;
             let guard = FinishGuard(activity.clone());
+            let rendering = ctx.errors.as_ref().map(|r| r.for_request(&req));
             let handler = match conformance::check(&mut req) {
                 Ok(()) => {
                     let read_timeout = ctx.read_timeout;
@@ -235,7 +240,7 @@ async fn serve_http<H, I>(
                     Err(early)
                 }
             };
-            Respond::new(handler, version, head, guard, streams.clone())
+            Respond::new(handler, version, head, guard, streams.clone(), rendering)
         })
     };
 
@@ -374,6 +379,8 @@ pin_project_lite::pin_project! {
         guard: Option<FinishGuard>,
         // Linked to a response's `ShutdownSignal` (SSE) so endless bodies end on shutdown.
         streams: Arc<ShutdownSignal>,
+        // `Config::errors` applied to this request's response.
+        rendering: Option<Rendering>,
     }
 }
 
@@ -385,6 +392,7 @@ impl<F> Respond<F> {
         head: bool,
         guard: FinishGuard,
         streams: Arc<ShutdownSignal>,
+        rendering: Option<Rendering>,
     ) -> Self {
         let (handler, early) = match handler {
             Ok(h) => (Some(h), None),
@@ -397,6 +405,7 @@ impl<F> Respond<F> {
             head,
             guard: Some(guard),
             streams,
+            rendering,
         }
     }
 }
@@ -415,6 +424,9 @@ impl<F: Future<Output = conduit_core::Response>> Future for Respond<F> {
         if let Some(signal) = res.extensions().get::<ShutdownSignal>() {
             // A long-lived body (SSE) asked to hear about shutdown; see `ShutdownSignal`.
             this.streams.link(signal);
+        }
+        if let Some(rendering) = this.rendering.take() {
+            res = rendering.render(res);
         }
         if *this.head {
             res = conduit_core::head_response(res);
@@ -446,6 +458,10 @@ impl<F: Future<Output = conduit_core::Response>> Future for CatchPanic<F> {
                 tracing::error!(panic = %msg, "handler panicked; answering 500");
                 let mut res = conduit_core::Response::new(Body::from("Internal Server Error"));
                 *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                conduit_core::attach_problem(
+                    &mut res,
+                    Problem::new(http::StatusCode::INTERNAL_SERVER_ERROR),
+                );
                 Poll::Ready(res)
             }
         }

@@ -195,7 +195,8 @@ pub struct Readiness {
 impl Handler for Readiness {
     fn call(&self, _req: Request) -> impl Future<Output = Response> + Send + use<> {
         let res = if self.handle.is_draining() {
-            (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
+            conduit_core::Problem::with_message(StatusCode::SERVICE_UNAVAILABLE, "draining")
+                .into_error_response()
         } else {
             "ready".into_response()
         };

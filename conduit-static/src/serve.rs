@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use conduit_core::{Body, Error, Handler, IntoResponse, Request, Response};
+use conduit_core::{Error, Handler, IntoResponse, Request, Response};
 use http::{HeaderValue, Method, StatusCode, header};
 
 use crate::body::BufPool;
@@ -355,13 +355,7 @@ fn reject(rej: crate::PathRejection, path: &str) -> Response {
         StatusCode::NOT_FOUND => "Not Found".to_owned(),
         _ => format!("Bad Request: {rej}"),
     };
-    let mut res = Response::new(Body::from(message));
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    res
+    conduit_core::Problem::with_message(status, message).into_error_response()
 }
 
 async fn slow(shared: Arc<Shared>, req: Request) -> Response {

@@ -174,6 +174,11 @@ impl IntoResponse for WsRejection {
             }
             _ => {}
         }
+        // For the app's error renderer (problem+json or its own format).
+        conduit_core::attach_problem(
+            &mut res,
+            conduit_core::Problem::new(self.status).with_detail(self.reason),
+        );
         res
     }
 }

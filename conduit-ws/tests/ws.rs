@@ -490,3 +490,24 @@ async fn an_open_socket_counts_against_max_connections() {
     );
     srv.handle.shutdown();
 }
+
+#[tokio::test]
+async fn refused_handshakes_go_through_the_error_renderer_with_their_headers() {
+    use tokio::io::AsyncReadExt;
+    let config = conduit_server::Config::new("127.0.0.1:0")
+        .handle_signals(false)
+        .errors(conduit_core::ErrorRenderer::problem_json());
+    let srv = start_with(config).await;
+    let plain = "GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let (mut tcp, head) = raw_request(srv.addr, plain).await;
+    assert_eq!(head.status, 426);
+    assert_eq!(head.get("sec-websocket-version"), Some("13"));
+    assert_eq!(head.get("upgrade"), Some("websocket"));
+    assert_eq!(head.get("content-type"), Some("application/problem+json"));
+    let mut body = String::new();
+    timeout(GUARD, tcp.read_to_string(&mut body))
+        .await
+        .expect("body in time")
+        .unwrap();
+    assert!(body.starts_with(r#"{"type":"about:blank","title":"Upgrade Required","status":426,"detail":"not a WebSocket upgrade"#), "{body}");
+}

@@ -1,6 +1,7 @@
 //! The HTTP rules every conduit crate shares, written once: content codings and
 //! `Accept-Encoding` negotiation, quality values, entity tags and their comparison, HTTP
-//! dates, token lists such as `Vary`, and what a `304` keeps.
+//! dates, token lists such as `Vary`, what a `304` keeps, and the weight `Accept` gives a
+//! media type.
 //!
 //! The compression middleware, request decompression, the ETag middleware and the static
 //! file server all use these functions, so one request gets one answer from each of them:
@@ -17,6 +18,7 @@
 //! assert!(base.matches(&EntityTag::strong(b"abc").unwrap(), Comparison::Strong));
 //! ```
 
+mod accept;
 mod coding;
 mod date;
 mod etag;
@@ -25,6 +27,7 @@ mod quality;
 #[cfg(test)]
 mod tests;
 
+pub use accept::{media_quality, prefers_json};
 pub use coding::{AcceptEncoding, ContentCoding, Negotiated};
 pub use date::{http_date, parse_http_date, single_date, unix_secs};
 pub use etag::{Comparison, EntityTag, EntityTagList, MalformedTagList, etag_with_coding};

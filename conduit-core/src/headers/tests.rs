@@ -244,3 +244,52 @@ fn dates() {
     h.append("if-modified-since", v("Sun, 06 Nov 1994 08:49:37 GMT"));
     assert_eq!(single_date(&h, &name), None, "sent twice: ignored");
 }
+
+/// §12.5.1: the most specific matching range gives the weight; JSON errors need JSON named.
+#[test]
+fn accept_media_quality_and_json_preference() {
+    fn accept(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(http::header::ACCEPT, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+    let table: &[(&[&str], QValue, QValue, bool)] = &[
+        // Accept lines, q(text/plain), q(application/json), prefers JSON
+        (&[], 1000, 1000, false),
+        (&["*/*"], 1000, 1000, false),
+        (&["application/json"], 0, 1000, true),
+        (&["application/problem+json"], 0, 0, true),
+        (&["Application/Problem+JSON;q=0.5"], 0, 0, true),
+        (&["application/json, text/plain"], 1000, 1000, true),
+        (&["text/plain, application/json;q=0.9"], 1000, 900, false),
+        (&["text/*;q=0.2, application/json;q=0.3"], 200, 300, true),
+        (&["text/plain;q=0.1, text/*, */*;q=0.5"], 100, 500, false),
+        (&["application/json;q=0"], 0, 0, false),
+        (
+            &["text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"],
+            800,
+            800,
+            false,
+        ),
+        (&["application/*;q=0.4"], 0, 400, false),
+        (&["application/json;q=bogus, text/plain"], 1000, 0, false),
+        (&["text/plain;q=0.5", "application/json"], 500, 1000, true),
+        (&["application/json;q=0.5, */*"], 1000, 500, false),
+    ];
+    for (lines, text_q, json_q, json) in table {
+        let h = accept(lines);
+        assert_eq!(
+            media_quality(&h, "text/plain"),
+            *text_q,
+            "text/plain for {lines:?}"
+        );
+        assert_eq!(
+            media_quality(&h, "application/json"),
+            *json_q,
+            "json for {lines:?}"
+        );
+        assert_eq!(prefers_json(&h), *json, "prefers_json for {lines:?}");
+    }
+}

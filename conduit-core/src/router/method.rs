@@ -275,6 +275,6 @@ impl MethodRouter {
 impl Handler for MethodRouter {
     #[inline]
     fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<> {
-        run(self.dispatch(req))
+        run(self.dispatch(req), None)
     }
 }

@@ -64,7 +64,8 @@ use std::sync::Arc;
 use http::Extensions;
 
 use crate::{
-    BoxHandler, Error, Handler, IntoResponse, Middleware, Request, Response, head_response,
+    BoxHandler, Error, ErrorRenderer, Handler, IntoResponse, Middleware, Rendering, Request,
+    Response, head_response,
 };
 
 pub use method::{MethodRouter, any, delete, get, head, options, patch, post, put};
@@ -120,9 +121,13 @@ enum Step<F> {
     Ready(Response),
 }
 
-/// Turn a decision into the response future: no boxing beyond the handler's own.
+/// Turn a decision into the response future: no boxing beyond the handler's own. `rendering`
+/// is the router's [`ErrorRenderer`] decision for this request, if it has one.
 #[inline]
-fn run(dispatch: Dispatch<'_>) -> impl Future<Output = Response> + Send + use<> {
+fn run(
+    dispatch: Dispatch<'_>,
+    rendering: Option<Rendering>,
+) -> impl Future<Output = Response> + Send + use<> {
     let step = match dispatch {
         Dispatch::Call {
             handler,
@@ -133,7 +138,7 @@ fn run(dispatch: Dispatch<'_>) -> impl Future<Output = Response> + Send + use<> 
         Dispatch::Respond(res) => Step::Ready(res),
     };
     async move {
-        match step {
+        let res = match step {
             Step::Ready(res) => res,
             Step::Pending(fut, reply, matched) => {
                 let mut res = fut.await;
@@ -148,6 +153,10 @@ fn run(dispatch: Dispatch<'_>) -> impl Future<Output = Response> + Send + use<> 
                 }
                 res
             }
+        };
+        match rendering {
+            None => res,
+            Some(rendering) => rendering.render(res),
         }
     }
 }
@@ -184,6 +193,9 @@ struct Inner {
     fallback: BoxHandler,
     /// Extensions cloned into every request, if the router has state.
     state: Option<Extensions>,
+    /// How this router's errors are answered ([`Router::errors`]); `None` leaves them as
+    /// they are, for an outer renderer (or as plain text).
+    errors: Option<ErrorRenderer>,
 }
 
 // Built once and kept in a Vec: keeping MethodRouter inline saves a pointer chase per request.
@@ -258,6 +270,7 @@ impl Router {
                 endpoints: Vec::new(),
                 fallback: BoxHandler::new(not_found),
                 state: None,
+                errors: None,
             }),
         }
     }
@@ -419,6 +432,33 @@ impl Router {
         self
     }
 
+    /// Answer this router's errors — its 404 and 405, its routes' rejections and every other
+    /// framework error its handlers return — with `renderer` (see
+    /// [`ErrorRenderer`]): plain text, problem+json, negotiated by `Accept`, or the app's own.
+    ///
+    /// It covers the responses that come out of this router. Errors of middleware around the
+    /// router (`router.with(..)`) and of the server are outside it: install the renderer on the
+    /// server config to reach those too. Without a renderer, a router leaves its errors as
+    /// plain text (for an outer renderer to re-render).
+    ///
+    /// ```
+    /// use conduit_core::{ErrorRenderer, Handler, Request, Router, get};
+    ///
+    /// let app = Router::new()
+    ///     .route("/", get(|_req: Request| async { "hi" }))
+    ///     .errors(ErrorRenderer::problem_json());
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let res = app.call(Request::delete("/").body(Default::default()).unwrap()).await;
+    /// assert_eq!(res.status(), 405);
+    /// assert_eq!(res.headers()["allow"], "GET, HEAD");
+    /// assert_eq!(res.headers()["content-type"], "application/problem+json");
+    /// # });
+    /// ```
+    pub fn errors(mut self, renderer: ErrorRenderer) -> Self {
+        self.inner_mut().errors = Some(renderer);
+        self
+    }
+
     /// Match `req` and decide what answers it (synchronously).
     #[inline]
     fn dispatch(&self, mut req: Request) -> Dispatch<'_> {
@@ -562,6 +602,7 @@ impl Handler for Router {
         if let Some(state) = &self.inner.state {
             req.extensions_mut().extend(state.clone());
         }
-        run(self.dispatch(req))
+        let rendering = self.inner.errors.as_ref().map(|r| r.for_request(&req));
+        run(self.dispatch(req), rendering)
     }
 }
