@@ -7,8 +7,9 @@ use std::sync::Arc;
 use conduit_core::http::StatusCode;
 use conduit_core::{Handler, IntoResponse, Request, Response};
 
-/// Whether a Redis-backed part of the app works now ([`RedisStreams::health`]
-/// (crate::RedisStreams::health): its reader is connected). Cheap to clone.
+/// Whether a Redis-backed part of the app works now
+/// ([`RedisStreams::health`](crate::RedisStreams::health): its reader is connected). Cheap to
+/// clone.
 ///
 /// [`gate`](Self::gate) wraps a readiness handler (e.g. conduit-server's
 /// `server.handle().readiness()`) so it answers `503 redis unavailable` while unhealthy. It is

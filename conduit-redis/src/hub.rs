@@ -276,7 +276,7 @@ impl RedisStreams {
         &self.shared.key
     }
 
-    /// Whether the reader is connected to Redis now (for a readiness probe: [`Health`]).
+    /// Whether the reader is connected to Redis now (for a readiness probe: [`Health`](crate::Health)).
     pub fn is_healthy(&self) -> bool {
         self.shared.healthy.load(Relaxed)
     }
