@@ -551,34 +551,47 @@ fn missing_after(after: EntryId, retained: Option<(Option<EntryId>, EntryId)>) -
 async fn read_loop(shared: Arc<Shared>, local: Arc<Local>) {
     let mut backoff = BACKOFF.0;
     let mut ever = false;
+    // Whether the current streak of failures has been logged at `warn` yet.
+    let mut warned = false;
     loop {
-        let mut conn = match shared.redis.dedicated().await {
+        let step = async {
+            let mut conn = shared.redis.dedicated().await?;
+            resume(&shared, &local, &mut conn, ever).await?;
+            Ok::<_, redis::RedisError>(conn)
+        };
+        let mut conn = match step.await {
             Ok(c) => c,
             Err(e) => {
-                if ever && shared.healthy.swap(false, Relaxed) {
-                    tracing::warn!(stream = %shared.key, error = %e, "hub reader lost Redis; reconnecting");
+                shared.healthy.store(false, Relaxed);
+                if !warned {
+                    warned = true;
+                    tracing::warn!(stream = %shared.key, error = %e, "hub reader cannot read its stream from Redis; retrying with backoff");
+                } else {
+                    tracing::debug!(stream = %shared.key, error = %e, "hub reader still cannot read its stream from Redis");
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF.1);
                 continue;
             }
         };
-        if let Err(e) = resume(&shared, &local, &mut conn, ever).await {
-            tracing::debug!(stream = %shared.key, error = %e, "hub reader could not resume");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(BACKOFF.1);
-            continue;
-        }
         if ever {
             shared.counters.reconnects.fetch_add(1, Relaxed);
             tracing::info!(stream = %shared.key, "hub reader reconnected to Redis");
         }
         ever = true;
-        backoff = BACKOFF.0;
         shared.healthy.store(true, Relaxed);
-        let err = read(&shared, &local, &mut conn).await;
+        let (err, progressed) = read(&shared, &local, &mut conn).await;
         shared.healthy.store(false, Relaxed);
         tracing::warn!(stream = %shared.key, error = %err, "hub reader lost Redis; reconnecting");
+        warned = true; // the failures until the next connection are that same outage
+        if progressed {
+            backoff = BACKOFF.0;
+        } else {
+            // Connected but the very first read failed (e.g. the key is not a stream): back off
+            // rather than spin.
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF.1);
+        }
     }
 }
 
@@ -618,8 +631,10 @@ async fn resume(shared: &Shared, local: &Local, conn: &mut Conn, ever: bool) -> 
     Ok(())
 }
 
-/// Relay entries until the connection fails; returns the error.
-async fn read(shared: &Shared, local: &Local, conn: &mut Conn) -> redis::RedisError {
+/// Relay entries until the connection fails; returns the error, and whether any read
+/// succeeded before it.
+async fn read(shared: &Shared, local: &Local, conn: &mut Conn) -> (redis::RedisError, bool) {
+    let mut progressed = false;
     loop {
         let after = local.last().unwrap_or_default();
         let reply: RedisResult<Option<StreamReadReply>> = redis::cmd("XREAD")
@@ -634,8 +649,9 @@ async fn read(shared: &Shared, local: &Local, conn: &mut Conn) -> redis::RedisEr
             .await;
         let reply = match reply {
             Ok(r) => r,
-            Err(e) => return e,
+            Err(e) => return (e, progressed),
         };
+        progressed = true;
         let Some(reply) = reply else { continue };
         for key in reply.keys {
             for entry in &key.ids {

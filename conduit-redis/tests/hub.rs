@@ -338,3 +338,42 @@ async fn retention_by_length_and_by_age_trims_the_stream() {
         .unwrap();
     assert!(len <= 51, "{len} entries kept");
 }
+
+#[tokio::test]
+async fn a_key_that_is_not_a_stream_is_retried_with_backoff_not_in_a_spin() {
+    let (logs, _guard) = Logs::capture();
+    let redis_server = RedisServer::start();
+    assert_eq!(
+        redis_server.cli(&["SET", "conduit:hub:{bad}", "x"]).trim(),
+        "OK"
+    );
+    let redis = redis(&redis_server.url());
+    let a = Instance::start(&redis, "bad").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(!a.hub.backend().is_healthy());
+    assert_eq!(get(a.addr(), "/ready").await.status, 503);
+    // Backoff from 100 ms doubling: a handful of attempts in a second, one warning.
+    let clients = redis_server.cli(&["INFO", "stats"]);
+    let connections: u64 = clients
+        .lines()
+        .find_map(|l| l.strip_prefix("total_connections_received:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap();
+    assert!(connections <= 12, "{connections} connections in a second");
+    assert_eq!(
+        logs.text()
+            .matches("hub reader cannot read its stream from Redis")
+            .count(),
+        1
+    );
+    // Publishing answers the error (503 from the app), an SSE client is still served.
+    assert_eq!(publish(a.addr(), "x").await.0, 503);
+    let mut c = SseClient::connect(a.addr(), None).await;
+    assert_eq!(c.status, 200);
+    assert!(c.keep_alives_for(KEEP_ALIVE * 2).await >= 1);
+    // Once the key is a stream again, the reader recovers.
+    redis_server.cli(&["DEL", "conduit:hub:{bad}"]);
+    a.ready().await;
+    publish(a.addr(), "fine").await;
+    assert_eq!(c.next().await.data, "fine");
+}
