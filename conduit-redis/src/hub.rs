@@ -13,7 +13,8 @@
 //!   id from before what Redis retains (trimmed, or lost in a restart of Redis without
 //!   persistence) gets a `lagged` event first, as the in-memory hub does; its `missed` count is
 //!   1, a lower bound, since Redis does not record how many entries it trimmed after an id. A
-//!   malformed id is a 400; a replay while Redis is unreachable is a 503.
+//!   malformed id is a 400. A client that reconnects while Redis is unreachable is served: its
+//!   replay waits for Redis (retried with backoff) while its stream stays open.
 //! - When Redis goes away the reader reconnects with backoff (100 ms doubling to 5 s) and
 //!   resumes after the last id it relayed; SSE streams stay open meanwhile (their keep-alives
 //!   go on). A Redis that came back without the stream's entries is detected, logged, counted
@@ -183,7 +184,7 @@ impl RedisStreamsBuilder {
         });
         let local = Arc::new(Local {
             ring: InMemory::builder().queue(self.queue).replay(0).build(),
-            last: Mutex::new(None),
+            last: Arc::default(),
         });
         let reader = tokio::spawn(read_loop(shared.clone(), local.clone()));
         RedisStreams {
@@ -229,12 +230,16 @@ struct Shared {
 struct Local {
     ring: InMemory,
     /// `None` until the reader first reached Redis.
-    last: Mutex<Option<EntryId>>,
+    last: Arc<Mutex<Option<EntryId>>>,
+}
+
+fn lock(last: &Mutex<Option<EntryId>>) -> std::sync::MutexGuard<'_, Option<EntryId>> {
+    last.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Local {
     fn last(&self) -> std::sync::MutexGuard<'_, Option<EntryId>> {
-        self.last.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.last)
     }
 }
 
@@ -695,9 +700,20 @@ impl Backend for RedisStreams {
         &self,
         last_event_id: Option<&str>,
     ) -> impl Future<Output = Result<RedisEvents, Error>> + Send {
+        std::future::ready(self.subscribe_now(last_event_id))
+    }
+}
+
+impl RedisStreams {
+    /// A subscriber: its ring cursor at the live edge and, after `Last-Event-ID: X`, a replay
+    /// of `(X, L]` where `L` is the last id relayed when the cursor was taken (read under the
+    /// same lock). No Redis command here: the replay's reads happen as the client reads, and
+    /// while Redis is away they are retried (the client's stream stays open), so a client that
+    /// reconnects during an outage is served, not refused.
+    fn subscribe_now(&self, last_event_id: Option<&str>) -> Result<RedisEvents, Error> {
         let after = match last_event_id.map(str::trim) {
-            None | Some("") => Ok(None),
-            Some(s) => EntryId::parse(s).map(Some).ok_or_else(|| {
+            None | Some("") => None,
+            Some(s) => Some(EntryId::parse(s).ok_or_else(|| {
                 tracing::debug!(
                     last_event_id = s,
                     "rejected SSE subscription: bad Last-Event-ID"
@@ -706,120 +722,135 @@ impl Backend for RedisStreams {
                     StatusCode::BAD_REQUEST,
                     "Last-Event-ID is not an event id of this stream",
                 )
-            }),
+            })?),
         };
-        let shared = self.shared.clone();
-        let local = self.local.clone();
-        async move {
-            let after = after?;
-            let (live, last) = {
-                let last = local.last();
-                let live = local.ring.subscribe_now(None)?;
-                (live, *last)
-            };
-            let mut events = RedisEvents {
-                live,
-                skip_through: None,
-                replay: None,
-                lagged: 0,
-            };
-            let Some(after) = after else {
-                return Ok(events);
-            };
-            let Some(last) = last else {
-                tracing::warn!(stream = %shared.key, "SSE replay refused: Redis not reached yet");
-                return Err(unavailable());
-            };
-            if after >= last {
-                // Caught up (or ahead of this reader): skip what the ring brings up to `after`.
-                events.skip_through = Some(after);
-                return Ok(events);
-            }
-            let retained = shared.retained(None).await.map_err(|e| {
-                tracing::warn!(stream = %shared.key, error = %e, "SSE replay failed: Redis unreachable");
-                unavailable()
-            })?;
-            if missing_after(after, retained) {
-                shared.counters.lagged_replays.fetch_add(1, Relaxed);
-                tracing::debug!(stream = %shared.key, after = %after, "replay from before what Redis retains");
-                events.lagged = 1;
-            }
-            let first = shared.range(after, last).await.map_err(|e| {
-                tracing::warn!(stream = %shared.key, error = %e, "SSE replay failed: Redis unreachable");
-                unavailable()
-            })?;
-            events.replay = Some(Replay::new(shared, after, last, first));
-            Ok(events)
-        }
+        let (live, until) = {
+            let last = self.local.last();
+            (self.local.ring.subscribe_now(None)?, *last)
+        };
+        Ok(RedisEvents {
+            live,
+            // Live events up to X are the client's already (this reader may lag the one the
+            // client read from); past the first later one, nothing is compared.
+            skip_through: after,
+            replay: after.map(|after| Replay {
+                shared: self.shared.clone(),
+                last: self.local.last.clone(),
+                buf: VecDeque::new(),
+                after,
+                until,
+                checked: false,
+                done: false,
+                fetch: None,
+            }),
+        })
     }
 }
 
-fn unavailable() -> Error {
-    Error::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the event stream's store is unreachable; retry shortly",
-    )
+/// One page of a replay: the entries, the replay's end, whether entries after the client's id
+/// are missing from Redis (checked with the first page).
+struct Page {
+    entries: Vec<StreamId>,
+    until: EntryId,
+    lagged: bool,
 }
 
-type Page = Pin<Box<dyn Future<Output = RedisResult<Vec<StreamId>>> + Send>>;
+/// Reads the next page of `(after, until]`, waiting for the reader's first id when `until` is
+/// not known yet, retrying with backoff while Redis is unreachable.
+async fn next_page(
+    shared: Arc<Shared>,
+    last: Arc<Mutex<Option<EntryId>>>,
+    after: EntryId,
+    until: Option<EntryId>,
+    check: bool,
+) -> Page {
+    let until = loop {
+        if let Some(until) = until.or(*lock(&last)) {
+            break until;
+        }
+        tokio::time::sleep(BACKOFF.0).await;
+    };
+    if after >= until {
+        return Page {
+            entries: Vec::new(),
+            until,
+            lagged: false,
+        };
+    }
+    let mut backoff = BACKOFF.0;
+    loop {
+        let page = async {
+            let lagged = check && missing_after(after, shared.retained(None).await?);
+            Ok::<_, redis::RedisError>((lagged, shared.range(after, until).await?))
+        };
+        match page.await {
+            Ok((lagged, entries)) => {
+                return Page {
+                    entries,
+                    until,
+                    lagged,
+                };
+            }
+            Err(e) => {
+                tracing::debug!(stream = %shared.key, error = %e, "SSE replay waits for Redis");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF.1);
+            }
+        }
+    }
+}
 
 /// The replay part of a subscription: `XRANGE` pages from after the client's id up to the
 /// last entry relayed when it subscribed.
 struct Replay {
     shared: Arc<Shared>,
+    last: Arc<Mutex<Option<EntryId>>>,
     buf: VecDeque<StreamId>,
-    /// The last id fetched.
+    /// The last id read (the client's, at first).
     after: EntryId,
-    until: EntryId,
-    fetch: Option<Page>,
+    /// The replay's end, once the reader has reached Redis.
+    until: Option<EntryId>,
+    /// Whether the first page (with the check for missing entries) came.
+    checked: bool,
+    done: bool,
+    fetch: Option<Pin<Box<dyn Future<Output = Page> + Send>>>,
 }
 
 impl Replay {
-    fn new(shared: Arc<Shared>, after: EntryId, until: EntryId, first: Vec<StreamId>) -> Self {
-        let mut r = Self {
-            shared,
-            buf: VecDeque::new(),
-            after,
-            until,
-            fetch: None,
-        };
-        r.take(first);
-        r
-    }
-
-    fn take(&mut self, page: Vec<StreamId>) {
-        if page.len() < PAGE {
-            // The last page: nothing more up to `until`.
-            self.after = self.until;
-        } else if let Some(id) = page.last().and_then(|e| EntryId::parse(&e.id)) {
-            self.after = id;
-        }
-        self.buf.extend(page);
-    }
-
-    /// The next replayed event, `None` once the replay is done.
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<RedisResult<Option<Event>>> {
+    /// The next replayed message, `None` once the replay is done.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
         loop {
             if let Some(entry) = self.buf.pop_front() {
                 match entry_event(&entry) {
-                    Some((_, ev)) => return Poll::Ready(Ok(Some(ev))),
+                    Some((_, ev)) => return Poll::Ready(Some(Message::Event(ev))),
                     None => continue,
                 }
             }
-            if self.after >= self.until {
-                return Poll::Ready(Ok(None));
+            if self.done {
+                return Poll::Ready(None);
             }
             let fetch = self.fetch.get_or_insert_with(|| {
-                let shared = self.shared.clone();
-                let (after, until) = (self.after, self.until);
-                Box::pin(async move { shared.range(after, until).await })
+                Box::pin(next_page(
+                    self.shared.clone(),
+                    self.last.clone(),
+                    self.after,
+                    self.until,
+                    !self.checked,
+                ))
             });
-            match fetch.as_mut().poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(r) => {
-                    self.fetch = None;
-                    self.take(r?);
-                }
+            let page = std::task::ready!(fetch.as_mut().poll(cx));
+            self.fetch = None;
+            self.checked = true;
+            self.until = Some(page.until);
+            match page.entries.last().and_then(|e| EntryId::parse(&e.id)) {
+                Some(id) if page.entries.len() == PAGE => self.after = id,
+                _ => self.done = true,
+            }
+            self.buf.extend(page.entries);
+            if page.lagged {
+                self.shared.counters.lagged_replays.fetch_add(1, Relaxed);
+                tracing::debug!(stream = %self.shared.key, "replay from before what Redis retains");
+                return Poll::Ready(Some(Message::Lagged(1)));
             }
         }
     }
@@ -832,7 +863,6 @@ pub struct RedisEvents {
     /// Skip live events up to this id (the client has them).
     skip_through: Option<EntryId>,
     replay: Option<Replay>,
-    lagged: u64,
 }
 
 impl fmt::Debug for RedisEvents {
@@ -848,20 +878,10 @@ impl Stream for RedisEvents {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
         let this = &mut *self;
-        if this.lagged > 0 {
-            return Poll::Ready(Some(Message::Lagged(std::mem::take(&mut this.lagged))));
-        }
         if let Some(replay) = &mut this.replay {
-            match replay.poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(Some(ev))) => return Poll::Ready(Some(Message::Event(ev))),
-                Poll::Ready(Ok(None)) => this.replay = None,
-                Poll::Ready(Err(e)) => {
-                    // End the stream: the client reconnects with the last id it got, and
-                    // replays the rest from whichever instance it reaches.
-                    tracing::warn!(error = %e, "SSE replay interrupted: Redis unreachable; ending the stream");
-                    return Poll::Ready(None);
-                }
+            match std::task::ready!(replay.poll_next(cx)) {
+                Some(msg) => return Poll::Ready(Some(msg)),
+                None => this.replay = None,
             }
         }
         loop {
