@@ -733,15 +733,17 @@ impl RedisStreams {
             // Live events up to X are the client's already (this reader may lag the one the
             // client read from); past the first later one, nothing is compared.
             skip_through: after,
-            replay: after.map(|after| Replay {
-                shared: self.shared.clone(),
-                last: self.local.last.clone(),
-                buf: VecDeque::new(),
-                after,
-                until,
-                checked: false,
-                done: false,
-                fetch: None,
+            replay: after.map(|after| {
+                Box::new(Replay {
+                    shared: self.shared.clone(),
+                    last: self.local.last.clone(),
+                    buf: VecDeque::new(),
+                    after,
+                    until,
+                    checked: false,
+                    done: false,
+                    fetch: None,
+                })
             }),
         })
     }
@@ -862,7 +864,9 @@ pub struct RedisEvents {
     live: InMemoryEvents,
     /// Skip live events up to this id (the client has them).
     skip_through: Option<EntryId>,
-    replay: Option<Replay>,
+    /// Boxed: most subscribers (and all of them once caught up) have none, and the size of
+    /// this struct is the per-client memory of the hub.
+    replay: Option<Box<Replay>>,
 }
 
 impl fmt::Debug for RedisEvents {
@@ -901,6 +905,17 @@ impl Stream for RedisEvents {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_subscriber_is_the_in_memory_cursor_and_two_words() {
+        // Per-client memory: the ring cursor, the id to skip through, the boxed replay.
+        let cursor = std::mem::size_of::<InMemoryEvents>();
+        assert!(
+            std::mem::size_of::<RedisEvents>() <= cursor + 32,
+            "{} vs {cursor}",
+            std::mem::size_of::<RedisEvents>()
+        );
+    }
 
     #[test]
     fn entry_ids_parse_strictly_and_order_as_redis_does() {
