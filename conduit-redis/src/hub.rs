@@ -181,6 +181,7 @@ impl RedisStreamsBuilder {
             max_age: self.max_age,
             counters: Counters::default(),
             healthy: AtomicBool::new(false),
+            publish_failing: AtomicBool::new(false),
         });
         let local = Arc::new(Local {
             ring: InMemory::builder().queue(self.queue).replay(0).build(),
@@ -223,6 +224,8 @@ struct Shared {
     max_age: Option<Duration>,
     counters: Counters,
     healthy: AtomicBool,
+    /// Whether the last publish failed (to log an outage once).
+    publish_failing: AtomicBool,
 }
 
 /// The local fan-out: the ring and the id of the last entry relayed into it, changed together
@@ -685,11 +688,19 @@ impl Backend for RedisStreams {
             match shared.publish(event).await {
                 Ok(id) => {
                     shared.counters.published.fetch_add(1, Relaxed);
+                    if shared.publish_failing.swap(false, Relaxed) {
+                        tracing::info!(stream = %shared.key, "hub publishes to Redis again");
+                    }
                     Ok(id)
                 }
                 Err(e) => {
                     shared.counters.publish_errors.fetch_add(1, Relaxed);
-                    tracing::warn!(stream = %shared.key, error = %e, "hub publish to Redis failed");
+                    // One warning an outage (each failure is counted), not one a publish.
+                    if shared.publish_failing.swap(true, Relaxed) {
+                        tracing::debug!(stream = %shared.key, error = %e, "hub publish to Redis failed");
+                    } else {
+                        tracing::warn!(stream = %shared.key, error = %e, "hub publish to Redis failed");
+                    }
                     Err(e.into())
                 }
             }
