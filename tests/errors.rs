@@ -113,10 +113,12 @@ struct Case {
     method: &'static str,
     path: &'static str,
     body: Option<(&'static str, Vec<u8>)>,
+    /// Request headers.
+    headers: &'static [(&'static str, &'static str)],
     /// Requests sent first (to spend a rate limit).
     before: usize,
     status: u16,
-    /// The plain-text body, exactly.
+    /// The plain-text body, exactly (empty for a bodiless error, whose problem has no detail).
     text: &'static str,
     /// Headers that must survive every rendering, with their values.
     keep: &'static [(&'static str, &'static str)],
@@ -133,6 +135,7 @@ impl Case {
             method,
             path,
             body: None,
+            headers: &[],
             before: 0,
             status: 0,
             text: "",
@@ -253,6 +256,18 @@ fn cases() -> Vec<Case> {
             ..Case::new("static path 400", "GET", "/static/%2e%2e/secret.txt")
         },
         Case {
+            status: 412,
+            headers: &[("if-match", "\"not-the-tag\"")],
+            present: &["etag", "last-modified"],
+            ..Case::new("static precondition 412", "GET", "/static/a.txt")
+        },
+        Case {
+            status: 416,
+            headers: &[("range", "bytes=5-9")],
+            keep: &[("content-range", "bytes */1")],
+            ..Case::new("static range 416", "GET", "/static/a.txt")
+        },
+        Case {
             status: 415,
             body: Some(("text/plain", b"hi".to_vec())),
             text: "Unsupported Media Type: request Content-Encoding `bogus` (accepted: gzip, deflate, br, zstd, one at a time)",
@@ -307,6 +322,9 @@ async fn send_case(addr: std::net::SocketAddr, case: &Case, accept: Option<&str>
     if let Some(accept) = accept {
         req = req.header("accept", accept);
     }
+    for (k, v) in case.headers {
+        req = req.header(*k, *v);
+    }
     let req = match &case.body {
         Some((ct, body)) => req
             .header("content-type", *ct)
@@ -315,6 +333,16 @@ async fn send_case(addr: std::net::SocketAddr, case: &Case, accept: Option<&str>
         None => req.body(empty()).unwrap(),
     };
     fetch(addr, req).await
+}
+
+/// What a problem's `text()` is for `case`: its plain-text body, or for a bodiless error the
+/// status's reason phrase.
+fn expected_text<'a>(case: &'a Case, reply: &Reply) -> &'a str {
+    if case.text.is_empty() {
+        reply.status.canonical_reason().unwrap()
+    } else {
+        case.text
+    }
 }
 
 /// Check one reply against its case in one rendering.
@@ -339,7 +367,9 @@ fn check(case: &Case, reply: &Reply, rendered: Rendered) {
     match rendered {
         Rendered::Text => {
             assert_eq!(reply.text(), case.text, "{name}");
-            if case.name != "server panic 500" {
+            if case.text.is_empty() {
+                assert_eq!(reply.header("content-type"), None, "{name}");
+            } else if case.name != "server panic 500" {
                 assert_eq!(
                     reply.header("content-type"),
                     Some("text/plain; charset=utf-8"),
@@ -363,7 +393,7 @@ fn check(case: &Case, reply: &Reply, rendered: Rendered) {
                 "{name}"
             );
             // The detail (or the title, when the text only repeats it) is the text rendering.
-            assert_eq!(problem.text(), case.text, "{name}");
+            assert_eq!(problem.text(), expected_text(case, reply), "{name}");
             assert_eq!(problem.extension("errors"), case.errors.as_ref(), "{name}");
             let length: usize = reply.header("content-length").unwrap().parse().unwrap();
             assert_eq!(length, reply.body.len(), "{name}");
@@ -377,7 +407,7 @@ fn check(case: &Case, reply: &Reply, rendered: Rendered) {
             let v: Value = serde_json::from_slice(&reply.body).unwrap();
             assert_eq!(
                 v,
-                json!({"code": case.status, "message": case.text}),
+                json!({"code": case.status, "message": expected_text(case, reply)}),
                 "{name}"
             );
         }

@@ -20,8 +20,9 @@
 //! it takes the problem out of the response once it has rendered it.
 //!
 //! The status, and the headers the error's response carries (`Allow`, `Retry-After`,
-//! `RateLimit-*`, `WWW-Authenticate`, CORS headers, a request id), are kept; only the body and
-//! its `Content-Type` change. A response to `HEAD` keeps its empty body. A successful response
+//! `RateLimit-*`, `WWW-Authenticate`, CORS headers, a request id, a 412's validators, a 416's
+//! `Content-Range`), are kept; only the body and its `Content-Type`, `Content-Length` and
+//! `Content-Encoding` change. A response to `HEAD` keeps its empty body. A successful response
 //! costs one look into its (usually empty) extensions: no allocation.
 //!
 //! ```
@@ -263,7 +264,6 @@ fn drop_body_headers(headers: &mut http::HeaderMap) {
         header::CONTENT_TYPE,
         header::CONTENT_LENGTH,
         header::CONTENT_ENCODING,
-        header::ETAG,
     ] {
         headers.remove(name);
     }
@@ -425,6 +425,25 @@ mod tests {
         assert_eq!(res.body().as_bytes(), Some(&b"E405: no DELETE here"[..]));
         assert_eq!(res.headers()["allow"], "GET");
         assert_eq!(res.headers()["x-request-id"], "mine");
+    }
+
+    #[tokio::test]
+    async fn a_router_renders_what_its_nested_routers_answer_unless_they_chose() {
+        use crate::{Handler, Router, get};
+        let plain = Router::new().route("/x", get(|_req: Request| async { "x" }));
+        let chosen = plain.clone().errors(ErrorRenderer::text());
+        let app = Router::new()
+            .nest("/plain", plain)
+            .nest("/chosen", chosen)
+            .errors(ErrorRenderer::problem_json());
+        let call = |path: &'static str| app.call(Request::get(path).body(Body::empty()).unwrap());
+        let res = call("/plain/nope").await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        let res = call("/chosen/nope").await;
+        assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
+        let res = call("/plain/x").await;
+        assert_eq!(res.body().as_bytes(), Some(&b"x"[..]));
     }
 
     #[test]

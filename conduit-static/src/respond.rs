@@ -208,6 +208,11 @@ fn finish(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
     let mut res = Response::new(body);
     *res.status_mut() = status;
     *res.headers_mut() = headers;
+    if status.is_client_error() {
+        // 412 and 416 keep their empty body here and their validators or `Content-Range`
+        // whatever the app's error renderer writes as the body.
+        conduit_core::attach_problem(&mut res, conduit_core::Problem::new(status));
+    }
     res
 }
 
