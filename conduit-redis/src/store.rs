@@ -129,6 +129,13 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> RedisStore<K> {
         self
     }
 
+    /// Healthy unless the last check found Redis unreachable (for a readiness probe, e.g.
+    /// `Health::all([hub.backend().health(), store.health()])`).
+    pub fn health(&self) -> crate::Health {
+        let c = self.counters.clone();
+        crate::Health::new(move || !c.down.load(Relaxed))
+    }
+
     /// What the store has done so far (for metrics).
     pub fn stats(&self) -> StoreStats {
         StoreStats {

@@ -102,6 +102,8 @@ async fn with_redis_stopped_the_store_fails_open_or_closed_within_the_timeout() 
     let registry = MetricsRegistry::new();
     open.store.register_metrics(&registry);
     assert_eq!(get(open.addr(), "/limited").await.status, 200);
+    let health = open.store.health();
+    assert!(health.is_healthy());
     redis_server.kill();
 
     for _ in 0..8 {
@@ -116,6 +118,7 @@ async fn with_redis_stopped_the_store_fails_open_or_closed_within_the_timeout() 
     let statuses: Vec<u16> = futures_statuses(fallback.addr(), 7).await;
     assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
     assert_eq!(open.store.stats().errors, 8);
+    assert!(!health.is_healthy());
     assert_eq!(fallback.store.stats().fallback, 7);
     let text = logs.text();
     assert!(text.contains("Redis unreachable"), "{text}");
@@ -133,6 +136,8 @@ async fn with_redis_stopped_the_store_fails_open_or_closed_within_the_timeout() 
         (200, Some("4"))
     );
     assert!(logs.text().contains("Redis answers again"));
+    assert_eq!(get(open.addr(), "/limited").await.status, 200);
+    assert!(health.is_healthy());
 }
 
 async fn futures_statuses(addr: std::net::SocketAddr, n: usize) -> Vec<u16> {
