@@ -89,6 +89,8 @@ feature_sets=(
     "-p conduit --no-default-features --features metrics"
     "-p conduit --no-default-features --features static"
     "-p conduit --no-default-features --features stream"
+    "-p conduit --no-default-features --features ws"
+    "-p conduit --no-default-features --features ws,stream,metrics"
     "-p conduit --no-default-features --features typed-headers"
     "-p conduit"
     "-p conduit --all-features"
@@ -96,6 +98,8 @@ feature_sets=(
     "-p conduit-server --no-default-features --features tls"
     "-p conduit-middleware --no-default-features"
     "-p conduit-middleware --no-default-features --features metrics"
+    "-p conduit-ws"
+    "-p conduit-ws --features hub,metrics"
     "-p conduit --no-default-features --features redis"
     "-p conduit-redis --no-default-features"
 )

@@ -7,7 +7,6 @@
 //! Needs `chromium` (Debian package `chromium`; `scripts/test.sh` installs it).
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use conduit::stream::hub::Backend;
 use conduit::{
     Config, Event, Hub, IntoResponse, Request, RequestExt, Router, ServeFile, Server, get, post,
 };
+use conduit_test_support::launch;
 
 /// The `live_events` example's page, served as the example serves it (conduit-static).
 const PAGE: &str = concat!(
@@ -50,69 +50,6 @@ fn app<B: Backend>(hub: Hub<B>, seen: Seen) -> Router {
                 }
             }),
         )
-}
-
-/// Kills and reaps the browser, and removes its profile directory, however the test ends.
-struct Browser {
-    child: Child,
-    profile: std::path::PathBuf,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // SIGTERM first, so Chromium stops and reaps its own helper processes; SIGKILL if it
-        // does not exit within a few seconds.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..50 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
-    }
-}
-
-fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-}
-
-fn launch(url: &str) -> Browser {
-    let bin = chromium().expect("chromium is needed for this test: apt-get install chromium");
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let profile = std::env::temp_dir().join(format!("conduit-chromium-{}-{n}", std::process::id()));
-    let child = Command::new(bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-extensions",
-            "--disable-background-networking",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromium");
-    Browser { child, profile }
 }
 
 async fn wait_until(seen: &Seen, what: &str, f: impl Fn(&[String]) -> bool) {
@@ -163,7 +100,7 @@ async fn browser_receives_events_reconnects_after_restart_and_gets_the_replay() 
     let handle = server.handle();
     let task = tokio::spawn(server.serve(app.clone()));
 
-    let _browser = launch(&format!("http://{addr}/?report"));
+    let _browser = launch(&format!("http://{addr}/?report"), &[]);
     wait_until(&seen, "the EventSource to open", |s| {
         s.iter().any(|x| x == "open")
     })
@@ -250,7 +187,7 @@ async fn browser_follows_the_stream_from_one_instance_to_another_through_redis()
     };
     ready(&hub_a).await;
 
-    let _browser = launch(&format!("http://{addr}/?report"));
+    let _browser = launch(&format!("http://{addr}/?report"), &[]);
     wait_until(&seen, "the EventSource to open", |s| {
         s.iter().any(|x| x == "open")
     })

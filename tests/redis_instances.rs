@@ -127,6 +127,24 @@ async fn two_bench_servers_on_one_redis_behave_as_one_service() {
     assert!(on_b[0].1.starts_with("{\"seq\":"), "{:?}", on_b[0]);
     assert!(conduit_redis::EntryId::parse(&on_b[0].0).is_some());
 
+    // /ws/ticks follows the same Redis hub: B's WebSocket gets A's ticks.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{b}/ws/ticks"))
+        .await
+        .expect("websocket");
+    let text = loop {
+        use futures_util::StreamExt;
+        let msg = tokio::time::timeout(HANG, ws.next())
+            .await
+            .expect("a tick in time");
+        if let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) = msg {
+            break t.to_string();
+        }
+    };
+    assert!(
+        text.starts_with("{\"seq\":") && text.contains("\"t\":"),
+        "{text}"
+    );
+
     // The /limited quota (burst 5, then 1/s per client IP) is shared by A and B.
     let t = Instant::now();
     let mut statuses = Vec::new();
