@@ -87,6 +87,36 @@ async fn serve(
     (handle, tokio::spawn(server.serve(app)))
 }
 
+/// Shut a server down and wait for it; an open SSE stream must not hold it up.
+async fn stop(
+    handle: conduit::ShutdownHandle,
+    task: tokio::task::JoinHandle<Result<(), conduit::ServerError>>,
+) {
+    handle.shutdown();
+    tokio::time::timeout(GUARD, task)
+        .await
+        .expect("shutdown does not hang on the SSE stream")
+        .unwrap()
+        .unwrap();
+}
+
+/// The page opened by a browser at `addr`, once its `EventSource` reported `open`.
+async fn open_page(addr: SocketAddr, seen: &Seen) -> conduit_test_support::Browser {
+    let browser = launch(&format!("http://{addr}/?report"), &[]);
+    wait_until(seen, "the EventSource to open", |s| {
+        s.iter().any(|x| x == "open")
+    })
+    .await;
+    browser
+}
+
+/// Publish a `tick` whose data is `data`.
+async fn tick<B: Backend>(hub: &Hub<B>, data: &str) {
+    hub.publish(Event::default().event("tick").unwrap().data(data))
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_receives_events_reconnects_after_restart_and_gets_the_replay() {
     let hub = Hub::new();
@@ -100,35 +130,17 @@ async fn browser_receives_events_reconnects_after_restart_and_gets_the_replay() 
     let handle = server.handle();
     let task = tokio::spawn(server.serve(app.clone()));
 
-    let _browser = launch(&format!("http://{addr}/?report"), &[]);
-    wait_until(&seen, "the EventSource to open", |s| {
-        s.iter().any(|x| x == "open")
-    })
-    .await;
-
-    let publish = |data: &'static str| {
-        let hub = hub.clone();
-        async move {
-            hub.publish(Event::default().event("tick").unwrap().data(data))
-                .await
-                .unwrap();
-        }
-    };
+    let _browser = open_page(addr, &seen).await;
     for d in ["a1", "a2", "a3"] {
-        publish(d).await;
+        tick(&hub, d).await;
     }
     wait_until(&seen, "a1..a3", |s| events(s) == ["a1", "a2", "a3"]).await;
 
     // Restart: graceful shutdown ends the open SSE stream at once (no waiting for the drain
     // deadline); events published while the server is down wait in the hub's replay buffer.
-    handle.shutdown();
-    tokio::time::timeout(GUARD, task)
-        .await
-        .expect("shutdown does not hang on the SSE stream")
-        .unwrap()
-        .unwrap();
+    stop(handle, task).await;
     for d in ["b1", "b2", "b3"] {
-        publish(d).await;
+        tick(&hub, d).await;
     }
     let opens_before = seen.lock().unwrap().iter().filter(|s| *s == "open").count();
     let (handle, task) = serve(addr, app).await;
@@ -146,15 +158,9 @@ async fn browser_receives_events_reconnects_after_restart_and_gets_the_replay() 
     assert!(opens > opens_before, "the browser reconnected by itself");
 
     // And live events still flow on the new connection.
-    publish("c1").await;
+    tick(&hub, "c1").await;
     wait_until(&seen, "c1", |s| s.iter().any(|x| x == "c1")).await;
-
-    handle.shutdown();
-    tokio::time::timeout(GUARD, task)
-        .await
-        .expect("shutdown")
-        .unwrap()
-        .unwrap();
+    stop(handle, task).await;
 }
 
 /// Two instances on one Redis (conduit-redis): the browser follows the stream on instance A;
@@ -187,34 +193,17 @@ async fn browser_follows_the_stream_from_one_instance_to_another_through_redis()
     };
     ready(&hub_a).await;
 
-    let _browser = launch(&format!("http://{addr}/?report"), &[]);
-    wait_until(&seen, "the EventSource to open", |s| {
-        s.iter().any(|x| x == "open")
-    })
-    .await;
-    let publish = |data: &'static str| {
-        let hub = publisher.clone();
-        async move {
-            hub.publish(Event::default().event("tick").unwrap().data(data))
-                .await
-                .unwrap();
-        }
-    };
+    let _browser = open_page(addr, &seen).await;
     for d in ["a1", "a2", "a3"] {
-        publish(d).await;
+        tick(&publisher, d).await;
     }
     wait_until(&seen, "a1..a3 from A", |s| events(s) == ["a1", "a2", "a3"]).await;
 
     // A goes away; events go on being published; B takes over the address.
-    handle.shutdown();
-    tokio::time::timeout(GUARD, task)
-        .await
-        .expect("shutdown")
-        .unwrap()
-        .unwrap();
+    stop(handle, task).await;
     drop(hub_a);
     for d in ["b1", "b2", "b3"] {
-        publish(d).await;
+        tick(&publisher, d).await;
     }
     let hub_b = instance();
     ready(&hub_b).await;
@@ -224,14 +213,8 @@ async fn browser_follows_the_stream_from_one_instance_to_another_through_redis()
         events(&seen.lock().unwrap()),
         ["a1", "a2", "a3", "b1", "b2", "b3"]
     );
-    publish("c1").await;
+    tick(&publisher, "c1").await;
     wait_until(&seen, "c1 live from B", |s| s.iter().any(|x| x == "c1")).await;
     assert_eq!(events(&seen.lock().unwrap()).len(), 7, "each event once");
-
-    handle.shutdown();
-    tokio::time::timeout(GUARD, task)
-        .await
-        .expect("shutdown")
-        .unwrap()
-        .unwrap();
+    stop(handle, task).await;
 }
