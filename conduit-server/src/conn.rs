@@ -233,7 +233,10 @@ async fn serve_http<H, I>(
                         req.extensions_mut().insert(BodyLimit(limit));
                     }
                     req.extensions_mut().insert(info.clone());
-                    if req.extensions().get::<hyper::ext::Protocol>().is_some() {
+                    // The method first: a plain request pays one comparison, not a map lookup.
+                    if req.method() == http::Method::CONNECT
+                        && req.extensions().get::<hyper::ext::Protocol>().is_some()
+                    {
                         // An extended CONNECT (RFC 8441): the stream outlives its response, so
                         // it counts as one more open request until whoever takes it over drops
                         // the hold (see `StreamHold`).
