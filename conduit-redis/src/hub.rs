@@ -50,9 +50,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use conduit_core::http::StatusCode;
 use conduit_core::{BoxError, Error};
-use conduit_stream::hub::{Backend, InMemory, InMemoryEvents, Message};
+use conduit_stream::hub::{Backend, InMemory, InMemoryEvents, Message, bad_last_event_id};
 use conduit_stream::sse::Event;
 use futures_core::Stream;
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
@@ -724,16 +723,7 @@ impl RedisStreams {
     fn subscribe_now(&self, last_event_id: Option<&str>) -> Result<RedisEvents, Error> {
         let after = match last_event_id.map(str::trim) {
             None | Some("") => None,
-            Some(s) => Some(EntryId::parse(s).ok_or_else(|| {
-                tracing::debug!(
-                    last_event_id = s,
-                    "rejected SSE subscription: bad Last-Event-ID"
-                );
-                Error::new(
-                    StatusCode::BAD_REQUEST,
-                    "Last-Event-ID is not an event id of this stream",
-                )
-            })?),
+            Some(s) => Some(EntryId::parse(s).ok_or_else(|| bad_last_event_id(s))?),
         };
         let (live, until) = {
             let last = self.local.last();

@@ -9,11 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use conduit_core::http::StatusCode;
 use conduit_core::{BoxError, Error};
 use futures_core::Stream;
 
-use crate::hub::backend::{Backend, Message};
+use crate::hub::backend::{Backend, Message, bad_last_event_id};
 use crate::sse::Event;
 
 /// The in-process [`Backend`]: one ring of the latest events, shared by every subscriber.
@@ -221,16 +220,7 @@ impl InMemory {
     pub fn subscribe_now(&self, last_event_id: Option<&str>) -> Result<InMemoryEvents, Error> {
         let after = match last_event_id.map(str::trim) {
             None | Some("") => None,
-            Some(s) => Some(s.parse::<u64>().map_err(|_| {
-                tracing::debug!(
-                    last_event_id = s,
-                    "rejected SSE subscription: bad Last-Event-ID"
-                );
-                Error::new(
-                    StatusCode::BAD_REQUEST,
-                    "Last-Event-ID is not an event id of this stream",
-                )
-            })?),
+            Some(s) => Some(s.parse::<u64>().map_err(|_| bad_last_event_id(s))?),
         };
         let mut s = self.shared.lock();
         s.subscribers += 1;
@@ -441,7 +431,7 @@ mod tests {
         assert_eq!(next(&mut s).await, "data: e4\nid: 4\n\n");
         // bad id -> 400
         let err = hub.subscribe(Some("x")).await.unwrap_err();
-        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(err.status(), conduit_core::http::StatusCode::BAD_REQUEST);
     }
 
     #[tokio::test]
