@@ -52,6 +52,11 @@ pub use conduit_static::{ServeDir, ServeFile};
 #[cfg(feature = "ws")]
 pub use conduit_ws as ws;
 
+/// Scale-out on Redis: the SSE hub backend on Redis Streams, the shared rate-limit store
+/// (feature `redis`, off by default).
+#[cfg(feature = "redis")]
+pub use conduit_redis as redis;
+
 /// JSON APIs: [`ApiRouter`](api::ApiRouter) collecting the OpenAPI 3.1 document (utoipa) from
 /// the routes, and cursor pagination ([`Page`](api::Page), [`Pagination`](api::Pagination))
 /// (feature `api`, off by default).

@@ -18,6 +18,7 @@ mod browser;
 mod files;
 mod logs;
 mod process;
+mod redis;
 #[cfg(feature = "tls")]
 mod tls;
 
@@ -25,6 +26,7 @@ pub use browser::{Browser, chromium, dump_dom, launch};
 pub use files::{TempDir, example_binary, free_addr};
 pub use logs::{Capture, Events, Logs, events_of};
 pub use process::ExampleProcess;
+pub use redis::{RedisCluster, RedisServer, redis_cli};
 #[cfg(feature = "tls")]
 pub use tls::{Cert, client_config, connect, connect_over, make_cert};
 
