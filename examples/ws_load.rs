@@ -20,7 +20,7 @@
 //!
 //! The handshakes are written by hand for `idle` (so that a socket costs the client only its
 //! TCP stream); `echo` and `broadcast` use tokio-tungstenite.
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -120,16 +120,24 @@ async fn echo(addr: String, clients: usize, messages: usize) {
 
 async fn broadcast(addr: String, clients: usize, ticks: usize) {
     type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
-    let connected = Arc::new(AtomicUsize::new(0));
+    // Ticks are recorded only once every socket is open, so the sockets opened first do not
+    // pile up arrivals while the rest connect.
+    let counting = Arc::new(AtomicBool::new(false));
+    let latest = Arc::new(AtomicU64::new(0));
+    let url = format!("ws://{addr}/ws/ticks");
+    // Open the sockets 256 at a time.
+    let opened: Vec<_> = futures_util::stream::iter(0..clients)
+        .map(|_| tokio_tungstenite::connect_async(url.clone()))
+        .buffer_unordered(256)
+        .map(|r| r.expect("connect").0)
+        .collect()
+        .await;
     let mut all: Vec<Arrivals> = Vec::with_capacity(clients);
     let mut tasks = Vec::with_capacity(clients);
-    for _ in 0..clients {
+    for mut ws in opened {
         let arrivals: Arrivals = Arc::default();
         all.push(arrivals.clone());
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/ticks"))
-            .await
-            .expect("connect");
-        connected.fetch_add(1, Ordering::SeqCst);
+        let (counting, latest) = (counting.clone(), latest.clone());
         tasks.push(tokio::spawn(async move {
             while let Some(Ok(msg)) = ws.next().await {
                 let Message::Text(t) = msg else { continue };
@@ -139,12 +147,17 @@ async fn broadcast(addr: String, clients: usize, ticks: usize) {
                     .trim_end_matches('}')
                     .parse::<u64>()
                     .unwrap_or(0);
-                arrivals.lock().unwrap().push((seq, now));
+                latest.fetch_max(seq, Ordering::Relaxed);
+                if counting.load(Ordering::Relaxed) {
+                    arrivals.lock().unwrap().push((seq, now));
+                }
             }
         }));
     }
-    // Ticks come every 100 ms: wait for TICKS of them after every socket is open.
-    let first_counted = all[0].lock().unwrap().last().map_or(0, |a| a.0) + 1;
+    // Ticks come every 100 ms: count TICKS of them, starting after the latest one any socket
+    // has seen now that every socket is open.
+    counting.store(true, Ordering::SeqCst);
+    let first_counted = latest.load(Ordering::SeqCst) + 1;
     tokio::time::sleep(Duration::from_millis(100 * ticks as u64 + 500)).await;
     let last_counted = first_counted + ticks as u64 - 1;
     let mut delays = Vec::new();
