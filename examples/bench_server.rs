@@ -20,12 +20,18 @@
 //! - `/gz/*` the compression middleware (default settings) over `ServeDir` on ROOT
 //! - `/etag/json` `/json` behind the conditional-response middleware (`ETag`, 304 on `If-None-Match`)
 //! - `/limited` "Hello, World!" behind a rate limit of a burst of 5, then 1 request/s per client IP
-//! - `/metrics` the Prometheus exposition of the metrics middleware on `/stack`
+//! - `/metrics` the Prometheus exposition of the metrics middleware on `/stack` and of the
+//!   WebSocket counts (`websocket_*`)
 //! - `/tower` "Hello, World!" behind tower-http's `SetResponseHeaderLayer` (`cache-control:
 //!   no-store` unless the handler set one) through `conduit::tower::TowerLayer`
 //! - `/tower-identity` "Hello, World!" through `TowerLayer(Identity)`: the adapter alone
 //! - `/no-store` the same answer with conduit's own equivalent, `CacheControl::no_store()`: the
 //!   baseline `/tower` is compared with (`scripts/instr_routes.sh`, see ARCHITECTURE.md)
+//!
+//! - `/ws` a WebSocket (HTTP/1.1 upgrade, or RFC 8441 over HTTP/2) that echoes every text and
+//!   binary message as it came, permessage-deflate when the client offers it, default limits
+//! - `/ws/ticks` a WebSocket subscribed to the `/sse` hub: one text message (`{"seq":N}`) per
+//!   tick; `?last_event_id=N` first replays the retained ticks after N
 //!
 //! `CONDUIT_STACK_METRICS=0` leaves the metrics middleware out of `/stack`, to measure its cost.
 use std::sync::OnceLock;
@@ -94,7 +100,7 @@ fn hub() -> &'static Hub {
 }
 
 fn app(root: &str) -> Router {
-    Router::new()
+    ws_routes(Router::new())
         .route(
             "/sse",
             get(|req: Request| {
@@ -149,6 +155,43 @@ fn app(root: &str) -> Router {
         )
 }
 
+// ---- WebSockets (conduit-ws) ----------------------------------------------------------------
+
+/// `/ws` (echo) and `/ws/ticks` (the `/sse` hub). `any`: an HTTP/2 WebSocket is a CONNECT.
+fn ws_routes(router: Router) -> Router {
+    use conduit_ws::{Message, WebSocketUpgrade};
+
+    router
+        .route(
+            "/ws",
+            conduit::any(|mut req: Request| async move {
+                let ws = WebSocketUpgrade::from_request(&mut req)?;
+                Ok::<_, conduit_ws::WsRejection>(ws.on_upgrade(|mut socket| async move {
+                    while let Some(Ok(msg)) = socket.recv().await {
+                        let echo = matches!(msg, Message::Text(_) | Message::Binary(_));
+                        if echo && socket.send(msg).await.is_err() {
+                            break;
+                        }
+                    }
+                }))
+            }),
+        )
+        .route(
+            "/ws/ticks",
+            conduit::any(|mut req: Request| async move {
+                let ws = match WebSocketUpgrade::from_request(&mut req) {
+                    Ok(ws) => ws,
+                    Err(refused) => return refused.into_response(),
+                };
+                let last = req
+                    .uri()
+                    .query()
+                    .and_then(|q| q.strip_prefix("last_event_id="));
+                conduit_ws::hub::subscribe(ws, hub(), last).await
+            }),
+        )
+}
+
 /// The recommended stack around "Hello, World!" ([`Stack`], the five layers fused), with the
 /// request metrics outside it (unless `CONDUIT_STACK_METRICS=0`). `CONDUIT_STACK=layers`
 /// composes the five layers one by one instead, to compare.
@@ -182,7 +225,11 @@ async fn json(_req: Request) -> Json<Message> {
 /// The registry `/metrics` serves.
 fn metrics_registry() -> &'static MetricsRegistry {
     static REGISTRY: OnceLock<MetricsRegistry> = OnceLock::new();
-    REGISTRY.get_or_init(MetricsRegistry::new)
+    REGISTRY.get_or_init(|| {
+        let registry = MetricsRegistry::new();
+        conduit_ws::metrics::register(&registry); // the `/ws` sockets' counts
+        registry
+    })
 }
 
 /// The request metrics of `/stack` (registered once in [`metrics_registry`]).

@@ -86,6 +86,8 @@ feature_sets=(
     "-p conduit --no-default-features --features metrics"
     "-p conduit --no-default-features --features static"
     "-p conduit --no-default-features --features stream"
+    "-p conduit --no-default-features --features ws"
+    "-p conduit --no-default-features --features ws,stream,metrics"
     "-p conduit --no-default-features --features typed-headers"
     "-p conduit"
     "-p conduit --all-features"
@@ -93,6 +95,8 @@ feature_sets=(
     "-p conduit-server --no-default-features --features tls"
     "-p conduit-middleware --no-default-features"
     "-p conduit-middleware --no-default-features --features metrics"
+    "-p conduit-ws"
+    "-p conduit-ws --features hub,metrics"
 )
 step "cargo check over ${#feature_sets[@]} feature combinations"
 for set in "${feature_sets[@]}"; do

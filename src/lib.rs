@@ -47,8 +47,8 @@ pub use conduit_static as static_files;
 #[cfg(feature = "static")]
 pub use conduit_static::{ServeDir, ServeFile};
 
-/// WebSockets: the upgrade taken in a handler, the socket as a stream and sink of messages
-/// (feature `ws`, off by default).
+/// WebSockets over HTTP/1.1 and HTTP/2 (RFC 8441): the upgrade taken in a handler, the socket
+/// as a stream and sink of messages, permessage-deflate (feature `ws`, off by default).
 #[cfg(feature = "ws")]
 pub use conduit_ws as ws;
 

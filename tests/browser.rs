@@ -7,13 +7,13 @@
 //! Needs `chromium` (Debian package `chromium`; `scripts/test.sh` installs it).
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use conduit::{
     Config, Event, Hub, IntoResponse, Request, RequestExt, Router, ServeFile, Server, get, post,
 };
+use conduit_test_support::launch;
 
 /// The `live_events` example's page, served as the example serves it (conduit-static).
 const PAGE: &str = concat!(
@@ -49,67 +49,6 @@ fn app(hub: Hub, seen: Seen) -> Router {
                 }
             }),
         )
-}
-
-/// Kills and reaps the browser, and removes its profile directory, however the test ends.
-struct Browser {
-    child: Child,
-    profile: std::path::PathBuf,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // SIGTERM first, so Chromium stops and reaps its own helper processes; SIGKILL if it
-        // does not exit within a few seconds.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..50 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
-    }
-}
-
-fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-}
-
-fn launch(url: &str) -> Browser {
-    let bin = chromium().expect("chromium is needed for this test: apt-get install chromium");
-    let profile = std::env::temp_dir().join(format!("conduit-chromium-{}", std::process::id()));
-    let child = Command::new(bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-extensions",
-            "--disable-background-networking",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromium");
-    Browser { child, profile }
 }
 
 async fn wait_until(seen: &Seen, what: &str, f: impl Fn(&[String]) -> bool) {
@@ -160,7 +99,7 @@ async fn browser_receives_events_reconnects_after_restart_and_gets_the_replay() 
     let handle = server.handle();
     let task = tokio::spawn(server.serve(app.clone()));
 
-    let _browser = launch(&format!("http://{addr}/?report"));
+    let _browser = launch(&format!("http://{addr}/?report"), &[]);
     wait_until(&seen, "the EventSource to open", |s| {
         s.iter().any(|x| x == "open")
     })

@@ -21,6 +21,7 @@ mod request;
 mod response;
 mod router;
 mod shutdown;
+mod stream_hold;
 #[cfg(feature = "tower")]
 pub mod tower;
 pub mod validate;
@@ -39,6 +40,7 @@ pub use router::{
     get, head, options, patch, post, put,
 };
 pub use shutdown::ShutdownSignal;
+pub use stream_hold::StreamHold;
 
 /// An HTTP request with a conduit [`Body`].
 pub type Request<B = Body> = http::Request<B>;

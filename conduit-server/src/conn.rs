@@ -12,7 +12,7 @@ use std::time::Duration;
 use conduit_core::http::{self, Version};
 use conduit_core::{
     Body, BodyLimit, BodyWrapper, BoxError, ConnectInfo, ErrorRenderer, Handler, Problem,
-    Rendering, ShutdownSignal, WrappedBody,
+    Rendering, ShutdownSignal, StreamHold, WrappedBody,
 };
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -61,7 +61,9 @@ impl<H: Handler> ConnContext<H> {
             .max_concurrent_streams(config.http2_max_concurrent_streams)
             .max_header_list_size(config.max_header_bytes as u32)
             .keep_alive_interval(config.http2_keep_alive_interval)
-            .keep_alive_timeout(config.http2_keep_alive_timeout);
+            .keep_alive_timeout(config.http2_keep_alive_timeout)
+            // RFC 8441: `CONNECT` with `:protocol` (a WebSocket over an HTTP/2 stream).
+            .enable_connect_protocol();
         // HTTP/1 gets no hyper timer: the watchdog enforces header and idle timeouts without
         // arming a timer per request.
         let mut http1 = http1::Builder::new();
@@ -229,6 +231,17 @@ async fn serve_http<H, I>(
                         req.extensions_mut().insert(BodyLimit(limit));
                     }
                     req.extensions_mut().insert(info.clone());
+                    // The method first: a plain request pays one comparison, not a map lookup.
+                    if req.method() == http::Method::CONNECT
+                        && req.extensions().get::<hyper::ext::Protocol>().is_some()
+                    {
+                        // An extended CONNECT (RFC 8441): the stream outlives its response, so
+                        // it counts as one more open request until whoever takes it over drops
+                        // the hold (see `StreamHold`).
+                        activity.request_started(true);
+                        let hold = StreamHold::new(FinishGuard(activity.clone()));
+                        req.extensions_mut().insert(hold);
+                    }
                     let handler = CatchPanic {
                         inner: ctx.handler.call(req),
                     };

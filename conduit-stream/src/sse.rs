@@ -194,6 +194,42 @@ impl Event {
             .map(|b| std::str::from_utf8(b).expect("ids are set from &str"))
     }
 
+    /// The last `event` field set, if any (the event type).
+    pub fn get_event(&self) -> Option<&str> {
+        self.field_lines(b"event: ").last()
+    }
+
+    /// The `data` lines joined with LF, as a browser's `EventSource` hands them over
+    /// (`None` if the event has no `data` field).
+    ///
+    /// ```
+    /// use conduit_stream::sse::Event;
+    ///
+    /// let ev = Event::default().event("tick").unwrap().data("a\nb");
+    /// assert_eq!(ev.get_event(), Some("tick"));
+    /// assert_eq!(ev.get_data().as_deref(), Some("a\nb"));
+    /// assert_eq!(Event::default().comment("x").get_data(), None);
+    /// ```
+    pub fn get_data(&self) -> Option<String> {
+        let mut lines = self.field_lines(b"data: ");
+        let first = lines.next()?;
+        let mut data = first.to_owned();
+        for line in lines {
+            data.push('\n');
+            data.push_str(line);
+        }
+        Some(data)
+    }
+
+    /// The values of the field lines that start with `prefix` (every value was set from a
+    /// `&str` without line breaks, so each is UTF-8).
+    fn field_lines<'a>(&'a self, prefix: &'static [u8]) -> impl Iterator<Item = &'a str> + 'a {
+        self.fields()
+            .split(|b| *b == b'\n')
+            .filter_map(move |line| line.strip_prefix(prefix))
+            .filter_map(|v| std::str::from_utf8(v).ok())
+    }
+
     /// The event as it goes on the wire, including the blank line that ends it, as text.
     #[deprecated(
         since = "0.1.0",

@@ -14,11 +14,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
+mod browser;
 mod files;
 mod logs;
 #[cfg(feature = "tls")]
 mod tls;
 
+pub use browser::{Browser, chromium, launch};
 pub use files::{TempDir, example_binary, free_addr};
 pub use logs::{Capture, Events, Logs, events_of};
 #[cfg(feature = "tls")]

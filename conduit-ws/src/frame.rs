@@ -54,6 +54,8 @@ impl OpCode {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct Header {
     pub(crate) fin: bool,
+    /// RSV1: the first frame of a compressed message.
+    pub(crate) compressed: bool,
     pub(crate) opcode: OpCode,
     pub(crate) mask: [u8; 4],
     /// Bytes of header (2 to 14).
@@ -63,16 +65,24 @@ pub(crate) struct Header {
 
 /// Parse a client frame header from the start of `buf`: `Ok(None)` if more bytes are needed.
 /// Checks the rules that need no state: reserved bits, opcode, masking, control frames.
-pub(crate) fn parse_header(buf: &[u8]) -> Result<Option<Header>, WsError> {
+/// `rsv1` says whether permessage-deflate was negotiated (RSV1 marks a compressed message).
+pub(crate) fn parse_header(buf: &[u8], rsv1: bool) -> Result<Option<Header>, WsError> {
     let [b0, b1, ..] = *buf else {
         return Ok(None);
     };
-    if b0 & 0x70 != 0 {
+    if b0 & 0x30 != 0 || (b0 & 0x40 != 0 && !rsv1) {
         return Err(WsError::Protocol("reserved bits set without an extension"));
     }
     let Some(opcode) = OpCode::from_bits(b0 & 0x0F) else {
         return Err(WsError::Protocol("unknown opcode"));
     };
+    let compressed = b0 & 0x40 != 0;
+    if compressed && opcode.is_control() {
+        return Err(WsError::Protocol("compressed control frame"));
+    }
+    if compressed && opcode == OpCode::Continuation {
+        return Err(WsError::Protocol("RSV1 on a continuation frame"));
+    }
     let fin = b0 & 0x80 != 0;
     if b1 & 0x80 == 0 {
         return Err(WsError::Protocol("unmasked client frame"));
@@ -110,6 +120,7 @@ pub(crate) fn parse_header(buf: &[u8]) -> Result<Option<Header>, WsError> {
     };
     Ok(Some(Header {
         fin,
+        compressed,
         opcode,
         mask: [m[0], m[1], m[2], m[3]],
         header_len: 6 + ext,
@@ -132,13 +143,18 @@ pub(crate) fn unmask(payload: &mut [u8], mask: [u8; 4]) {
 
 /// Append an unmasked, final server frame.
 pub(crate) fn write_frame(out: &mut BytesMut, opcode: OpCode, payload: &[u8]) {
-    write_frame_parts(out, opcode, &[payload]);
+    write_frame_parts(out, opcode, false, &[payload]);
 }
 
-fn write_frame_parts(out: &mut BytesMut, opcode: OpCode, parts: &[&[u8]]) {
+/// Append a final server frame of a compressed message (RSV1 set).
+pub(crate) fn write_compressed(out: &mut BytesMut, opcode: OpCode, payload: &[u8]) {
+    write_frame_parts(out, opcode, true, &[payload]);
+}
+
+fn write_frame_parts(out: &mut BytesMut, opcode: OpCode, rsv1: bool, parts: &[&[u8]]) {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     out.reserve(10 + len);
-    out.put_u8(0x80 | opcode.bits());
+    out.put_u8(0x80 | if rsv1 { 0x40 } else { 0 } | opcode.bits());
     if len < 126 {
         out.put_u8(len as u8);
     } else if let Ok(len16) = u16::try_from(len) {
@@ -174,6 +190,7 @@ pub(crate) fn write_close(out: &mut BytesMut, code: CloseCode, reason: &str) {
     write_frame_parts(
         out,
         OpCode::Close,
+        false,
         &[&code.0.to_be_bytes(), &reason.as_bytes()[..end]],
     );
 }
@@ -224,7 +241,7 @@ mod tests {
     fn header_lengths_7_16_and_64_bits() {
         for len in [0usize, 125, 126, 65535, 65536] {
             let f = masked(0x82, &vec![7; len]);
-            let h = parse_header(&f).unwrap().unwrap();
+            let h = parse_header(&f, false).unwrap().unwrap();
             assert_eq!(h.payload_len, len as u64);
             assert_eq!(h.header_len + len, f.len());
             assert_eq!(h.opcode, OpCode::Binary);
@@ -232,7 +249,7 @@ mod tests {
             // Every strict prefix of the header asks for more bytes.
             for cut in 0..h.header_len {
                 assert_eq!(
-                    parse_header(&f[..cut]).unwrap(),
+                    parse_header(&f[..cut], false).unwrap(),
                     None,
                     "len {len} cut {cut}"
                 );
@@ -251,14 +268,32 @@ mod tests {
             (&[0x89, 0xFE], "control frame over 125 bytes"),
         ];
         for (bytes, why) in cases {
-            match parse_header(bytes) {
+            match parse_header(bytes, false) {
                 Err(WsError::Protocol(w)) => assert_eq!(w, *why),
                 other => panic!("{bytes:?}: {other:?}"),
             }
         }
         let mut huge = vec![0x82, 0xFF];
         huge.extend_from_slice(&u64::MAX.to_be_bytes());
-        assert!(matches!(parse_header(&huge), Err(WsError::Protocol(_))));
+        assert!(matches!(
+            parse_header(&huge, false),
+            Err(WsError::Protocol(_))
+        ));
+        // With permessage-deflate, RSV1 marks the first frame of a data message only.
+        let h = parse_header(&[0xC1, 0x80, 0, 0, 0, 0], true)
+            .unwrap()
+            .unwrap();
+        assert!(h.compressed);
+        for (bytes, why) in [
+            (&[0xC9, 0x80][..], "compressed control frame"),
+            (&[0xC0, 0x80][..], "RSV1 on a continuation frame"),
+            (&[0xA1, 0x80][..], "reserved bits set without an extension"),
+        ] {
+            match parse_header(bytes, true) {
+                Err(WsError::Protocol(w)) => assert_eq!(w, why),
+                other => panic!("{bytes:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -30,13 +30,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use conduit_core::ShutdownSignal;
 use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use crate::deflate::{Deflate, Session};
 use crate::error::WsError;
 use crate::frame::{self, OpCode};
 use crate::message::{CloseCode, CloseFrame, Message, Utf8Bytes};
@@ -50,11 +51,14 @@ pub struct Config {
     ping_interval: Option<Duration>,
     idle_timeout: Option<Duration>,
     close_timeout: Duration,
+    deflate: Option<Deflate>,
 }
 
 impl Default for Config {
     /// 16 MiB frames, 64 MiB messages (axum's limits), a 128 KiB write buffer, a ping after
-    /// 30 s of silence, closed after 60 s of silence, 5 s for the peer's Close reply.
+    /// 30 s of silence, closed after 60 s of silence, 5 s for the peer's Close reply, and
+    /// permessage-deflate when the client offers it with [`Deflate::default`] (no context
+    /// kept per socket).
     fn default() -> Self {
         Config {
             max_frame_size: 16 << 20,
@@ -63,6 +67,7 @@ impl Default for Config {
             ping_interval: Some(Duration::from_secs(30)),
             idle_timeout: Some(Duration::from_secs(60)),
             close_timeout: Duration::from_secs(5),
+            deflate: Some(Deflate::default()),
         }
     }
 }
@@ -107,6 +112,18 @@ impl Config {
         self
     }
 
+    /// permessage-deflate (RFC 7692) when the client offers it, with these settings (`None`:
+    /// offers are declined).
+    pub fn deflate(mut self, deflate: Option<Deflate>) -> Self {
+        self.deflate = deflate;
+        self
+    }
+
+    /// The permessage-deflate settings, if compression is on.
+    pub fn get_deflate(&self) -> Option<&Deflate> {
+        self.deflate.as_ref()
+    }
+
     /// The frame limit.
     pub fn get_max_frame_size(&self) -> usize {
         self.max_frame_size
@@ -131,14 +148,23 @@ pub struct WebSocket<S = crate::Upgraded> {
     io: S,
     config: Config,
     protocol: Option<http::HeaderValue>,
+    http_version: http::Version,
     read_buf: BytesMut,
     write_buf: BytesMut,
     /// A fragmented message being assembled: its opcode and the payload so far.
     partial: Option<(OpCode, BytesMut)>,
+    /// The message being assembled is compressed (its first frame had RSV1).
+    partial_compressed: bool,
+    /// permessage-deflate, when negotiated (boxed: most sockets have none).
+    deflate: Option<Box<Session>>,
     /// What to hand over once the connection is closed: the peer's Close or the fault.
     last: Option<Result<Message, WsError>>,
     /// We sent a Close frame.
     close_sent: bool,
+    /// The code of the first Close sent or received (what [`stats`](crate::stats()) counts).
+    close_code: Option<u16>,
+    /// Counted as opened in [`stats`](crate::stats()), so counted as closed when dropped.
+    counted: bool,
     /// Flush what is queued, shut the connection down, hand over `last`, then end.
     finishing: bool,
     /// The stream has ended.
@@ -159,6 +185,7 @@ impl<S> fmt::Debug for WebSocket<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocket")
             .field("protocol", &self.protocol)
+            .field("http_version", &self.http_version)
             .field("close_sent", &self.close_sent)
             .field("done", &self.done)
             .finish_non_exhaustive()
@@ -179,11 +206,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             io,
             config,
             protocol: None,
+            http_version: http::Version::HTTP_11,
             read_buf: BytesMut::new(),
             write_buf: BytesMut::new(),
             partial: None,
+            partial_compressed: false,
+            deflate: None,
             last: None,
             close_sent: false,
+            close_code: None,
+            counted: false,
             finishing: false,
             done: false,
             last_read: Instant::now(),
@@ -201,6 +233,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self
     }
 
+    pub(crate) fn with_deflate(mut self, session: Option<Session>) -> Self {
+        self.deflate = session.map(Box::new);
+        self
+    }
+
+    /// Count this socket in [`stats`](crate::stats()): opened now, closed when dropped.
+    pub(crate) fn counted(mut self) -> Self {
+        crate::stats::opened(
+            self.http_version == http::Version::HTTP_2,
+            self.deflate.is_some(),
+        );
+        self.counted = true;
+        self
+    }
+
+    pub(crate) fn with_http_version(mut self, version: http::Version) -> Self {
+        self.http_version = version;
+        self
+    }
+
     /// Send Close 1001 when `signal` triggers (the server links it to its graceful shutdown).
     pub fn close_on(mut self, signal: ShutdownSignal) -> Self {
         self.shutdown = Some(signal);
@@ -210,6 +262,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// The subprotocol chosen in the handshake, if any.
     pub fn protocol(&self) -> Option<&str> {
         self.protocol.as_ref().and_then(|p| p.to_str().ok())
+    }
+
+    /// The HTTP version the socket runs over: `HTTP/1.1` (an upgraded connection) or
+    /// `HTTP/2` (an extended CONNECT stream, RFC 8441).
+    pub fn http_version(&self) -> http::Version {
+        self.http_version
+    }
+
+    /// The negotiated `Sec-WebSocket-Extensions` (as a browser's `WebSocket.extensions`
+    /// shows it), e.g. `permessage-deflate; server_no_context_takeover;
+    /// client_no_context_takeover`; `None` without compression.
+    pub fn extensions(&self) -> Option<&str> {
+        self.deflate.as_ref().and_then(|d| d.header().to_str().ok())
     }
 
     /// The limits and timers of this socket.
@@ -246,6 +311,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if !self.close_sent {
             frame::write_close(&mut self.write_buf, code, reason);
             self.close_sent = true;
+            self.close_code.get_or_insert(code.0);
         }
         self.close_deadline
             .get_or_insert_with(|| Instant::now() + self.config.close_timeout);
@@ -255,6 +321,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     #[cold]
     fn fail(&mut self, err: WsError) {
         let code = err.close_code().unwrap_or(CloseCode::PROTOCOL);
+        crate::stats::fault(&err);
         tracing::info!(
             code = code.0,
             error = %err,
@@ -394,7 +461,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Take one frame from the read buffer, if a whole one is there. A message (or `None`
     /// when the frame completed nothing the reader sees, or more bytes are needed).
     fn parse_frame(&mut self) -> Result<Parsed, WsError> {
-        let Some(h) = frame::parse_header(&self.read_buf)? else {
+        let Some(h) = frame::parse_header(&self.read_buf, self.deflate.is_some())? else {
             return Ok(Parsed::NeedMore);
         };
         let limit = self.config.max_frame_size;
@@ -453,6 +520,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             OpCode::Pong => Ok(Parsed::Message(Message::Pong(payload.freeze()))),
             OpCode::Close => {
                 let close = frame::parse_close(payload.freeze())?;
+                self.close_code
+                    .get_or_insert(close.as_ref().map_or(1005, |f| f.code.0));
                 if !self.close_sent {
                     let code = close.as_ref().map_or(CloseCode::NORMAL, |f| f.code);
                     tracing::debug!(code = code.0, "WebSocket closed by the peer");
@@ -470,23 +539,52 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 Ok(Parsed::Consumed)
             }
             OpCode::Text | OpCode::Binary if h.fin => {
+                let payload = self.inflated(payload.freeze(), h.compressed)?;
                 Ok(Parsed::Message(data_message(h.opcode, payload)?))
             }
             OpCode::Text | OpCode::Binary => {
                 self.partial = Some((h.opcode, payload));
+                self.partial_compressed = h.compressed;
                 Ok(Parsed::Consumed)
             }
             OpCode::Continuation => {
                 let (opcode, mut so_far) = self.partial.take().expect("checked above");
                 so_far.extend_from_slice(&payload);
                 if h.fin {
-                    Ok(Parsed::Message(data_message(opcode, so_far)?))
+                    let payload = self.inflated(so_far.freeze(), self.partial_compressed)?;
+                    Ok(Parsed::Message(data_message(opcode, payload)?))
                 } else {
                     self.partial = Some((opcode, so_far));
                     Ok(Parsed::Consumed)
                 }
             }
         }
+    }
+
+    /// A whole received message's payload, inflated if it was compressed (bounded by the
+    /// message limit: 1009 before it is inflated in full).
+    fn inflated(&mut self, payload: Bytes, compressed: bool) -> Result<Bytes, WsError> {
+        match (&mut self.deflate, compressed) {
+            (Some(d), true) => d.inflate(&payload, self.config.max_message_size),
+            _ => Ok(payload),
+        }
+    }
+
+    /// Append a message to the write buffer: text and binary compressed when permessage-deflate
+    /// is on and it pays.
+    fn encode(&mut self, msg: &Message) {
+        let (opcode, payload) = match msg {
+            Message::Text(t) => (OpCode::Text, t.as_bytes().as_ref()),
+            Message::Binary(b) => (OpCode::Binary, b.as_ref()),
+            _ => return frame::write_message(&mut self.write_buf, msg),
+        };
+        if let Some(d) = &mut self.deflate {
+            let mut out = Vec::new();
+            if d.compress(payload, &mut out) {
+                return frame::write_compressed(&mut self.write_buf, opcode, &out);
+            }
+        }
+        frame::write_frame(&mut self.write_buf, opcode, payload);
     }
 
     /// Read what the connection has into the read buffer. Ready(Ok(false)) at end of file.
@@ -605,14 +703,21 @@ enum Parsed {
     NeedMore,
 }
 
-fn data_message(opcode: OpCode, payload: BytesMut) -> Result<Message, WsError> {
-    let payload = payload.freeze();
+fn data_message(opcode: OpCode, payload: Bytes) -> Result<Message, WsError> {
     if opcode == OpCode::Text {
         Utf8Bytes::try_from_bytes(payload)
             .map(Message::Text)
             .map_err(|_| WsError::InvalidUtf8)
     } else {
         Ok(Message::Binary(payload))
+    }
+}
+
+impl<S> Drop for WebSocket<S> {
+    fn drop(&mut self) {
+        if self.counted {
+            crate::stats::closed(self.close_code);
+        }
     }
 }
 
@@ -643,7 +748,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         if this.close_sent || this.done {
             return Err(WsError::Closed);
         }
-        frame::write_message(&mut this.write_buf, &msg);
+        this.encode(&msg);
+        if let Message::Close(frame) = &msg {
+            this.close_code
+                .get_or_insert(frame.as_ref().map_or(1000, |f| f.code.0));
+        }
         if msg.is_close() {
             this.close_sent = true;
             this.close_deadline = Some(Instant::now() + this.config.close_timeout);

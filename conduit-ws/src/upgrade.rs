@@ -65,11 +65,15 @@ use std::net::SocketAddr;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use conduit_core::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
-use conduit_core::{Body, ConnectInfo, IntoResponse, Request, Response, ShutdownSignal};
+use conduit_core::{
+    Body, ConnectInfo, IntoResponse, Request, Response, ShutdownSignal, StreamHold,
+};
+use hyper::ext::Protocol;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use sha1::{Digest, Sha1};
 
+use crate::deflate::{self, Session};
 use crate::socket::{Config, WebSocket};
 
 /// The GUID of RFC 6455 section 1.3, appended to the key for `Sec-WebSocket-Accept`.
@@ -78,9 +82,15 @@ const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// A checked WebSocket handshake, ready to be accepted with
 /// [`on_upgrade`](WebSocketUpgrade::on_upgrade).
 pub struct WebSocketUpgrade {
-    accept: HeaderValue,
+    /// `Sec-WebSocket-Accept` (HTTP/1.1); `None` over HTTP/2, which has no key.
+    accept: Option<HeaderValue>,
     on_upgrade: OnUpgrade,
+    /// Over HTTP/2: keeps the server counting the stream as open while the socket runs.
+    hold: Option<StreamHold>,
+    version: Version,
     offered: Vec<HeaderValue>,
+    /// The `Sec-WebSocket-Extensions` lines of the request (permessage-deflate offers).
+    extensions: Vec<HeaderValue>,
     protocol: Option<HeaderValue>,
     origin: Option<HeaderValue>,
     origin_allowed: bool,
@@ -91,6 +101,7 @@ pub struct WebSocketUpgrade {
 impl fmt::Debug for WebSocketUpgrade {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocketUpgrade")
+            .field("version", &self.version)
             .field("protocol", &self.protocol)
             .field("origin", &self.origin)
             .field("config", &self.config)
@@ -193,6 +204,25 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
     })
 }
 
+/// `Sec-WebSocket-Version` must be 13, once (both HTTP versions): 400 without it, 426 for
+/// another.
+fn check_version(h: &HeaderMap, peer: Option<SocketAddr>) -> Result<(), WsRejection> {
+    let mut versions = h.get_all(header::SEC_WEBSOCKET_VERSION).iter();
+    match (versions.next(), versions.next()) {
+        (Some(v), None) if v == "13" => Ok(()),
+        (None, _) => Err(WsRejection::new(
+            StatusCode::BAD_REQUEST,
+            "no Sec-WebSocket-Version",
+            peer,
+        )),
+        _ => Err(WsRejection::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "unsupported Sec-WebSocket-Version (13 is supported)",
+            peer,
+        )),
+    }
+}
+
 /// `Sec-WebSocket-Accept` for a key: base64(SHA-1(key + GUID)).
 pub fn accept_key(key: &[u8]) -> String {
     let mut sha = Sha1::new();
@@ -207,6 +237,9 @@ impl WebSocketUpgrade {
     pub fn from_request(req: &mut Request) -> Result<Self, WsRejection> {
         let peer = req.extensions().get::<ConnectInfo>().map(|c| c.peer_addr());
         let reject = |status, reason| Err(WsRejection::new(status, reason, peer));
+        if req.version() == Version::HTTP_2 && req.method() == Method::CONNECT {
+            return Self::from_extended_connect(req, peer);
+        }
         let h = req.headers();
         if !has_token(h, header::UPGRADE, "websocket") {
             return reject(StatusCode::UPGRADE_REQUIRED, NOT_AN_UPGRADE);
@@ -226,17 +259,7 @@ impl WebSocketUpgrade {
                 "Upgrade: websocket without Connection: upgrade",
             );
         }
-        let mut versions = h.get_all(header::SEC_WEBSOCKET_VERSION).iter();
-        match (versions.next(), versions.next()) {
-            (None, _) => return reject(StatusCode::BAD_REQUEST, "no Sec-WebSocket-Version"),
-            (Some(v), None) if v == "13" => {}
-            _ => {
-                return reject(
-                    StatusCode::UPGRADE_REQUIRED,
-                    "unsupported Sec-WebSocket-Version (13 is supported)",
-                );
-            }
-        }
+        check_version(h, peer)?;
         let mut keys = h.get_all(header::SEC_WEBSOCKET_KEY).iter();
         let key = match (keys.next(), keys.next()) {
             (Some(k), None) => k,
@@ -250,6 +273,42 @@ impl WebSocketUpgrade {
             );
         }
         let accept = HeaderValue::try_from(accept_key(key.as_bytes())).expect("base64 is ASCII");
+        Self::accepted(req, Some(accept), peer)
+    }
+
+    /// RFC 8441: an HTTP/2 `CONNECT` with `:protocol websocket` opens the socket on its stream.
+    fn from_extended_connect(
+        req: &mut Request,
+        peer: Option<SocketAddr>,
+    ) -> Result<Self, WsRejection> {
+        let reject = |status, reason| Err(WsRejection::new(status, reason, peer));
+        match req.extensions().get::<Protocol>() {
+            None => {
+                return reject(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "CONNECT without :protocol on a WebSocket route",
+                );
+            }
+            Some(p) if !p.as_str().eq_ignore_ascii_case("websocket") => {
+                return reject(
+                    StatusCode::BAD_REQUEST,
+                    "extended CONNECT with a :protocol other than websocket",
+                );
+            }
+            Some(_) => {}
+        }
+        check_version(req.headers(), peer)?;
+        Self::accepted(req, None, peer)
+    }
+
+    /// The parts of an accepted handshake common to HTTP/1.1 (`accept` is the
+    /// `Sec-WebSocket-Accept` value) and HTTP/2 (`None`).
+    fn accepted(
+        req: &mut Request,
+        accept: Option<HeaderValue>,
+        peer: Option<SocketAddr>,
+    ) -> Result<Self, WsRejection> {
+        let h = req.headers();
         let offered = h
             .get_all(header::SEC_WEBSOCKET_PROTOCOL)
             .iter()
@@ -259,27 +318,44 @@ impl WebSocketUpgrade {
             .filter(|p| !p.is_empty())
             .collect();
         let origin = h.get(header::ORIGIN).cloned();
+        let extensions = h
+            .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+            .iter()
+            .cloned()
+            .collect();
+        let version = req.version();
         let Some(on_upgrade) = req.extensions_mut().remove::<OnUpgrade>() else {
-            // Not a client fault: a server without HTTP/1.1 upgrades, or an HTTP/2 request.
+            // Not a client fault: a server without HTTP/1.1 upgrades or extended CONNECT.
             tracing::warn!(
                 peer = peer.map(tracing::field::display),
                 "WebSocket handshake on a connection that cannot be upgraded"
             );
-            return reject(
+            return Err(WsRejection::new(
                 StatusCode::UPGRADE_REQUIRED,
-                "this connection cannot be upgraded (WebSockets need HTTP/1.1)",
-            );
+                "this connection cannot be upgraded",
+                peer,
+            ));
         };
+        let hold = req.extensions_mut().remove::<StreamHold>();
         Ok(WebSocketUpgrade {
             accept,
             on_upgrade,
+            hold,
+            version,
             offered,
+            extensions,
             protocol: None,
             origin,
             origin_allowed: true,
             config: Config::default(),
             peer,
         })
+    }
+
+    /// The HTTP version the socket runs over: `HTTP/1.1` (an upgraded connection) or `HTTP/2`
+    /// (an extended CONNECT stream, RFC 8441).
+    pub fn http_version(&self) -> Version {
+        self.version
     }
 
     /// Choose a subprotocol: the first of `supported` (in the server's order of preference)
@@ -357,37 +433,55 @@ impl WebSocketUpgrade {
         let shutdown = ShutdownSignal::new();
         let signal = shutdown.clone();
         let WebSocketUpgrade {
+            accept,
             on_upgrade,
+            hold,
+            version,
             protocol,
             config,
             peer,
+            extensions,
             ..
         } = self;
         let chosen = protocol.clone();
+        let deflate = config
+            .get_deflate()
+            .and_then(|d| Some(Session::new(deflate::negotiate(extensions.iter(), d)?, d)));
+        let extensions = deflate.as_ref().map(|d| d.header().clone());
         tokio::spawn(async move {
+            let peer = peer.map(tracing::field::display);
             match on_upgrade.await {
                 Ok(upgraded) => {
-                    tracing::debug!(peer = peer.map(tracing::field::display), "WebSocket opened");
+                    tracing::debug!(peer, http = ?version, "WebSocket opened over {version:?}");
                     let socket = WebSocket::from_io(TokioIo::new(upgraded), config)
                         .with_protocol(chosen)
-                        .close_on(signal);
+                        .with_deflate(deflate)
+                        .with_http_version(version)
+                        .close_on(signal)
+                        .counted();
                     callback(socket).await;
                 }
-                Err(e) => tracing::debug!(
-                    peer = peer.map(tracing::field::display),
-                    error = %e,
-                    "WebSocket upgrade failed"
-                ),
+                Err(e) => tracing::debug!(peer, error = %e, "WebSocket upgrade failed"),
             }
+            drop(hold);
         });
         let mut res = Response::new(Body::empty());
-        *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        // RFC 8441 section 5: over HTTP/2 a 2xx opens the socket on the stream.
+        *res.status_mut() = match accept {
+            Some(_) => StatusCode::SWITCHING_PROTOCOLS,
+            None => StatusCode::OK,
+        };
         let h = res.headers_mut();
-        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, self.accept);
+        if let Some(accept) = accept {
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
         if let Some(p) = protocol {
             h.insert(header::SEC_WEBSOCKET_PROTOCOL, p);
+        }
+        if let Some(e) = extensions {
+            h.insert(header::SEC_WEBSOCKET_EXTENSIONS, e);
         }
         // The server links this to its drain, so the socket hears about shutdown.
         res.extensions_mut().insert(shutdown);

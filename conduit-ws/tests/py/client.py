@@ -50,8 +50,57 @@ async def ping_pong():
 async def subprotocol():
     async with connect(URL + "/echo", subprotocols=["other", "chat"]) as ws:
         assert ws.subprotocol == "chat", ws.subprotocol
-        # The client offered permessage-deflate; the server does not take it (yet).
+        # websockets offers permessage-deflate by default; the server keeps no context.
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") == (
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+            "client_max_window_bits=15"
+        ), ws.response.headers.get("Sec-WebSocket-Extensions")
+
+
+async def deflate_round_trip(path, expected):
+    async with connect(URL + path, max_size=None) as ws:
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") == expected, \
+            ws.response.headers.get("Sec-WebSocket-Extensions")
+        for i in range(20):
+            text = f"message {i}: " + "the quick brown fox jumps over the lazy dog " * (i * 10)
+            await ws.send(text)
+            assert await ws.recv() == text, f"compressed text {i}"
+            data = bytes(range(256)) * i + b"\x00" * (i * 500)
+            await ws.send(data)
+            assert await ws.recv() == data, f"compressed binary {i}"
+        # A fragmented compressed message.
+        await ws.send(["compressed " * 50, "fragments " * 50])
+        assert await ws.recv() == "compressed " * 50 + "fragments " * 50
+
+
+async def deflate_without_context_takeover():
+    await deflate_round_trip("/echo", (
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+        "client_max_window_bits=15"))
+
+
+async def deflate_with_context_takeover():
+    await deflate_round_trip("/echo-takeover", "permessage-deflate; client_max_window_bits=15")
+
+
+async def no_deflate_when_not_offered():
+    async with connect(URL + "/echo", compression=None) as ws:
         assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+        await ws.send("plain " * 100)
+        assert await ws.recv() == "plain " * 100
+
+
+async def compression_bomb():
+    # 4x the message limit of zeros compresses to a few KB, well under the frame limit: the
+    # server must refuse it with 1009 while inflating.
+    async with connect(URL + "/echo", max_size=None) as ws:
+        await ws.send(b"\x00" * (MAX_MESSAGE * 4))
+        try:
+            await asyncio.wait_for(ws.recv(), 5)
+        except ConnectionClosedError as e:
+            assert e.rcvd is not None and e.rcvd.code == 1009, e
+        else:
+            raise AssertionError("a compression bomb was inflated")
 
 
 async def close_handshake():
@@ -61,7 +110,8 @@ async def close_handshake():
 
 
 async def too_big():
-    async with connect(URL + "/echo", max_size=None) as ws:
+    # Uncompressed, so the frame on the wire is over the frame limit.
+    async with connect(URL + "/echo", max_size=None, compression=None) as ws:
         await ws.send(b"x" * (MAX_FRAME + 1))
         try:
             await asyncio.wait_for(ws.recv(), 5)
@@ -97,7 +147,8 @@ async def keep_alive():
 
 async def main():
     checks = [echo_sizes, fragments, ping_pong, subprotocol, close_handshake, too_big,
-              foreign_origin, keep_alive]
+              foreign_origin, keep_alive, deflate_without_context_takeover,
+              deflate_with_context_takeover, no_deflate_when_not_offered, compression_bomb]
     for check in checks:
         try:
             await asyncio.wait_for(check(), 20)

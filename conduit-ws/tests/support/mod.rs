@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use conduit_core::{Request, Response, Router, get};
+use conduit_core::{Request, Response, Router, any, get};
 use conduit_server::{Config as ServerConfig, Server, ShutdownHandle};
-use conduit_ws::{Config, Message, WebSocket, WebSocketUpgrade, WsRejection};
+use conduit_ws::{Config, Deflate, Message, WebSocket, WebSocketUpgrade, WsRejection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -63,10 +63,12 @@ pub fn app(
     let o2 = open.clone();
     let o3 = open.clone();
     let o4 = open.clone();
+    let o5 = open.clone();
     Router::new()
         .route(
             "/echo",
-            get(move |mut req: Request| {
+            // `any`: an HTTP/2 WebSocket (RFC 8441) arrives as CONNECT, HTTP/1.1 as GET.
+            any(move |mut req: Request| {
                 let open = o1.clone();
                 async move {
                     let ws = upgrade(&mut req)?;
@@ -76,6 +78,34 @@ pub fn app(
                             .on_upgrade(move |s| echo(s, open)),
                     )
                 }
+            }),
+        )
+        .route(
+            "/echo-takeover",
+            get(move |mut req: Request| {
+                let open = o5.clone();
+                async move {
+                    let ws = upgrade(&mut req)?;
+                    let deflate = Deflate::default()
+                        .server_context_takeover(true)
+                        .client_context_takeover(true);
+                    Ok::<Response, WsRejection>(
+                        ws.config(echo_config().deflate(Some(deflate)))
+                            .on_upgrade(move |s| echo(s, open)),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/info",
+            any(|mut req: Request| async move {
+                let ws = upgrade(&mut req)?;
+                Ok::<Response, WsRejection>(ws.on_upgrade(|mut socket| async move {
+                    let about = format!("{:?}", socket.http_version());
+                    if socket.send(Message::text(about)).await.is_ok() {
+                        while let Some(Ok(_)) = socket.recv().await {}
+                    }
+                }))
             }),
         )
         .route(
@@ -342,4 +372,71 @@ pub fn encode(b0: u8, payload: &[u8], masked: bool) -> Vec<u8> {
         out.extend_from_slice(payload);
     }
     out
+}
+
+// ---- an RFC 8441 client: hyper's HTTP/2 client sends the extended CONNECT, tokio-tungstenite
+// speaks RFC 6455 over the stream it opens.
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper::client::conn::http2::SendRequest;
+use hyper::ext::Protocol;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+pub type H2Client = SendRequest<Empty<Bytes>>;
+pub type H2Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+pub async fn h2_over<T>(io: T) -> H2Client
+where
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut tx, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    // The server's SETTINGS (with ENABLE_CONNECT_PROTOCOL) arrive with its first frames: one
+    // plain request makes sure they have been read before an extended CONNECT is sent.
+    let warm = http::Request::get("http://localhost/none")
+        .body(Empty::new())
+        .unwrap();
+    tx.send_request(warm).await.expect("a first request");
+    tx
+}
+
+pub async fn h2c(addr: std::net::SocketAddr) -> H2Client {
+    h2_over(TcpStream::connect(addr).await.expect("connect")).await
+}
+
+/// An extended CONNECT to `path`; the response and, on 200, the socket on its stream.
+pub async fn open_h2(
+    tx: &mut H2Client,
+    path: &str,
+    protocol: &'static str,
+    headers: &[(&str, &str)],
+) -> (http::Response<hyper::body::Incoming>, Option<H2Socket>) {
+    let mut req = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .uri(format!("http://localhost{path}"));
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    let mut req = req.body(Empty::new()).unwrap();
+    req.extensions_mut().insert(Protocol::from_static(protocol));
+    let mut res = tx.send_request(req).await.expect("response");
+    if res.status() != http::StatusCode::OK {
+        return (res, None);
+    }
+    let upgraded = hyper::upgrade::on(&mut res).await.expect("upgraded stream");
+    let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
+    (res, Some(ws))
+}
+
+pub async fn open_ws(tx: &mut H2Client, path: &str) -> H2Socket {
+    let (res, ws) = open_h2(tx, path, "websocket", &[("sec-websocket-version", "13")]).await;
+    assert_eq!(res.status(), 200);
+    ws.expect("socket")
 }
