@@ -26,7 +26,8 @@
 #   rate       constant-rate latency: oha with --latency-correction at each of RATES, 64
 #              connections (CONNECTIONS, if set), the server pinned to SERVER_CPU and oha to
 #              LOAD_CPU; prints one row per rate and endpoint (achieved req/s, p50, p99, p99.9,
-#              max, non-2xx, errors). Latency correction counts each request from the moment
+#              max, non-2xx, errors: oha counts a request still in flight when the duration
+#              ends as one). Latency correction counts each request from the moment
 #              the schedule meant to send it, so a stalled server shows in the tail instead of
 #              slowing the load down. Not part of `all` (it pins CPUs)
 #
@@ -382,10 +383,12 @@ cmd_rate() {
     say "rate: oha --latency-correction, $conns connections, ${SECS}s per rate, server on CPU $cpu, oha on CPU $load_cpu"
     local rows="$OUT_DIR/rate.tsv"
     : > "$rows"
+    local k=0
     for u in "${URLS[@]}"; do
+        k=$((k + 1))
         for r in $rates; do
-            local out="$OUT_DIR/rate-$r.json"
-            bounded taskset -c "$load_cpu" oha --no-tui --json --latency-correction \
+            local out="$OUT_DIR/rate-$k-$r.json"
+            bounded taskset -c "$load_cpu" oha --no-tui --output-format json --latency-correction \
                 -z "${SECS}s" -c "$conns" -q "$r" "$u" > "$out" \
                 || { echo "oha failed at $r req/s on $u" >&2; continue; }
             printf '%s\t%s\t%s\t%s\n' "$label" "${u#"$SERVER_URL"}" "$r" "$out" >> "$rows"
