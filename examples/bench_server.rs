@@ -34,6 +34,11 @@
 //!   tick; `?last_event_id=N` first replays the retained ticks after N
 //!
 //! `CONDUIT_STACK_METRICS=0` leaves the metrics middleware out of `/stack`, to measure its cost.
+//!
+//! With `REDIS_URL` set (e.g. `redis://127.0.0.1:6379`), `/sse` (and `/ws/ticks`) is a hub on
+//! the Redis stream of topic `ticks` and `/limited` keeps its quota in Redis (`conduit_redis`), so several
+//! bench_servers on one Redis behave as one service; only the one started with `TICKS=1`
+//! publishes the ticks. Without `REDIS_URL` nothing changes.
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -103,9 +108,11 @@ fn app(root: &str) -> Router {
     ws_routes(Router::new())
         .route(
             "/sse",
-            get(|req: Request| {
-                let sse = hub().sse(&req);
-                async move { sse.await.into_response() }
+            redis_mode::sse().unwrap_or_else(|| {
+                get(|req: Request| {
+                    let sse = hub().sse(&req);
+                    async move { sse.await.into_response() }
+                })
             }),
         )
         .route(
@@ -131,8 +138,10 @@ fn app(root: &str) -> Router {
         .route("/etag/json", get(json.with(ETag::new())))
         .route(
             "/limited",
-            get((|_req: Request| async { "Hello, World!" })
-                .with(RateLimit::new(Quota::per_second(1).burst(5)))),
+            redis_mode::limited().unwrap_or_else(|| {
+                get((|_req: Request| async { "Hello, World!" })
+                    .with(RateLimit::new(Quota::per_second(1).burst(5))))
+            }),
         )
         .route("/metrics", get(metrics_registry().endpoint()))
         .route(
@@ -187,7 +196,10 @@ fn ws_routes(router: Router) -> Router {
                     .uri()
                     .query()
                     .and_then(|q| q.strip_prefix("last_event_id="));
-                conduit_ws::hub::subscribe(ws, hub(), last).await
+                match redis_mode::hub() {
+                    Some(redis_hub) => conduit_ws::hub::subscribe(ws, redis_hub, last).await,
+                    None => conduit_ws::hub::subscribe(ws, hub(), last).await,
+                }
             }),
         )
 }
@@ -268,5 +280,82 @@ fn main() -> Result<(), conduit::ServerError> {
     if std::env::var("CONDUIT_H2_PING").as_deref() == Ok("0") {
         config = config.http2_keep_alive_interval(None);
     }
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        return redis_mode::run(config, &url, &root);
+    }
     conduit::run(config, app(&root))
+}
+
+/// `REDIS_URL` mode: the `/sse` hub and the `/limited` quota in Redis.
+mod redis_mode {
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    use conduit::middleware::{Quota, RateLimit};
+    use conduit::{Config, Event, HandlerExt, Hub, IntoResponse, MethodRouter, Request, get};
+    use conduit_redis::{Redis, RedisStore, RedisStreams};
+
+    static REDIS: OnceLock<(Redis, Hub<RedisStreams>)> = OnceLock::new();
+
+    /// The Redis hub, when in this mode (`/ws/ticks` subscribes to it too).
+    pub fn hub() -> Option<&'static Hub<RedisStreams>> {
+        REDIS.get().map(|(_, hub)| hub)
+    }
+
+    /// `/sse` on the Redis hub, when in this mode.
+    pub fn sse() -> Option<MethodRouter> {
+        let (_, hub) = REDIS.get()?;
+        let hub = hub.clone();
+        Some(get(move |req: Request| {
+            let sse = hub.sse(&req);
+            async move { sse.await.into_response() }
+        }))
+    }
+
+    /// `/limited` with its quota in Redis, when in this mode.
+    pub fn limited() -> Option<MethodRouter> {
+        let (redis, _) = REDIS.get()?;
+        let limit = RateLimit::new(Quota::per_second(1).burst(5)).store(RedisStore::new(redis));
+        Some(get((|_req: Request| async { "Hello, World!" }).with(limit)))
+    }
+
+    pub fn run(config: Config, url: &str, root: &str) -> Result<(), conduit::ServerError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let redis = Redis::open(url).map_err(std::io::Error::other)?;
+            let hub = Hub::with_backend(RedisStreams::new(&redis, "ticks"));
+            if std::env::var("TICKS").as_deref() == Ok("1") {
+                tokio::spawn(tick(hub.clone()));
+            }
+            let _ = REDIS.set((redis, hub));
+            conduit::Server::bind(config)
+                .await?
+                .serve(super::app(root))
+                .await
+        })
+    }
+
+    /// A `tick` every 100 ms, as the in-process hub publishes them, stamped with the time
+    /// just before its `XADD` (`"t"`, microseconds since the Unix epoch) so `sse_load` measures
+    /// the fan-out from the publish.
+    async fn tick(hub: Hub<RedisStreams>) {
+        let mut every = tokio::time::interval(Duration::from_millis(100));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        for seq in 1u64.. {
+            every.tick().await;
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_micros();
+            let event = Event::default()
+                .event("tick")
+                .expect("static name")
+                .data(format!("{{\"seq\":{seq},\"t\":{t}}}"));
+            if let Err(e) = hub.publish(event).await {
+                tracing::warn!(error = %e, "tick not published to Redis");
+            }
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! ulimit -n 65536
 //! cargo run --release --example sse_load -- [ADDR] [CLIENTS] [TICKS]   # 127.0.0.1:18090 10000 50
 //! cargo run --release --example sse_load -- [ADDR] [CLIENTS] idle     # baseline: GET / kept open
+//! cargo run --release --example sse_load -- ADDR1,ADDR2 [CLIENTS] [TICKS]  # clients split over both
 //! ```
 //!
 //! `idle` opens the same number of keep-alive connections that each made one `GET /`, holds
@@ -16,16 +17,22 @@
 //! spread, publish-to-last-delivery minus the fastest delivery (which on loopback is tens of
 //! microseconds after the publish). Reported: p50 / p99 / max of that delay over every
 //! (tick, client) pair, ticks counted only once every client is connected.
+//!
+//! Ticks that carry their publish time (`data: {"seq":N,"t":MICROS}`, microseconds since the
+//! Unix epoch, as bench_server's `REDIS_URL` mode stamps them just before the `XADD`) are also
+//! measured from that moment: the whole path publish → Redis → reader → fan-out → client, on
+//! one machine's clock.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// One client's arrivals (its own lock, so clients never contend): (seq, when).
-type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
+/// One client's arrivals (its own lock, so clients never contend): (seq, when, the delay
+/// since the tick's publish time when it carries one).
+type Arrivals = Arc<Mutex<Vec<(u64, Instant, Option<Duration>)>>>;
 
 async fn client(
     path: &'static str,
@@ -53,6 +60,9 @@ async fn client(
             return Ok(());
         }
         let now = Instant::now();
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         if !counted {
             counted = true;
             connected.fetch_add(1, Ordering::SeqCst);
@@ -65,14 +75,17 @@ async fn client(
             let Some(end) = pending[digits..].iter().position(|&b| b == b'}') else {
                 break;
             };
-            let seq = std::str::from_utf8(&pending[digits..digits + end])
-                .ok()
-                .and_then(|d| d.parse::<u64>().ok());
-            if let Some(seq) = seq {
+            let fields = std::str::from_utf8(&pending[digits..digits + end]).unwrap_or("");
+            let (seq, stamp) = match fields.split_once(",\"t\":") {
+                Some((seq, t)) => (seq, t.parse::<u64>().ok()),
+                None => (fields, None),
+            };
+            if let Ok(seq) = seq.parse::<u64>() {
                 latest.fetch_max(seq, Ordering::Relaxed);
                 let from = start_seq.load(Ordering::Relaxed);
                 if from != 0 && seq >= from {
-                    arrivals.lock().unwrap().push((seq, now));
+                    let since = stamp.map(|t| wall.saturating_sub(Duration::from_micros(t)));
+                    arrivals.lock().unwrap().push((seq, now, since));
                     counted_total.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -98,7 +111,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let addr = args.next().unwrap_or_else(|| "127.0.0.1:18090".into());
+    let addrs: Vec<String> = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:18090".into())
+        .split(',')
+        .map(str::to_owned)
+        .collect();
     let clients: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let ticks_arg = args.next().unwrap_or_else(|| "50".into());
     let idle = ticks_arg == "idle";
@@ -111,12 +129,12 @@ async fn main() {
     let counted_total = Arc::new(AtomicUsize::new(0));
     let mut all: Vec<Arrivals> = Vec::with_capacity(clients);
     let t0 = Instant::now();
-    for _ in 0..clients {
+    for i in 0..clients {
         let arrivals = Arrivals::default();
         all.push(arrivals.clone());
         tokio::spawn(client(
             path,
-            addr.clone(),
+            addrs[i % addrs.len()].clone(),
             connected.clone(),
             start_seq.clone(),
             latest.clone(),
@@ -154,10 +172,12 @@ async fn main() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut by_seq: HashMap<u64, Vec<Instant>> = HashMap::new();
+    let mut from_publish = Vec::new();
     for a in &all {
-        for &(seq, t) in a.lock().unwrap().iter() {
+        for &(seq, t, since) in a.lock().unwrap().iter() {
             if seq <= last {
                 by_seq.entry(seq).or_default().push(t);
+                from_publish.extend(since);
             }
         }
     }
@@ -190,6 +210,20 @@ async fn main() {
         delays.last().copied().unwrap_or_default(),
         late as f64 * 100.0 / delays.len().max(1) as f64,
     );
+    if !from_publish.is_empty() {
+        from_publish.sort();
+        let late = from_publish
+            .iter()
+            .filter(|d| **d >= Duration::from_millis(100))
+            .count();
+        println!(
+            "from the publish (XADD): p50 {:.1?}, p99 {:.1?}, max {:.1?}; {:.2}% at 100 ms or later",
+            percentile(&from_publish, 0.5),
+            percentile(&from_publish, 0.99),
+            from_publish.last().copied().unwrap_or_default(),
+            late as f64 * 100.0 / from_publish.len() as f64,
+        );
+    }
     println!(
         "per tick, last delivery: fastest {:.1?}, median {:.1?}, slowest {:.1?}",
         spreads.first().copied().unwrap_or_default(),

@@ -22,22 +22,44 @@
 #
 # Raises the open-file limit (needs root or a high hard limit). The server and the client are
 # pinned to different cores when taskset exists.
+#
+#   scripts/stream_bench.sh --redis [CLIENTS] [TICKS] [SECONDS]                  # 10000 50 10
+#
+# Scale-out on Redis (conduit-redis), against a redis-server this script starts on a free port
+# in a temporary folder (no persistence):
+# 3. Fan-out over two instances: two bench_servers with REDIS_URL (the first with TICKS=1
+#    publishes a tick every 100 ms, stamped just before its XADD), CLIENTS SSE clients split
+#    over both; sse_load prints the delay from the publish (p50/p99/max) and the fan-out spread.
+#    Then the same CLIENTS on one in-process bench_server: memory per SSE client of both.
+# 4. Rate limiting: wrk on /limited (past its burst: every answer is a 429 after a store check)
+#    for SECONDS against bench_server with the MemoryStore, then with REDIS_URL (RedisStore);
+#    prints req/s and the CPU time per request of bench_server and of redis-server, and the
+#    difference. Instructions per request: REDIS_URL=redis://... scripts/perf/instr.sh limited.
+# STREAM_BENCH_PROFILE=dev builds the debug binaries instead (a smoke run of the script only:
+# its figures say nothing about performance).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+MODE=hyper
+if [ "${1:-}" = --redis ]; then MODE=redis; shift; fi
 HYPER=both
 if [ "${1:-}" = --hyper ]; then HYPER=$2; shift 2; fi
-case $HYPER in both|patched|unpatched) ;; *) sed -n 2,24p "$0"; exit 2;; esac
+case $HYPER in both|patched|unpatched) ;; *) sed -n 2,40p "$0"; exit 2;; esac
 CLIENTS=${1:-10000}
 TICKS=${2:-50}
+SECONDS_RL=${3:-10}
 ADDR=127.0.0.1:${STREAM_BENCH_PORT:-18095}
+ADDR2=127.0.0.1:$(( ${STREAM_BENCH_PORT:-18095} + 1 ))
+PROFILE=${STREAM_BENCH_PROFILE:-release}
+profile_dir=$PROFILE; [ "$PROFILE" = dev ] && profile_dir=debug
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 echo "open-file limit: $(ulimit -n)"
-cargo build --release --example bench_server --example sse_load
+cargo build --profile "$PROFILE" --example bench_server --example sse_load
 target=$(cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)
-SSE_LOAD=$target/release/examples/sse_load
-declare -A BIN=([patched]=$target/release/examples/bench_server)
+SSE_LOAD=$target/$profile_dir/examples/sse_load
+declare -A BIN=([patched]=$target/$profile_dir/examples/bench_server)
+[ "$MODE" = redis ] && HYPER=patched
 
 # bench_server without the [patch]: the workspace copied (sources only, mtimes kept so cargo
 # rebuilds only what changed), the [patch.crates-io] section and vendor/hyper removed, hyper
@@ -77,6 +99,86 @@ start() { # [BINARY]
 kb() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$PID/status"; }
 # server CPU time (user + system) in clock ticks
 cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+
+if [ "$MODE" = redis ]; then
+    command -v redis-server >/dev/null || { echo "needs redis-server (apt-get install redis-server)" >&2; exit 1; }
+    command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
+    rdir=$(mktemp -d)
+    rport=$(( ${STREAM_BENCH_PORT:-18095} + 2 ))
+    PIDS=()
+    cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; PIDS=(); }
+    trap 'cleanup; rm -rf "$rdir"' EXIT
+    redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$rdir" \
+        --loglevel warning >/dev/null 2>&1 &
+    RPID=$!; PIDS+=("$RPID")
+    for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    export_url=redis://127.0.0.1:$rport
+    serve() { # ADDR [ENV=VALUE ...]: a bench_server in the background; its pid in SPID
+        local addr=$1; shift
+        env "$@" "${BIN[patched]}" "$addr" >/dev/null 2>&1 &
+        SPID=$!; PIDS+=("$SPID")
+        for _ in $(seq 100); do curl -s -o /dev/null "http://$addr/" && return; sleep 0.1; done
+        echo "bench_server did not start on $addr" >&2; exit 1
+    }
+    rss() { awk '$1 == "VmRSS:" {print $2}' "/proc/$1/status"; }
+    ticks_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+    # sse_run ADDRS PID...: sse_load over ADDRS; prints each PID's peak RSS growth per client
+    sse_run() {
+        local addrs=$1; shift
+        local -A base peak
+        for p in "$@"; do base[$p]=$(rss "$p"); peak[$p]=${base[$p]}; done
+        "${pin_client[@]}" "$SSE_LOAD" "$addrs" "$CLIENTS" "$TICKS" &
+        local client=$!
+        while kill -0 "$client" 2>/dev/null; do
+            for p in "$@"; do r=$(rss "$p"); [ "${r:-0}" -gt "${peak[$p]}" ] && peak[$p]=$r; done
+            sleep 0.5
+        done
+        wait "$client" || echo "sse_load failed" >&2
+        local total=0
+        for p in "$@"; do
+            echo "server $p: RSS ${base[$p]} KiB before, peak ${peak[$p]} KiB"
+            total=$(( total + peak[$p] - base[$p] ))
+        done
+        PER_CLIENT=$(( total * 1024 / CLIENTS ))
+        echo "memory per SSE client (RSS growth over the servers / clients): $PER_CLIENT bytes"
+    }
+
+    echo
+    echo "== Redis hub: $CLIENTS SSE clients over two instances, $TICKS ticks published by the first"
+    serve "$ADDR" REDIS_URL="$export_url" TICKS=1; A=$SPID
+    serve "$ADDR2" REDIS_URL="$export_url"; B=$SPID
+    sse_run "$ADDR,$ADDR2" "$A" "$B"; redis_per=$PER_CLIENT
+    cleanup_servers() { kill "$A" "$B" 2>/dev/null; wait "$A" "$B" 2>/dev/null || true; }
+    cleanup_servers
+    echo
+    echo "== In-process hub: $CLIENTS SSE clients on one instance, $TICKS ticks"
+    serve "$ADDR"; M=$SPID
+    sse_run "$ADDR" "$M"; memory_per=$PER_CLIENT
+    kill "$M"; wait "$M" 2>/dev/null || true
+    echo "memory per SSE client: Redis hub $redis_per bytes, in-process hub $memory_per bytes"
+
+    echo
+    echo "== Rate limiting: wrk -t1 -c64 -d${SECONDS_RL}s on /limited"
+    declare -A RPS CPU_US
+    for store in memory redis; do
+        if [ "$store" = redis ]; then serve "$ADDR" REDIS_URL="$export_url"; else serve "$ADDR"; fi
+        S=$SPID
+        curl -s -o /dev/null "http://$ADDR/limited"
+        s0=$(ticks_of "$S"); r0=$(ticks_of "$RPID")
+        out=$("${pin_client[@]}" wrk -t1 -c64 -d"${SECONDS_RL}s" "http://$ADDR/limited")
+        s1=$(ticks_of "$S"); r1=$(ticks_of "$RPID")
+        rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+        n=$(awk '/requests in/ {print $1}' <<<"$out")
+        hz=$(getconf CLK_TCK)
+        srv_us=$(awk -v d=$(( s1 - s0 )) -v n="$n" -v hz="$hz" 'BEGIN {printf "%.1f", d * 1e6 / hz / n}')
+        red_us=$(awk -v d=$(( r1 - r0 )) -v n="$n" -v hz="$hz" 'BEGIN {printf "%.1f", d * 1e6 / hz / n}')
+        echo "$store store: $rps req/s ($n requests); CPU per request: bench_server $srv_us µs, redis-server $red_us µs"
+        RPS[$store]=$rps; CPU_US[$store]=$(awk -v a="$srv_us" -v b="$red_us" 'BEGIN {print a + b}')
+        kill "$S"; wait "$S" 2>/dev/null || true
+    done
+    echo "RedisStore adds $(awk -v a="${CPU_US[redis]}" -v b="${CPU_US[memory]}" 'BEGIN {printf "%.1f", a - b}') µs of CPU per request (bench_server + redis-server) over the MemoryStore; ${RPS[redis]} vs ${RPS[memory]} req/s"
+    exit 0
+fi
 
 echo
 echo "== JSON array: peak server RSS by item count"

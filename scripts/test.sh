@@ -29,6 +29,9 @@ declare -A packages=([curl]=curl [h2load]=nghttp2-client)
 packages[chromium]=chromium
 # promtool checks and unit-tests the alerting rules in docs/ (Debian's prometheus package)
 packages[promtool]=prometheus
+# conduit-redis's tests start their own redis-server (and redis-cli --cluster) on free ports
+packages[redis-server]=redis-server
+packages[redis-cli]=redis-server
 # the guides' load-testing and profiling commands (scripts/check_guides.sh) drive wrk
 packages[wrk]=wrk
 missing=()
@@ -97,6 +100,8 @@ feature_sets=(
     "-p conduit-middleware --no-default-features --features metrics"
     "-p conduit-ws"
     "-p conduit-ws --features hub,metrics"
+    "-p conduit --no-default-features --features redis"
+    "-p conduit-redis --no-default-features"
 )
 step "cargo check over ${#feature_sets[@]} feature combinations"
 for set in "${feature_sets[@]}"; do

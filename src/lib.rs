@@ -52,6 +52,11 @@ pub use conduit_static::{ServeDir, ServeFile};
 #[cfg(feature = "ws")]
 pub use conduit_ws as ws;
 
+/// Scale-out on Redis: the SSE hub backend on Redis Streams, the shared rate-limit store
+/// (feature `redis`, off by default).
+#[cfg(feature = "redis")]
+pub use conduit_redis as redis;
+
 /// The guides in `docs/`, compiled as doctests (`cargo test -p conduit --doc`) so their Rust
 /// snippets keep up with the API; `scripts/check_guides.sh` runs their shell commands.
 #[cfg(all(doctest, feature = "server", feature = "middleware"))]

@@ -108,9 +108,10 @@ impl Quota {
         self.interval_ns.saturating_mul(u64::from(self.burst - 1))
     }
 
-    /// The GCRA step: given a key's stored arrival time and `now`, the new arrival time to
-    /// store (if allowed) and the decision.
-    fn step(&self, tat: u64, now: u64) -> (Option<u64>, Decision) {
+    /// The GCRA step: given a key's stored arrival time and `now` (nanoseconds on one clock,
+    /// 0 for a key never seen), the new arrival time to store (if allowed) and the decision.
+    /// Public so a shared store (conduit-redis) answers with the same decisions and headers.
+    pub fn step(&self, tat: u64, now: u64) -> (Option<u64>, Decision) {
         let start = tat.max(now);
         let ahead = start - now; // how far the key already is into its burst
         if ahead > self.tolerance_ns() {

@@ -17,12 +17,14 @@ use tokio::task::JoinHandle;
 mod browser;
 mod files;
 mod logs;
+mod redis;
 #[cfg(feature = "tls")]
 mod tls;
 
 pub use browser::{Browser, chromium, launch};
 pub use files::{TempDir, example_binary, free_addr};
 pub use logs::{Capture, Events, Logs, events_of};
+pub use redis::{RedisCluster, RedisServer, redis_cli};
 #[cfg(feature = "tls")]
 pub use tls::{Cert, client_config, connect, connect_over, make_cert};
 

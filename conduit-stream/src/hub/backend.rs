@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use conduit_core::http::StatusCode;
 use conduit_core::{BoxError, Error};
 use futures_core::Stream;
 
@@ -38,4 +39,17 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         last_event_id: Option<&str>,
     ) -> impl Future<Output = Result<Self::Events, Error>> + Send;
+}
+
+/// The answer of every backend to a `Last-Event-ID` that cannot be one of its ids: a 400, with
+/// a debug log line (the client's fault).
+pub fn bad_last_event_id(value: &str) -> Error {
+    tracing::debug!(
+        last_event_id = value,
+        "rejected SSE subscription: bad Last-Event-ID"
+    );
+    Error::new(
+        StatusCode::BAD_REQUEST,
+        "Last-Event-ID is not an event id of this stream",
+    )
 }

@@ -9,11 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use conduit_core::http::StatusCode;
 use conduit_core::{BoxError, Error};
 use futures_core::Stream;
 
-use crate::hub::backend::{Backend, Message};
+use crate::hub::backend::{Backend, Message, bad_last_event_id};
 use crate::sse::Event;
 
 /// The in-process [`Backend`]: one ring of the latest events, shared by every subscriber.
@@ -182,9 +181,28 @@ impl InMemory {
 
     /// Publish synchronously (what [`Backend::publish`] does for this backend).
     pub fn publish_now(&self, event: Event) -> String {
+        self.push(event, true).to_string()
+    }
+
+    /// Deliver `event` to the subscribers as it is, keeping the `id` it carries (or none):
+    /// the local fan-out of a backend whose ids come from a shared log (e.g. Redis Streams),
+    /// with the same bounded queues and slow-consumer policy. Such a backend answers
+    /// `Last-Event-ID` itself and subscribes here with [`subscribe_now`](Self::subscribe_now)
+    /// at the live edge.
+    pub fn relay(&self, event: Event) {
+        self.push(event, false);
+    }
+
+    /// Append `event` (with the ring's sequence number as its `id` if `number`) and wake the
+    /// waiting subscribers; returns that sequence number.
+    fn push(&self, event: Event, number: bool) -> u64 {
         let mut s = self.shared.lock();
         let id = s.next_id;
-        let event = event.id(id.to_string()).expect("digits");
+        let event = if number {
+            event.id(id.to_string()).expect("digits")
+        } else {
+            event
+        };
         if s.events.len() == s.capacity {
             s.events.pop_front();
             s.first += 1;
@@ -194,22 +212,15 @@ impl InMemory {
         let waiters = s.take_waiters(&self.shared.epoch);
         drop(s);
         wake_all(waiters);
-        id.to_string()
+        id
     }
 
-    fn subscribe_now(&self, last_event_id: Option<&str>) -> Result<InMemoryEvents, Error> {
+    /// Subscribe synchronously (what [`Backend::subscribe`] does for this backend); `None` is
+    /// the live edge.
+    pub fn subscribe_now(&self, last_event_id: Option<&str>) -> Result<InMemoryEvents, Error> {
         let after = match last_event_id.map(str::trim) {
             None | Some("") => None,
-            Some(s) => Some(s.parse::<u64>().map_err(|_| {
-                tracing::debug!(
-                    last_event_id = s,
-                    "rejected SSE subscription: bad Last-Event-ID"
-                );
-                Error::new(
-                    StatusCode::BAD_REQUEST,
-                    "Last-Event-ID is not an event id of this stream",
-                )
-            })?),
+            Some(s) => Some(s.parse::<u64>().map_err(|_| bad_last_event_id(s))?),
         };
         let mut s = self.shared.lock();
         s.subscribers += 1;
@@ -420,7 +431,25 @@ mod tests {
         assert_eq!(next(&mut s).await, "data: e4\nid: 4\n\n");
         // bad id -> 400
         let err = hub.subscribe(Some("x")).await.unwrap_err();
-        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(err.status(), conduit_core::http::StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn relayed_events_keep_their_ids_and_go_through_the_same_queues() {
+        let hub = Hub::with_backend(in_memory(2, 0));
+        let mut live = hub.subscribe(None).await.unwrap();
+        let ring = hub.backend();
+        ring.relay(ev("a").id("1700000000000-0").unwrap());
+        assert_eq!(next(&mut live).await, "data: a\nid: 1700000000000-0\n\n");
+        for i in 0..3 {
+            ring.relay(ev(&format!("r{i}")));
+        }
+        // A queue of 2: the first relayed of three is skipped, as for published events.
+        assert_eq!(
+            next(&mut live).await,
+            "event: lagged\ndata: {\"missed\":1}\n\n"
+        );
+        assert_eq!(next(&mut live).await, "data: r1\n\n");
     }
 
     #[test]

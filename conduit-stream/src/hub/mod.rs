@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 use conduit_core::{BoxError, Error, Request};
 
-pub use crate::hub::backend::{Backend, Message, Subscription};
+pub use crate::hub::backend::{Backend, Message, Subscription, bad_last_event_id};
 pub use crate::hub::memory::{
     DEFAULT_QUEUE, DEFAULT_REPLAY, InMemory, InMemoryBuilder, InMemoryEvents,
 };
