@@ -18,9 +18,11 @@
 //!   (the server stamps no time into ticks: this is the fan-out spread, as `sse_load` measures
 //!   it for SSE), and prints p50 / p99 / max.
 //!
-//! The handshakes are written by hand for `idle` (so that a socket costs the client only its
-//! TCP stream); `echo` and `broadcast` use tokio-tungstenite.
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! `idle` and `broadcast` write the handshake by hand and read frames with a minimal reader, so
+//! that a socket costs the client only its TCP stream and a tick a few comparisons (a full
+//! client per socket would make the load generator, not the server, the bottleneck at 10,000
+//! sockets); `echo` uses tokio-tungstenite.
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,8 +34,8 @@ use tokio_tungstenite::tungstenite::Message;
 const USAGE: &str =
     "ws_load ADDR idle CLIENTS [deflate] | echo CLIENTS MESSAGES | broadcast CLIENTS TICKS";
 
-/// Open `/ws` by hand and read the 101: the socket, held by the caller.
-async fn open_raw(addr: &str, deflate: bool) -> std::io::Result<TcpStream> {
+/// Open `path` by hand and read the 101: the socket, held by the caller.
+async fn open_raw(addr: &str, path: &str, deflate: bool) -> std::io::Result<TcpStream> {
     let mut s = TcpStream::connect(addr).await?;
     let offer = if deflate {
         "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
@@ -41,7 +43,7 @@ async fn open_raw(addr: &str, deflate: bool) -> std::io::Result<TcpStream> {
         ""
     };
     let head = format!(
-        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{offer}\r\n"
     );
     s.write_all(head.as_bytes()).await?;
@@ -68,8 +70,9 @@ async fn open_raw(addr: &str, deflate: bool) -> std::io::Result<TcpStream> {
 async fn idle(addr: String, clients: usize, deflate: bool) {
     let mut held = Vec::with_capacity(clients);
     // 200 handshakes in flight at a time, so the listen backlog never overflows.
-    let mut pending = futures_util::stream::iter((0..clients).map(|_| open_raw(&addr, deflate)))
-        .buffer_unordered(200);
+    let mut pending =
+        futures_util::stream::iter((0..clients).map(|_| open_raw(&addr, "/ws", deflate)))
+            .buffer_unordered(200);
     while let Some(s) = pending.next().await {
         held.push(s.expect("socket"));
     }
@@ -118,33 +121,78 @@ async fn echo(addr: String, clients: usize, messages: usize) {
     );
 }
 
+/// The first whole unmasked frame in `buf`: its opcode, payload and length on the wire.
+fn frame(buf: &[u8]) -> Option<(u8, &[u8], usize)> {
+    let (&b0, &b1) = (buf.first()?, buf.get(1)?);
+    let (len, at) = match b1 & 0x7f {
+        126 => (
+            u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?) as usize,
+            4,
+        ),
+        127 => (
+            u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize,
+            10,
+        ),
+        n => (n as usize, 2),
+    };
+    let payload = buf.get(at..at + len)?;
+    Some((b0 & 0x0f, payload, at + len))
+}
+
 async fn broadcast(addr: String, clients: usize, ticks: usize) {
     type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
-    let connected = Arc::new(AtomicUsize::new(0));
+    // Ticks are recorded only once every socket is open, so the sockets opened first do not
+    // pile up arrivals while the rest connect.
+    let counting = Arc::new(AtomicBool::new(false));
+    let latest = Arc::new(AtomicU64::new(0));
+    // Raw sockets and a minimal frame reader (the server's frames are unmasked), so the client
+    // costs little next to the server: a full WebSocket client per socket on one core would be
+    // the bottleneck at 10,000 sockets. Opened 256 at a time.
+    let opened: Vec<TcpStream> = futures_util::stream::iter(0..clients)
+        .map(|_| open_raw(&addr, "/ws/ticks", false))
+        .buffer_unordered(256)
+        .map(|r| r.expect("connect"))
+        .collect()
+        .await;
     let mut all: Vec<Arrivals> = Vec::with_capacity(clients);
     let mut tasks = Vec::with_capacity(clients);
-    for _ in 0..clients {
+    for mut s in opened {
         let arrivals: Arrivals = Arc::default();
         all.push(arrivals.clone());
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/ticks"))
-            .await
-            .expect("connect");
-        connected.fetch_add(1, Ordering::SeqCst);
+        let (counting, latest) = (counting.clone(), latest.clone());
         tasks.push(tokio::spawn(async move {
-            while let Some(Ok(msg)) = ws.next().await {
-                let Message::Text(t) = msg else { continue };
+            let mut buf = Vec::with_capacity(512);
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = match s.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
                 let now = Instant::now();
-                let seq = t
-                    .trim_start_matches("{\"seq\":")
-                    .trim_end_matches('}')
-                    .parse::<u64>()
-                    .unwrap_or(0);
-                arrivals.lock().unwrap().push((seq, now));
+                buf.extend_from_slice(&chunk[..n]);
+                // Every whole frame in the buffer: a text frame carries {"seq":N}.
+                while let Some((opcode, payload, used)) = frame(&buf) {
+                    if opcode == 1 {
+                        let seq = std::str::from_utf8(payload)
+                            .unwrap_or("")
+                            .trim_start_matches("{\"seq\":")
+                            .trim_end_matches('}')
+                            .parse::<u64>()
+                            .unwrap_or(0);
+                        latest.fetch_max(seq, Ordering::Relaxed);
+                        if counting.load(Ordering::Relaxed) {
+                            arrivals.lock().unwrap().push((seq, now));
+                        }
+                    }
+                    buf.drain(..used);
+                }
             }
         }));
     }
-    // Ticks come every 100 ms: wait for TICKS of them after every socket is open.
-    let first_counted = all[0].lock().unwrap().last().map_or(0, |a| a.0) + 1;
+    // Ticks come every 100 ms: count TICKS of them, starting after the latest one any socket
+    // has seen now that every socket is open.
+    counting.store(true, Ordering::SeqCst);
+    let first_counted = latest.load(Ordering::SeqCst) + 1;
     tokio::time::sleep(Duration::from_millis(100 * ticks as u64 + 500)).await;
     let last_counted = first_counted + ticks as u64 - 1;
     let mut delays = Vec::new();
