@@ -2,7 +2,7 @@
 # Load-test a running conduit server (or any HTTP server) with wrk, vegeta, ab, oha or h2load,
 # check the performance targets, and capture a CPU profile under load.
 #
-#   scripts/load_test.sh [all|wrk|vegeta|ab|oha|h2load|keepalive|targets|profile]   (default: all)
+#   scripts/load_test.sh [all|wrk|vegeta|ab|oha|h2load|keepalive|targets|profile|rate]   (default: all)
 #
 # Start the server first, e.g.
 #   cargo run --release --example optimized_server      # ADDR=127.0.0.1:8080, PROFILE_ADDR=127.0.0.1:6060
@@ -23,6 +23,13 @@
 #              and exits 1 when a target is missed
 #   profile    `targets`-style wrk load while fetching a CPU profile from PROFILE_URL
 #              (/debug/pprof/profile, pprof protobuf) and, with FLAMEGRAPH=1, a flamegraph
+#   rate       constant-rate latency: oha with --latency-correction at each of RATES, 64
+#              connections (CONNECTIONS, if set), the server pinned to SERVER_CPU and oha to
+#              LOAD_CPU; prints one row per rate and endpoint (achieved req/s, p50, p99, p99.9,
+#              max, non-2xx, errors: oha counts a request still in flight when the duration
+#              ends as one). Latency correction counts each request from the moment
+#              the schedule meant to send it, so a stalled server shows in the tail instead of
+#              slowing the load down. Not part of `all` (it pins CPUs)
 #
 # Configuration (environment)
 #   SERVER_URL   base URL                               default http://127.0.0.1:8080
@@ -36,6 +43,13 @@
 #   OUT_DIR      reports and profiles                    default target/load-test
 #   TARGET_RPS=30000 TARGET_P50_MS=5 TARGET_P95_MS=10 TARGET_P99_MS=50 TARGET_ERRORS=0
 #   NO_INSTALL=1 never install a missing tool
+#   rate only:
+#   RATES        requests/s, space- or comma-separated  default 30000 60000
+#   SERVER_CMD   a command that starts the server (on SERVER_URL's port): run pinned to
+#                SERVER_CPU, stopped at the end. Without it, SERVER_PID (the running server,
+#                all its threads) is pinned; with neither, the server is not pinned
+#   SERVER_CPU=0 LOAD_CPU=1   the cores of the server and of oha (taskset)
+#   LABEL        the name in the table's first column   default: SERVER_CMD's first word, or "server"
 #
 # Every run is bounded: each tool runs for DURATION under `timeout` (DURATION + 30 s). Only the
 # address in SERVER_URL is loaded: loopback by default, anything else only because you named it.
@@ -43,6 +57,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+CONNECTIONS_GIVEN="${CONNECTIONS:-}"
 SERVER_URL="${SERVER_URL:-http://127.0.0.1:8080}"
 SERVER_URL="${SERVER_URL%/}"
 ENDPOINTS="${ENDPOINTS:-/}"
@@ -326,6 +341,76 @@ cmd_profile() {
     fi
 }
 
+# rate: started server (SERVER_CMD), stopped on exit
+server_pid=""
+stop_server() {
+    [ -n "$server_pid" ] || return 0
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+}
+
+cmd_rate() {
+    need oha || die "rate needs oha (cargo install oha --locked)"
+    have taskset || die "rate needs taskset (util-linux)"
+    local rates conns="${CONNECTIONS_GIVEN:-64}" cpu="${SERVER_CPU:-0}" load_cpu="${LOAD_CPU:-1}"
+    rates="$(echo "${RATES:-30000 60000}" | tr ',' ' ')"
+    for r in $rates; do [[ "$r" =~ ^[0-9]+$ ]] && [ "$r" -gt 0 ] || die "RATES must be whole numbers > 0 (got '$r')"; done
+    [[ "$conns" =~ ^[0-9]+$ ]] && [ "$conns" -ge 1 ] || die "CONNECTIONS must be >= 1"
+    local label="${LABEL:-}"
+    if [ -n "${SERVER_CMD:-}" ]; then
+        [ -n "$label" ] || label="$(basename "${SERVER_CMD%% *}")"
+        # shellcheck disable=SC2086 # the command line is words by design
+        timeout --kill-after=5 $(( LIMIT * $(echo "$rates" | wc -w) * ${#URLS[@]} + 60 )) \
+            taskset -c "$cpu" $SERVER_CMD >"$OUT_DIR/rate-server.log" 2>&1 &
+        server_pid=$!
+        trap stop_server EXIT
+        local i
+        for i in $(seq 100); do
+            [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "${URLS[0]}" || true)" != 000 ] && break
+            kill -0 "$server_pid" 2>/dev/null || die "SERVER_CMD exited (see $OUT_DIR/rate-server.log)"
+            sleep 0.1
+        done
+        check_server
+    elif [ -n "${SERVER_PID:-}" ]; then
+        check_server
+        taskset -a -p -c "$cpu" "$SERVER_PID" >/dev/null || die "could not pin SERVER_PID $SERVER_PID"
+    else
+        check_server
+        echo "note: neither SERVER_CMD nor SERVER_PID: the server is not pinned" >&2
+    fi
+    [ -n "$label" ] || label=server
+    say "rate: oha --latency-correction, $conns connections, ${SECS}s per rate, server on CPU $cpu, oha on CPU $load_cpu"
+    local rows="$OUT_DIR/rate.tsv"
+    : > "$rows"
+    local k=0
+    for u in "${URLS[@]}"; do
+        k=$((k + 1))
+        for r in $rates; do
+            local out="$OUT_DIR/rate-$k-$r.json"
+            bounded taskset -c "$load_cpu" oha --no-tui --output-format json --latency-correction \
+                -z "${SECS}s" -c "$conns" -q "$r" "$u" > "$out" \
+                || { echo "oha failed at $r req/s on $u" >&2; continue; }
+            printf '%s\t%s\t%s\t%s\n' "$label" "${u#"$SERVER_URL"}" "$r" "$out" >> "$rows"
+        done
+    done
+    stop_server
+    python3 - "$rows" <<'PY'
+import json, sys
+print(f"{'server':<12} {'path':<16} {'rate':>8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'max ms':>8} {'non-2xx':>8} {'errors':>7}")
+for line in open(sys.argv[1]):
+    label, path, rate, f = line.rstrip("\n").split("\t")
+    d = json.load(open(f))
+    s, p = d["summary"], d["latencyPercentiles"]
+    ms = lambda v: "-" if v is None else f"{v * 1e3:.2f}"
+    codes = d.get("statusCodeDistribution", {})
+    non2xx = sum(n for c, n in codes.items() if not str(c).startswith("2"))
+    errors = sum(d.get("errorDistribution", {}).values())
+    print(f"{label:<12} {path:<16} {rate:>8} {s['requestsPerSec']:>9.0f} {ms(p.get('p50')):>8} "
+          f"{ms(p.get('p99')):>8} {ms(p.get('p99.9')):>9} {ms(s.get('slowest')):>8} {non2xx:>8} {errors:>7}")
+PY
+}
+
 cmd_all() {
     local status=0
     cmd_wrk || status=1
@@ -340,9 +425,9 @@ cmd_all() {
 
 sub="${1:-all}"
 case "$sub" in
-    all|wrk|vegeta|ab|oha|h2load|keepalive|targets|profile) ;;
+    all|wrk|vegeta|ab|oha|h2load|keepalive|targets|profile) check_server ;;
+    rate) ;; # checks the server once it has started it
     -h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown subcommand '$sub' (all, wrk, vegeta, ab, oha, h2load, keepalive, targets, profile)" ;;
+    *) die "unknown subcommand '$sub' (all, wrk, vegeta, ab, oha, h2load, keepalive, targets, profile, rate)" ;;
 esac
-check_server
 "cmd_$sub"

@@ -207,22 +207,20 @@ async fn serve_http<H, I>(
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let peer = info.peer_addr();
-    let activity = Arc::new(Activity::default());
+    let activity = Arc::new(Activity::new(ctx.shutdown.streams().clone()));
     let io = TokioIo::new(TimedIo::new(io, activity.clone()));
 
     let service = {
         let ctx = ctx.clone();
         let activity = activity.clone();
         let info = info.clone();
-        // Per connection, so the per-request clone touches no cache line shared across workers.
-        let streams = Arc::new(ctx.shutdown.streams().clone());
         service_fn(move |mut req: http::Request<Incoming>| {
             let version = req.version();
             activity.request_started(version == Version::HTTP_2);
             let head = req.method() == http::Method::HEAD;
             let guard = FinishGuard(activity.clone());
             let rendering = ctx.errors.as_ref().map(|r| r.for_request(&req));
-            let handler = match conformance::check(&mut req) {
+            match conformance::check(&mut req) {
                 Ok(()) => {
                     let read_timeout = ctx.read_timeout;
                     let deadline = || Instant::now() + read_timeout;
@@ -244,16 +242,16 @@ async fn serve_http<H, I>(
                         let hold = StreamHold::new(FinishGuard(activity.clone()));
                         req.extensions_mut().insert(hold);
                     }
-                    Ok(CatchPanic {
+                    let handler = CatchPanic {
                         inner: ctx.handler.call(req),
-                    })
+                    };
+                    Respond::new(Some(handler), None, version, head, guard, rendering)
                 }
                 Err(early) => {
                     log_early(peer, &req, early);
-                    Err(early)
+                    Respond::new(None, Some(early), version, head, guard, rendering)
                 }
-            };
-            Respond::new(handler, version, head, guard, streams.clone(), rendering)
+            }
         })
     };
 
@@ -389,9 +387,9 @@ pin_project_lite::pin_project! {
         early: Option<Early>,
         version: Version,
         head: bool,
+        // Also the way to the connection's link for a response's `ShutdownSignal` (SSE), so
+        // endless bodies end on shutdown (`Activity::streams`).
         guard: Option<FinishGuard>,
-        // Linked to a response's `ShutdownSignal` (SSE) so endless bodies end on shutdown.
-        streams: Arc<ShutdownSignal>,
         // `Config::errors` applied to this request's response.
         rendering: Option<Rendering>,
     }
@@ -399,25 +397,21 @@ pin_project_lite::pin_project! {
 
 impl<F> Respond<F> {
     #[inline]
+    /// `handler` when the request reached it, else `early`, the server's own answer.
     fn new(
-        handler: Result<CatchPanic<F>, Early>,
+        handler: Option<CatchPanic<F>>,
+        early: Option<Early>,
         version: Version,
         head: bool,
         guard: FinishGuard,
-        streams: Arc<ShutdownSignal>,
         rendering: Option<Rendering>,
     ) -> Self {
-        let (handler, early) = match handler {
-            Ok(h) => (Some(h), None),
-            Err(e) => (None, Some(e)),
-        };
         Self {
             handler,
             early,
             version,
             head,
             guard: Some(guard),
-            streams,
             rendering,
         }
     }
@@ -434,9 +428,10 @@ impl<F: Future<Output = conduit_core::Response>> Future for Respond<F> {
             (None, Some(early)) => early.response(*this.version),
             (None, None) => panic!("Respond polled after completion"),
         };
+        let guard = this.guard.take().expect("Respond polled after completion");
         if let Some(signal) = res.extensions().get::<ShutdownSignal>() {
             // A long-lived body (SSE) asked to hear about shutdown; see `ShutdownSignal`.
-            this.streams.link(signal);
+            guard.0.streams().link(signal);
         }
         if let Some(rendering) = this.rendering.take() {
             res = rendering.render(res);
@@ -444,7 +439,6 @@ impl<F: Future<Output = conduit_core::Response>> Future for Respond<F> {
         if *this.head {
             res = conduit_core::head_response(res);
         }
-        let guard = this.guard.take().expect("Respond polled after completion");
         Poll::Ready(Ok(res.map(|body| WrappedBody::new(body, guard))))
     }
 }

@@ -28,10 +28,14 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use conduit_core::ShutdownSignal;
 use tokio::time::{Instant, Sleep};
 
-/// What the connection is doing, updated from the I/O and service paths.
-#[derive(Debug, Default)]
+/// What the connection is doing, updated from the I/O and service paths. It also holds the
+/// connection's link to the server's [`ShutdownSignal`] for streaming bodies, so that a
+/// response reaches it through the [`FinishGuard`] it carries anyway, without a reference
+/// count of its own per request.
+#[derive(Debug)]
 pub(crate) struct Activity {
     started: AtomicU32,
     finished: AtomicU32,
@@ -39,9 +43,30 @@ pub(crate) struct Activity {
     write_blocked: AtomicBool,
     written: AtomicU64,
     http2: AtomicBool,
+    streams: ShutdownSignal,
 }
 
 impl Activity {
+    /// A new connection's activity; `streams` is the server's signal for streaming bodies.
+    pub(crate) fn new(streams: ShutdownSignal) -> Self {
+        Self {
+            started: AtomicU32::new(0),
+            finished: AtomicU32::new(0),
+            read_seen: AtomicBool::new(false),
+            write_blocked: AtomicBool::new(false),
+            written: AtomicU64::new(0),
+            http2: AtomicBool::new(false),
+            streams,
+        }
+    }
+
+    /// The server's signal for streaming bodies (SSE): a response carrying a
+    /// [`ShutdownSignal`] is linked to it.
+    #[inline]
+    pub(crate) fn streams(&self) -> &ShutdownSignal {
+        &self.streams
+    }
+
     #[inline]
     pub(crate) fn request_started(&self, http2: bool) {
         self.started.fetch_add(1, Relaxed);

@@ -237,27 +237,26 @@ impl MethodRouter {
     }
 
     #[inline]
-    pub(super) fn dispatch(&self, req: Request) -> Dispatch<'_> {
+    pub(super) fn dispatch(&self, req: &Request) -> Dispatch<'_> {
         let method = req.method();
         let handler = match standard_slot(method) {
             Some(i) => self.standard[i].as_ref(),
             None => self.other.iter().find(|(m, _)| m == method).map(|(_, h)| h),
         };
         if let Some(handler) = handler {
-            return Dispatch::call(handler, req);
+            return Dispatch::call(handler);
         }
         if *method == Method::HEAD {
             if let Some(get) = &self.standard[GET] {
                 return Dispatch::Call {
                     handler: get,
-                    req,
                     reply: Reply::WithoutBody,
                     matched: None,
                 };
             }
         }
         if let Some(any) = &self.any {
-            return Dispatch::call(any, req);
+            return Dispatch::call(any);
         }
         Dispatch::Respond(self.method_not_allowed(method))
     }
@@ -275,6 +274,7 @@ impl MethodRouter {
 impl Handler for MethodRouter {
     #[inline]
     fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<> {
-        run(self.dispatch(req), None)
+        let dispatch = self.dispatch(&req);
+        run(dispatch, req, None)
     }
 }

@@ -80,13 +80,14 @@ const REST: &str = "__conduit_mount_rest";
 // Dispatch: the one future shape shared by Router and MethodRouter
 // ---------------------------------------------------------------------------------------------
 
-/// What a router decided, synchronously, for one request.
+/// What a router decided, synchronously, for one request. The request itself stays where it
+/// is (the decision borrows it mutably) and moves once, into the handler: it is a few hundred
+/// bytes, and every move through a decision would copy it.
 enum Dispatch<'a> {
-    /// Call `handler` with `req`, then send its response on as `reply` says, with `matched`
-    /// (the template) recorded on it, if any.
+    /// Call `handler` with the request, then send its response on as `reply` says, with
+    /// `matched` (the template) recorded on it, if any.
     Call {
         handler: &'a BoxHandler,
-        req: Request,
         reply: Reply,
         matched: Option<MatchedPath>,
     },
@@ -97,10 +98,9 @@ enum Dispatch<'a> {
 impl<'a> Dispatch<'a> {
     /// Call `handler` and send its response as it is, with no template to record.
     #[inline]
-    fn call(handler: &'a BoxHandler, req: Request) -> Self {
+    fn call(handler: &'a BoxHandler) -> Self {
         Dispatch::Call {
             handler,
-            req,
             reply: Reply::AsIs,
             matched: None,
         }
@@ -121,17 +121,17 @@ enum Step<F> {
     Ready(Response),
 }
 
-/// Turn a decision into the response future: no boxing beyond the handler's own. `rendering`
-/// is the router's [`ErrorRenderer`] decision for this request, if it has one.
+/// Turn a decision about `req` into the response future: no boxing beyond the handler's own.
+/// `rendering` is the router's [`ErrorRenderer`] decision for this request, if it has one.
 #[inline]
 fn run(
     dispatch: Dispatch<'_>,
+    req: Request,
     rendering: Option<Rendering>,
 ) -> impl Future<Output = Response> + Send + use<> {
     let step = match dispatch {
         Dispatch::Call {
             handler,
-            req,
             reply,
             matched,
         } => Step::Pending(handler.call(req), reply, matched),
@@ -461,7 +461,7 @@ impl Router {
 
     /// Match `req` and decide what answers it (synchronously).
     #[inline]
-    fn dispatch(&self, mut req: Request) -> Dispatch<'_> {
+    fn dispatch(&self, req: &mut Request) -> Dispatch<'_> {
         let inner = &*self.inner;
         // `rest` is where the path left to a mount starts (`None`: the path is the prefix).
         let (index, params, rest) = {
@@ -470,7 +470,7 @@ impl Router {
                 (index, None, None)
             } else {
                 let Ok(matched) = inner.matcher.at(path) else {
-                    return Dispatch::call(&inner.fallback, req);
+                    return Dispatch::call(&inner.fallback);
                 };
                 let mut rest = None;
                 let mut params = None;
@@ -502,17 +502,11 @@ impl Router {
             Endpoint::Route {
                 methods, matched, ..
             } => {
-                let record = record_on_response(&req, matched);
+                let record = record_on_response(req, matched);
                 req.extensions_mut().insert(matched.clone());
                 match methods.dispatch(req) {
-                    Dispatch::Call {
+                    Dispatch::Call { handler, reply, .. } => Dispatch::Call {
                         handler,
-                        req,
-                        reply,
-                        ..
-                    } => Dispatch::Call {
-                        handler,
-                        req,
                         reply,
                         matched: record,
                     },
@@ -524,14 +518,13 @@ impl Router {
                 matched,
                 nested,
                 ..
-            } => match strip_prefix(&mut req, rest) {
-                Ok(()) if nested.is_some() => Dispatch::call(handler, req),
+            } => match strip_prefix(req, rest) {
+                Ok(()) if nested.is_some() => Dispatch::call(handler),
                 Ok(()) => {
-                    let record = record_on_response(&req, matched);
+                    let record = record_on_response(req, matched);
                     req.extensions_mut().insert(matched.clone());
                     Dispatch::Call {
                         handler,
-                        req,
                         reply: Reply::AsIs,
                         matched: record,
                     }
@@ -603,6 +596,7 @@ impl Handler for Router {
             req.extensions_mut().extend(state.clone());
         }
         let rendering = self.inner.errors.as_ref().map(|r| r.for_request(&req));
-        run(self.dispatch(req), rendering)
+        let dispatch = self.dispatch(&mut req);
+        run(dispatch, req, rendering)
     }
 }
