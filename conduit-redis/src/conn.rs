@@ -12,6 +12,10 @@ use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 use tokio::sync::OnceCell;
 
+/// How long one blocking `XREAD` (the hub's reader) waits before it is sent again; the
+/// reader's connection allows this much more than the command timeout for a response.
+pub(crate) const BLOCK: Duration = Duration::from_secs(5);
+
 /// The default prefix of every key conduit-redis writes.
 pub const DEFAULT_PREFIX: &str = "conduit:";
 /// The default bound of one command (connecting included).
@@ -149,9 +153,7 @@ impl RedisBuilder {
             Kind::Cluster(Box::new(Cluster {
                 client: builder().response_timeout(self.timeout).build()?,
                 // The reader blocks in XREAD: its replies may take the whole block time.
-                reader: builder()
-                    .response_timeout(crate::hub::BLOCK + self.timeout)
-                    .build()?,
+                reader: builder().response_timeout(BLOCK + self.timeout).build()?,
                 conn: OnceCell::new(),
             }))
         } else {
@@ -290,7 +292,7 @@ impl Redis {
                 Kind::Single(single) => {
                     let cfg = AsyncConnectionConfig::new()
                         .set_connection_timeout(timeout)
-                        .set_response_timeout(crate::hub::BLOCK + timeout);
+                        .set_response_timeout(BLOCK + timeout);
                     single
                         .client
                         .get_multiplexed_async_connection_with_config(&cfg)

@@ -57,10 +57,7 @@ use futures_core::Stream;
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use redis::{RedisResult, Value};
 
-use crate::conn::{Conn, Redis};
-
-/// How long one `XREAD` blocks before it is sent again.
-pub(crate) const BLOCK: Duration = Duration::from_secs(5);
+use crate::conn::{BLOCK, Conn, Redis};
 /// Entries one `XREAD` or replay `XRANGE` asks for at most.
 const PAGE: usize = 256;
 /// The first and the longest pause between reconnect attempts of a reader.
