@@ -106,7 +106,7 @@ if [ "$MODE" = redis ]; then
     rdir=$(mktemp -d)
     rport=$(( ${STREAM_BENCH_PORT:-18095} + 2 ))
     PIDS=()
-    cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; PIDS=(); }
+    cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; PIDS=(); }
     trap 'cleanup; rm -rf "$rdir"' EXIT
     redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$rdir" \
         --loglevel warning >/dev/null 2>&1 &
