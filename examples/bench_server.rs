@@ -38,7 +38,8 @@
 //! With `REDIS_URL` set (e.g. `redis://127.0.0.1:6379`), `/sse` (and `/ws/ticks`) is a hub on
 //! the Redis stream of topic `ticks` and `/limited` keeps its quota in Redis (`conduit_redis`), so several
 //! bench_servers on one Redis behave as one service; only the one started with `TICKS=1`
-//! publishes the ticks. Without `REDIS_URL` nothing changes.
+//! publishes the ticks. Without `REDIS_URL` nothing changes. `REDIS_LOCAL_DENIALS=0` makes every
+//! `/limited` check a Redis round trip (no local memory of Redis's refusals).
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -312,10 +313,13 @@ mod redis_mode {
         }))
     }
 
-    /// `/limited` with its quota in Redis, when in this mode.
+    /// `/limited` with its quota in Redis, when in this mode. `REDIS_LOCAL_DENIALS=0` asks
+    /// Redis for every request, refusals included (`RedisStore::local_denials(false)`).
     pub fn limited() -> Option<MethodRouter> {
         let (redis, _) = REDIS.get()?;
-        let limit = RateLimit::new(Quota::per_second(1).burst(5)).store(RedisStore::new(redis));
+        let local = std::env::var("REDIS_LOCAL_DENIALS").as_deref() != Ok("0");
+        let store = RedisStore::new(redis).local_denials(local);
+        let limit = RateLimit::new(Quota::per_second(1).burst(5)).store(store);
         Some(get((|_req: Request| async { "Hello, World!" }).with(limit)))
     }
 

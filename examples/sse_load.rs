@@ -22,6 +22,10 @@
 //! Unix epoch, as bench_server's `REDIS_URL` mode stamps them just before the `XADD`) are also
 //! measured from that moment: the whole path publish → Redis → reader → fan-out → client, on
 //! one machine's clock.
+//!
+//! Every tick in the window is accounted for: delivered, or announced as skipped by the hub's
+//! `event: lagged` (`{"missed":N}`, counted), or lost with a client whose stream ended early
+//! (counted); `missing` is what is left. A tick split over two reads is counted once.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,15 +38,35 @@ use tokio::net::TcpStream;
 /// since the tick's publish time when it carries one).
 type Arrivals = Arc<Mutex<Vec<(u64, Instant, Option<Duration>)>>>;
 
+/// What the clients share with the main task.
+#[derive(Default)]
+struct Totals {
+    /// Clients that received their response's first bytes.
+    connected: AtomicUsize,
+    /// The first tick of the window (0 until the window is chosen).
+    start_seq: AtomicU64,
+    /// The latest tick any client has seen.
+    latest: AtomicU64,
+    /// Deliveries of the window's ticks.
+    counted: AtomicUsize,
+    /// Events the hub announced as skipped (`lagged`), once the window is chosen.
+    lagged: AtomicU64,
+}
+
 async fn client(
     path: &'static str,
     addr: String,
-    connected: Arc<AtomicUsize>,
-    start_seq: Arc<AtomicU64>,
-    latest: Arc<AtomicU64>,
-    counted_total: Arc<AtomicUsize>,
+    ticks: u64,
+    totals: Arc<Totals>,
     arrivals: Arrivals,
 ) -> std::io::Result<()> {
+    let Totals {
+        connected,
+        start_seq,
+        latest,
+        counted: counted_total,
+        lagged,
+    } = &*totals;
     let mut s = loop {
         match TcpStream::connect(&addr).await {
             Ok(s) => break s,
@@ -68,36 +92,116 @@ async fn client(
             connected.fetch_add(1, Ordering::SeqCst);
         }
         pending.extend_from_slice(&buf[..n]);
-        // Find every `{"seq":N}` in what arrived; keep the unparsed tail for a split marker.
-        let mut at = 0;
-        while let Some(i) = find(&pending[at..], b"{\"seq\":") {
-            let digits = at + i + 7;
-            let Some(end) = pending[digits..].iter().position(|&b| b == b'}') else {
-                break;
-            };
-            let fields = std::str::from_utf8(&pending[digits..digits + end]).unwrap_or("");
-            let (seq, stamp) = match fields.split_once(",\"t\":") {
-                Some((seq, t)) => (seq, t.parse::<u64>().ok()),
-                None => (fields, None),
-            };
-            if let Ok(seq) = seq.parse::<u64>() {
+        let keep_from = scan(&pending, |mark| match mark {
+            Mark::Tick { seq, stamp } => {
                 latest.fetch_max(seq, Ordering::Relaxed);
                 let from = start_seq.load(Ordering::Relaxed);
-                if from != 0 && seq >= from {
+                // Only the window's ticks: counting later ones would end the wait while
+                // deliveries of its last ticks are still on their way.
+                if from != 0 && (from..from + ticks).contains(&seq) {
                     let since = stamp.map(|t| wall.saturating_sub(Duration::from_micros(t)));
                     arrivals.lock().unwrap().push((seq, now, since));
                     counted_total.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            at = digits + end;
-        }
-        let keep_from = at.max(pending.len().saturating_sub(16));
+            Mark::Lagged(n) => {
+                if start_seq.load(Ordering::Relaxed) != 0 {
+                    lagged.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+        });
         pending.drain(..keep_from);
+    }
+}
+
+/// What [`scan`] finds in the stream: a tick, or the hub's `event: lagged` with its count.
+#[derive(Debug, PartialEq, Eq)]
+enum Mark {
+    Tick { seq: u64, stamp: Option<u64> },
+    Lagged(u64),
+}
+
+const TICK: &[u8] = b"{\"seq\":";
+const LAGGED: &[u8] = b"{\"missed\":";
+
+/// Calls `found` for every complete tick (`{"seq":N}` or `{"seq":N,"t":MICROS}`) and lagged
+/// count (`{"missed":N}`) in `buf`; returns where the unread tail starts: at a marker whose
+/// closing brace has not arrived yet, or the last bytes, which may begin one.
+fn scan(buf: &[u8], mut found: impl FnMut(Mark)) -> usize {
+    let mut at = 0;
+    loop {
+        let next = [TICK, LAGGED]
+            .into_iter()
+            .filter_map(|m| find(&buf[at..], m).map(|i| (at + i, m)))
+            .min_by_key(|&(i, _)| i);
+        let Some((start, mark)) = next else {
+            // No marker starts before the last bytes, which may be the beginning of one.
+            let longest = TICK.len().max(LAGGED.len()) - 1;
+            return at.max(buf.len().saturating_sub(longest));
+        };
+        let digits = start + mark.len();
+        let Some(end) = buf[digits..].iter().position(|&b| b == b'}') else {
+            return start; // the rest of this one is still on its way
+        };
+        let fields = std::str::from_utf8(&buf[digits..digits + end]).unwrap_or("");
+        if mark == TICK {
+            let (seq, stamp) = match fields.split_once(",\"t\":") {
+                Some((seq, t)) => (seq, t.parse::<u64>().ok()),
+                None => (fields, None),
+            };
+            if let Ok(seq) = seq.parse::<u64>() {
+                found(Mark::Tick { seq, stamp });
+            }
+        } else if let Ok(missed) = fields.parse::<u64>() {
+            found(Mark::Lagged(missed));
+        }
+        at = digits + end + 1;
     }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn marks(chunks: &[&[u8]]) -> Vec<Mark> {
+        let mut out = Vec::new();
+        let mut pending = Vec::new();
+        for c in chunks {
+            pending.extend_from_slice(c);
+            let keep = scan(&pending, |m| out.push(m));
+            pending.drain(..keep);
+        }
+        out
+    }
+
+    #[test]
+    fn a_tick_split_anywhere_across_reads_is_counted_once() {
+        let wire: &[u8] =
+            b"event: tick\ndata: {\"seq\":12,\"t\":1796655396007798}\nid: 1796655396007-0\n\n\
+            event: lagged\ndata: {\"missed\":3}\n\nevent: tick\ndata: {\"seq\":16}\n\n";
+        let want = vec![
+            Mark::Tick {
+                seq: 12,
+                stamp: Some(1796655396007798),
+            },
+            Mark::Lagged(3),
+            Mark::Tick {
+                seq: 16,
+                stamp: None,
+            },
+        ];
+        assert_eq!(marks(&[wire]), want);
+        for i in 0..=wire.len() {
+            for j in i..=wire.len() {
+                let got = marks(&[&wire[..i], &wire[i..j], &wire[j..]]);
+                assert_eq!(got, want, "split at {i} and {j}");
+            }
+        }
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -123,24 +227,37 @@ async fn main() {
     let ticks: u64 = ticks_arg.parse().unwrap_or(50);
     let path = if idle { "/" } else { "/sse" };
 
-    let connected = Arc::new(AtomicUsize::new(0));
-    let start_seq = Arc::new(AtomicU64::new(0));
-    let latest = Arc::new(AtomicU64::new(0));
-    let counted_total = Arc::new(AtomicUsize::new(0));
+    let totals = Arc::new(Totals::default());
+    let Totals {
+        connected,
+        start_seq,
+        latest,
+        counted: counted_total,
+        lagged,
+    } = &*totals;
+    // Clients whose stream ended or failed (their later ticks are missing).
+    let ended = Arc::new(AtomicUsize::new(0));
     let mut all: Vec<Arrivals> = Vec::with_capacity(clients);
     let t0 = Instant::now();
     for i in 0..clients {
         let arrivals = Arrivals::default();
         all.push(arrivals.clone());
-        tokio::spawn(client(
+        let client = client(
             path,
             addrs[i % addrs.len()].clone(),
-            connected.clone(),
-            start_seq.clone(),
-            latest.clone(),
-            counted_total.clone(),
+            ticks,
+            totals.clone(),
             arrivals,
-        ));
+        );
+        let ended = ended.clone();
+        tokio::spawn(async move {
+            if let Err(e) = client.await {
+                if ended.load(Ordering::Relaxed) == 0 {
+                    eprintln!("a client failed: {e}");
+                }
+            }
+            ended.fetch_add(1, Ordering::Relaxed);
+        });
     }
     while connected.load(Ordering::SeqCst) < clients {
         if t0.elapsed() > Duration::from_secs(120) {
@@ -185,12 +302,18 @@ async fn main() {
     // Per tick, the time its last client got it: tells a slow fan-out from a few slow ticks.
     let mut spreads = Vec::new();
     let mut missing = 0usize;
+    // (tick, deliveries missing) for the ticks some client did not get.
+    let mut short = Vec::new();
     for seq in first..=last {
         let Some(v) = by_seq.get(&seq) else {
             missing += clients;
+            short.push((seq, clients));
             continue;
         };
         missing += clients.saturating_sub(v.len());
+        if v.len() < clients {
+            short.push((seq, clients - v.len()));
+        }
         let min = *v.iter().min().unwrap();
         let max = *v.iter().max().unwrap();
         spreads.push(max - min);
@@ -202,6 +325,14 @@ async fn main() {
         .iter()
         .filter(|d| **d >= Duration::from_millis(100))
         .count();
+    if !short.is_empty() {
+        println!("ticks with missing deliveries (tick, missing): {short:?}");
+    }
+    println!(
+        "accounted for: {} events announced as skipped by `lagged` events (the hub's slow-consumer policy), {} clients whose stream ended early",
+        lagged.load(Ordering::Relaxed),
+        ended.load(Ordering::Relaxed),
+    );
     println!(
         "ticks {first}..={last}: {} deliveries, {missing} missing; fan-out delay p50 {:.1?}, p99 {:.1?}, max {:.1?}; {:.2}% of deliveries at 100 ms or later",
         delays.len(),

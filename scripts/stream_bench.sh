@@ -35,6 +35,9 @@
 #    for SECONDS against bench_server with the MemoryStore, then with REDIS_URL (RedisStore);
 #    prints req/s and the CPU time per request of bench_server and of redis-server, and the
 #    difference. Instructions per request: REDIS_URL=redis://... scripts/perf/instr.sh limited.
+# In 4, bench_server runs on CPU 0, redis-server and wrk on CPU 1 (when taskset exists).
+# STREAM_BENCH_ONLY=fanout or =limited runs only 3 or only 4; STREAM_BENCH_BIN=PATH runs that
+# bench_server binary (e.g. one built from another commit) and builds nothing (sse_load as built).
 # STREAM_BENCH_PROFILE=dev builds the debug binaries instead (a smoke run of the script only:
 # its figures say nothing about performance).
 set -euo pipefail
@@ -55,10 +58,11 @@ profile_dir=$PROFILE; [ "$PROFILE" = dev ] && profile_dir=debug
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 echo "open-file limit: $(ulimit -n)"
-cargo build --profile "$PROFILE" --example bench_server --example sse_load
+[ -n "${STREAM_BENCH_BIN:-}" ] || cargo build --profile "$PROFILE" --example bench_server --example sse_load
 target=$(cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)
 SSE_LOAD=$target/$profile_dir/examples/sse_load
-declare -A BIN=([patched]=$target/$profile_dir/examples/bench_server)
+declare -A BIN=([patched]=${STREAM_BENCH_BIN:-$target/$profile_dir/examples/bench_server})
+ONLY=${STREAM_BENCH_ONLY:-}
 [ "$MODE" = redis ] && HYPER=patched
 
 # bench_server without the [patch]: the workspace copied (sources only, mtimes kept so cargo
@@ -108,14 +112,14 @@ if [ "$MODE" = redis ]; then
     PIDS=()
     cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; PIDS=(); }
     trap 'cleanup; rm -rf "$rdir"' EXIT
-    redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$rdir" \
+    "${pin_client[@]}" redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$rdir" \
         --loglevel warning >/dev/null 2>&1 &
     RPID=$!; PIDS+=("$RPID")
     for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
     export_url=redis://127.0.0.1:$rport
     serve() { # ADDR [ENV=VALUE ...]: a bench_server in the background; its pid in SPID
         local addr=$1; shift
-        env "$@" "${BIN[patched]}" "$addr" >/dev/null 2>&1 &
+        env "$@" "${pin_run[@]}" "${BIN[patched]}" "$addr" >/dev/null 2>&1 &
         SPID=$!; PIDS+=("$SPID")
         for _ in $(seq 100); do curl -s -o /dev/null "http://$addr/" && return; sleep 0.1; done
         echo "bench_server did not start on $addr" >&2; exit 1
@@ -143,6 +147,8 @@ if [ "$MODE" = redis ]; then
         echo "memory per SSE client (RSS growth over the servers / clients): $PER_CLIENT bytes"
     }
 
+    pin_run=() # the fan-out's servers share both cores; the rate limit's server gets CPU 0
+    if [ "$ONLY" != limited ]; then
     echo
     echo "== Redis hub: $CLIENTS SSE clients over two instances, $TICKS ticks published by the first"
     serve "$ADDR" REDIS_URL="$export_url" TICKS=1; A=$SPID
@@ -156,6 +162,9 @@ if [ "$MODE" = redis ]; then
     sse_run "$ADDR" "$M"; memory_per=$PER_CLIENT
     kill "$M"; wait "$M" 2>/dev/null || true
     echo "memory per SSE client: Redis hub $redis_per bytes, in-process hub $memory_per bytes"
+    fi
+    [ "$ONLY" = fanout ] && exit 0
+    pin_run=("${pin_server[@]}")
 
     echo
     echo "== Rate limiting: wrk -t1 -c64 -d${SECONDS_RL}s on /limited"

@@ -222,7 +222,15 @@ impl Redis {
     /// The key of `name` in `space`: `{prefix}{space}:{{name}}`. The braces are a Cluster
     /// hash tag, so everything about one name lives on one shard.
     pub fn key(&self, space: &str, name: &str) -> String {
-        format!("{}{space}:{{{name}}}", self.inner.prefix)
+        self.key_of(space, name)
+    }
+
+    /// [`key`](Self::key) of a name written by its `Display`, in one allocation.
+    pub(crate) fn key_of(&self, space: &str, name: impl fmt::Display) -> String {
+        use fmt::Write as _;
+        let mut key = String::with_capacity(self.inner.prefix.len() + space.len() + 48);
+        let _ = write!(key, "{}{space}:{{{name}}}", self.inner.prefix);
+        key
     }
 
     /// The bound of one command.

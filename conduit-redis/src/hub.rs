@@ -408,8 +408,8 @@ fn decode(text: &str, id: &str) -> Event {
 fn entry_event(entry: &StreamId) -> Option<(EntryId, Event)> {
     let id = EntryId::parse(&entry.id)?;
     let text = match entry.map.get(FIELD) {
-        Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-        _ => String::new(),
+        Some(Value::BulkString(b)) => String::from_utf8_lossy(b),
+        _ => Default::default(),
     };
     Some((id, decode(&text, &entry.id)))
 }

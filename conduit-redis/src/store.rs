@@ -3,41 +3,53 @@
 //!
 //! The script reads the server's clock (`TIME`), so instance clocks do not matter; it stores
 //! each key's "theoretical arrival time" in microseconds with a TTL of the time until its
-//! bucket is full again (`PX`), so Redis holds no idle keys. It runs by `EVALSHA` (redis-rs
-//! loads it and retries once on `NOSCRIPT`): one round trip, atomic. The decision and the
-//! `RateLimit-*` / `Retry-After` headers come from the same [`Quota::step`] as
-//! [`MemoryStore`]'s.
+//! bucket is full again (`PX`), so Redis holds no idle keys. It runs by `EVALSHA` (by `EVAL`
+//! once when Redis answers `NOSCRIPT`, which loads it again): one round trip, atomic. Its
+//! reply is one integer, how far the key is into its burst (negative when refused). The
+//! decision and the `RateLimit-*` / `Retry-After` headers come from the same [`Quota::step`]
+//! as [`MemoryStore`]'s.
+//!
+//! A refusal from Redis is remembered locally until the key's next token (by this instance's
+//! monotonic clock, counted from before the command was sent): until then the key's requests
+//! are refused without a round trip. A refusal changes nothing in Redis and the key's arrival
+//! time only grows, so Redis would refuse them too: the shared limit stays exact
+//! ([`RedisStore::local_denials`] turns this off).
 //!
 //! When Redis does not answer within the command timeout the store fails open (the default:
 //! the request goes through), fails closed (429), or asks a local [`MemoryStore`] (a limit per
 //! instance); each failure is counted ([`RedisStore::stats`]) and the first of an outage is
 //! logged at `warn`, the recovery at `info`.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::hash::Hash;
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use conduit_middleware::rate_limit::{Decision, MemoryStore, Quota, RateLimitStore};
-use redis::Script;
+use redis::{ErrorKind, Script};
 
 use crate::conn::Redis;
 
+/// The GCRA step on `KEYS[1]` (ARGV: interval and tolerance in µs). The reply is how far the
+/// key was into its burst before this request, `ahead` µs, when admitted, `-1 - ahead` when
+/// refused. Lua numbers hold the µs clock exactly (below 2^53), and `redis.call` writes them
+/// as integers.
 const GCRA: &str = r#"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local start = math.max(tat, now)
-if start - now > tolerance then
-  return {0, tat, now}
-end
-local new = start + interval
-redis.call('SET', KEYS[1], string.format('%d', new), 'PX', math.ceil((new - now) / 1000) + 1)
-return {1, tat, now}
+local now = t[1] * 1000000 + t[2]
+local ahead = (tonumber(redis.call('GET', KEYS[1])) or 0) - now
+if ahead < 0 then ahead = 0 end
+if ahead > tonumber(ARGV[2]) then return -1 - ahead end
+local used = ahead + ARGV[1]
+redis.call('SET', KEYS[1], now + used, 'PX', math.ceil(used / 1000) + 1)
+return ahead
 "#;
+
+/// Keys whose refusal is remembered locally, at most (beyond it a refusal is not remembered).
+const DENIAL_KEYS: usize = 16_384;
+const DENIAL_SHARDS: usize = 16;
 
 /// What to answer when Redis cannot be asked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -58,6 +70,9 @@ pub struct StoreStats {
     pub errors: u64,
     /// Of those, answered by the local fallback [`MemoryStore`].
     pub fallback: u64,
+    /// Checks refused without asking Redis, by a refusal Redis gave the key before and that
+    /// still holds (not counted in `checks`).
+    pub local_denials: u64,
 }
 
 #[derive(Debug, Default)]
@@ -65,7 +80,68 @@ struct Counters {
     checks: AtomicU64,
     errors: AtomicU64,
     fallback: AtomicU64,
+    local_denials: AtomicU64,
     down: AtomicBool,
+}
+
+type DenialShard<K> = Mutex<HashMap<K, u64, foldhash::fast::FixedState>>;
+
+/// The refusals Redis gave, by key: the key's arrival time as this instance's clock sees it
+/// (ns since `epoch`), never later than the one Redis holds (it is counted from before the
+/// command was sent, and Redis only moves it forward).
+struct Denials<K> {
+    shards: Box<[DenialShard<K>]>,
+    hasher: foldhash::fast::FixedState,
+    epoch: Instant,
+}
+
+impl<K: Hash + Eq + Clone> Denials<K> {
+    fn new() -> Self {
+        Self {
+            shards: (0..DENIAL_SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: foldhash::fast::FixedState::default(),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    fn shard(
+        &self,
+        key: &K,
+    ) -> std::sync::MutexGuard<'_, HashMap<K, u64, foldhash::fast::FixedState>> {
+        let i = (self.hasher.hash_one(key) as usize) % self.shards.len();
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The refusal Redis would give `key` now, if a remembered one still holds (`quota` in
+    /// whole µs, as the script counts).
+    fn check(&self, key: &K, quota: &Quota) -> Option<Decision> {
+        let tat = *self.shard(key).get(key)?;
+        let (_, decision) = quota.step(tat, self.now());
+        (!decision.allowed).then_some(decision)
+    }
+
+    /// Remember that Redis refused `key` when it was `ahead` µs into its burst, the command
+    /// sent at `sent` (ns since `epoch`).
+    fn remember(&self, key: &K, sent: u64, ahead: u64) {
+        let tat = sent.saturating_add(ahead.saturating_mul(1000));
+        let mut shard = self.shard(key);
+        if let Some(t) = shard.get_mut(key) {
+            *t = (*t).max(tat);
+            return;
+        }
+        if shard.len() >= DENIAL_KEYS / DENIAL_SHARDS {
+            let now = self.now();
+            shard.retain(|_, t| *t > now);
+            if shard.len() >= DENIAL_KEYS / DENIAL_SHARDS {
+                return;
+            }
+        }
+        shard.insert(key.clone(), tat);
+    }
 }
 
 /// A [`RateLimitStore`] in Redis, shared by every instance that uses the same Redis and key
@@ -87,9 +163,11 @@ struct Counters {
 /// ```
 pub struct RedisStore<K = std::net::IpAddr> {
     redis: Redis,
-    script: Arc<Script>,
+    /// The script's SHA1 (hex), for `EVALSHA`.
+    sha: String,
     on_error: OnError,
     fallback: Option<MemoryStore<K>>,
+    denials: Option<Denials<K>>,
     counters: Arc<Counters>,
 }
 
@@ -99,6 +177,7 @@ impl<K> fmt::Debug for RedisStore<K> {
             .field("redis", &self.redis)
             .field("on_error", &self.on_error)
             .field("fallback", &self.fallback.is_some())
+            .field("local_denials", &self.denials.is_some())
             .finish()
     }
 }
@@ -108,11 +187,22 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> RedisStore<K> {
     pub fn new(redis: &Redis) -> Self {
         Self {
             redis: redis.clone(),
-            script: Arc::new(Script::new(GCRA)),
+            sha: Script::new(GCRA).get_hash().to_owned(),
             on_error: OnError::default(),
             fallback: None,
+            denials: Some(Denials::new()),
             counters: Arc::default(),
         }
+    }
+
+    /// Whether a refusal from Redis is remembered until the key's next token, refusing the
+    /// key's requests meanwhile without a round trip (default on). Exact: Redis would refuse
+    /// them too, since a refusal changes nothing there and other instances can only bring the
+    /// key's next token later. (A Redis that lost its data meanwhile would admit them; the
+    /// refusal still lasts until the time Redis gave.)
+    pub fn local_denials(mut self, on: bool) -> Self {
+        self.denials = on.then(Denials::new);
+        self
     }
 
     /// What to answer when Redis cannot be asked (default [`OnError::Open`]); a
@@ -142,11 +232,13 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> RedisStore<K> {
             checks: self.counters.checks.load(Relaxed),
             errors: self.counters.errors.load(Relaxed),
             fallback: self.counters.fallback.load(Relaxed),
+            local_denials: self.counters.local_denials.load(Relaxed),
         }
     }
 
     /// Export [`stats`](Self::stats) as `conduit_redis_ratelimit_checks`,
-    /// `conduit_redis_ratelimit_errors` and `conduit_redis_ratelimit_fallback` counters.
+    /// `conduit_redis_ratelimit_errors`, `conduit_redis_ratelimit_fallback` and
+    /// `conduit_redis_ratelimit_local_denials` counters.
     #[cfg(feature = "metrics")]
     pub fn register_metrics(&self, registry: &conduit_middleware::metrics::MetricsRegistry) {
         let c = self.counters.clone();
@@ -167,6 +259,12 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> RedisStore<K> {
             "Rate-limit checks answered by the local fallback store",
             move || c.fallback.load(Relaxed),
         );
+        let c = self.counters.clone();
+        registry.counter_fn(
+            "conduit_redis_ratelimit_local_denials",
+            "Rate-limit checks refused locally, by a refusal from Redis that still holds",
+            move || c.local_denials.load(Relaxed),
+        );
     }
 }
 
@@ -183,24 +281,47 @@ impl<K> RedisStore<K>
 where
     K: fmt::Display + Hash + Eq + Clone + Send + Sync + 'static,
 {
-    async fn ask(&self, key: &K, quota: &Quota) -> redis::RedisResult<Decision> {
-        let (interval, tolerance, q) = micro_quota(quota);
-        let key = self.redis.key("rl", &key.to_string());
-        let script = &self.script;
-        let (allowed, tat, now): (u8, u64, u64) = self
+    /// The script's answer for `key`, under `quota` in whole µs (`micro_quota`).
+    async fn ask(
+        &self,
+        key: &K,
+        (interval, tolerance, q): (u64, u64, Quota),
+    ) -> redis::RedisResult<Decision> {
+        let key_name = self.redis.key_of("rl", key);
+        let sent = self.denials.as_ref().map(Denials::now);
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&self.sha)
+            .arg(1)
+            .arg(&key_name)
+            .arg(interval)
+            .arg(tolerance);
+        let reply: i64 = self
             .redis
-            .run(async |conn| {
-                script
-                    .key(&key)
-                    .arg(interval)
-                    .arg(tolerance)
-                    .invoke_async(conn)
-                    .await
+            .run(async |conn| match cmd.query_async(conn).await {
+                Err(e) if e.kind() == ErrorKind::NoScriptError => {
+                    // Redis lost its script cache (restart, SCRIPT FLUSH): EVAL loads it again.
+                    redis::cmd("EVAL")
+                        .arg(GCRA)
+                        .arg(1)
+                        .arg(&key_name)
+                        .arg(interval)
+                        .arg(tolerance)
+                        .query_async(conn)
+                        .await
+                }
+                r => r,
             })
             .await?;
-        let (_, mut decision) = q.step(tat.saturating_mul(1000), now.saturating_mul(1000));
+        let (allowed, ahead) = match u64::try_from(reply) {
+            Ok(ahead) => (true, ahead),
+            Err(_) => (false, (-1 - reply) as u64),
+        };
+        let (_, mut decision) = q.step(ahead.saturating_mul(1000), 0);
         // The script decided; the step only says how (they agree: same arithmetic).
-        decision.allowed = allowed == 1;
+        decision.allowed = allowed;
+        if let (false, Some(denials), Some(sent)) = (allowed, &self.denials, sent) {
+            denials.remember(key, sent, ahead);
+        }
         Ok(decision)
     }
 
@@ -239,7 +360,12 @@ where
     K: fmt::Display + Hash + Eq + Clone + Send + Sync + 'static,
 {
     async fn check(&self, key: &K, quota: &Quota) -> Decision {
-        match self.ask(key, quota).await {
+        let micro = micro_quota(quota);
+        if let Some(d) = self.denials.as_ref().and_then(|d| d.check(key, &micro.2)) {
+            self.counters.local_denials.fetch_add(1, Relaxed);
+            return d;
+        }
+        match self.ask(key, micro).await {
             Ok(d) => {
                 self.counters.checks.fetch_add(1, Relaxed);
                 if self.counters.down.swap(false, Relaxed) {

@@ -66,7 +66,9 @@ async fn two_instances_share_one_quota_with_the_memory_stores_headers() {
         .parse()
         .unwrap();
     assert!(ttl > 0 && ttl <= 3_600_001 * 5, "{ttl}");
-    assert_eq!(a.store.stats().checks, 5);
+    // A's fourth request was refused by Redis, its fifth by that refusal remembered locally.
+    assert_eq!(a.store.stats().checks, 4);
+    assert_eq!(a.store.stats().local_denials, 1);
     assert_eq!(a.store.stats().errors, 0);
 }
 
@@ -150,4 +152,41 @@ async fn futures_statuses(addr: std::net::SocketAddr, n: usize) -> Vec<u16> {
 
 fn get_metrics(registry: &MetricsRegistry) -> String {
     registry.encode()
+}
+
+#[tokio::test]
+async fn a_refusal_remembered_locally_refuses_exactly_what_redis_would() {
+    let (_logs, _guard) = Logs::capture();
+    let redis_server = RedisServer::start();
+    let redis = redis(&redis_server.url());
+    // One token every 400 ms, a burst of 2: A remembers refusals, B asks Redis every time.
+    let quota = Quota::with_period(std::time::Duration::from_millis(400)).burst(2);
+    let limit_a = RateLimit::new(quota).store(conduit_redis::RedisStore::new(&redis));
+    let store_a = limit_a.shared_store().clone();
+    let limit_b =
+        RateLimit::new(quota).store(conduit_redis::RedisStore::new(&redis).local_denials(false));
+    let store_b = limit_b.shared_store().clone();
+    let a = start(config(), (|_req: Request| async { "ok" }).with(limit_a)).await;
+    let b = start(config(), (|_req: Request| async { "ok" }).with(limit_b)).await;
+
+    let t = Instant::now();
+    assert_eq!(futures_statuses(a.addr, 3).await, [200, 200, 429]);
+    // Refused by A's memory of Redis's refusal, and by Redis for B: the same answer.
+    let local = get(a.addr, "/").await;
+    let remote = get(b.addr, "/").await;
+    assert_eq!((local.status.as_u16(), remote.status.as_u16()), (429, 429));
+    assert_eq!(local.header("retry-after"), remote.header("retry-after"));
+    assert_eq!(store_a.stats().local_denials, 1);
+    assert_eq!(store_a.stats().checks, 3);
+    assert_eq!(store_b.stats().local_denials, 0);
+    // Once Redis has a token again, A asks it (its memory never refuses longer than Redis).
+    assert!(
+        t.elapsed() < std::time::Duration::from_millis(300),
+        "slow machine: {:?}",
+        t.elapsed()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    assert_eq!(futures_statuses(a.addr, 2).await, [200, 429]);
+    assert_eq!(store_a.stats().checks, 5);
+    assert_eq!(get(b.addr, "/").await.status, 429);
 }
