@@ -59,16 +59,37 @@ enum Kind {
 /// One node: connections checked out of a deadpool-redis pool and kept in slots, each shared
 /// (multiplexed: concurrent commands pipeline on it) until a command on it fails, when it goes
 /// back to the pool (whose recycle check then drops it if it is broken).
+///
+/// One command at a time fills an empty slot (`fill`); the others wait for it and share what
+/// it got. The pool holds one connection a slot, so the filler never waits for a connection
+/// another slot keeps.
 struct Single {
     client: redis::Client,
     pool: deadpool_redis::Pool,
     slots: Box<[std::sync::Mutex<Option<deadpool_redis::Connection>>]>,
+    fill: Box<[tokio::sync::Mutex<()>]>,
     next: AtomicUsize,
 }
 
 impl Single {
     fn slot(&self, i: usize) -> std::sync::MutexGuard<'_, Option<deadpool_redis::Connection>> {
         self.slots[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connection of slot `i`, checked out of the pool if the slot is empty (by one caller
+    /// at a time; boxed by the caller, so the common path's future stays small).
+    async fn fill(&self, i: usize) -> RedisResult<redis::aio::MultiplexedConnection> {
+        let _filling = self.fill[i].lock().await;
+        if let Some(c) = self.slot(i).as_ref() {
+            return Ok((**c).clone());
+        }
+        let obj = self.pool.get().await.map_err(|e| match e {
+            deadpool_redis::PoolError::Backend(e) => e,
+            e => RedisError::from((redis::ErrorKind::IoError, "pool", e.to_string())),
+        })?;
+        let shared = (*obj).clone();
+        *self.slot(i) = Some(obj);
+        Ok(shared)
     }
 }
 
@@ -178,6 +199,7 @@ impl RedisBuilder {
                 client,
                 pool,
                 slots: (0..self.pool_size).map(|_| Default::default()).collect(),
+                fill: (0..self.pool_size).map(|_| Default::default()).collect(),
                 next: AtomicUsize::new(0),
             }))
         };
@@ -272,16 +294,9 @@ impl Redis {
                 if let Some(c) = single.slot(i).as_ref() {
                     return Ok(Conn::Multiplexed(Box::new((**c).clone())));
                 }
-                let obj = single.pool.get().await.map_err(|e| match e {
-                    deadpool_redis::PoolError::Backend(e) => e,
-                    e => RedisError::from((redis::ErrorKind::IoError, "pool", e.to_string())),
-                })?;
-                let shared = (*obj).clone();
-                let mut s = single.slot(i);
-                if s.is_none() {
-                    *s = Some(obj);
-                }
-                Ok(Conn::Multiplexed(Box::new(shared)))
+                Box::pin(single.fill(i))
+                    .await
+                    .map(|c| Conn::Multiplexed(Box::new(c)))
             }
             Kind::Cluster(c) => c
                 .conn

@@ -190,3 +190,28 @@ async fn a_refusal_remembered_locally_refuses_exactly_what_redis_would() {
     assert_eq!(store_a.stats().checks, 5);
     assert_eq!(get(b.addr, "/").await.status, 429);
 }
+
+#[tokio::test]
+async fn concurrent_first_checks_share_the_pooled_connections_without_waiting_for_them() {
+    let (_logs, _guard) = Logs::capture();
+    let redis_server = RedisServer::start();
+    let redis = redis(&redis_server.url());
+    let a = Instance::start(&redis, "t").await;
+    // Many requests at once on a fresh instance: every one is answered by Redis (none waits
+    // for a pooled connection until the command timeout and fails open), so the quota holds.
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..48)
+        .map(|_| {
+            let addr = a.addr();
+            tokio::spawn(async move { get(addr, "/limited").await.status.as_u16() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(a.store.stats().errors, 0, "took {:?}", t.elapsed());
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5);
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 43);
+}
