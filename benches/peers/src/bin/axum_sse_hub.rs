@@ -20,8 +20,12 @@ async fn sse(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let events = BroadcastStream::new(tx.subscribe()).filter_map(|r| async move {
         // A receiver that lagged skips what it missed, as conduit's default policy does.
-        r.ok()
-            .map(|(seq, data)| Ok(Event::default().event("tick").id(seq.to_string()).data(data)))
+        r.ok().map(|(seq, data)| {
+            Ok(Event::default()
+                .event("tick")
+                .id(seq.to_string())
+                .data(data))
+        })
     });
     Sse::new(events).keep_alive(KeepAlive::default())
 }
