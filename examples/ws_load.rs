@@ -202,6 +202,16 @@ async fn broadcast(addr: String, clients: usize, ticks: usize) {
     let first_counted = latest.load(Ordering::SeqCst) + 1;
     tokio::time::sleep(Duration::from_millis(100 * ticks as u64 + 500)).await;
     let last_counted = first_counted + ticks as u64 - 1;
+    // A server that fell behind is still delivering: wait for the last counted tick to reach
+    // every socket (up to 10 s more), so that "missing" means not delivered, not late.
+    let stragglers = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < stragglers
+        && !all
+            .iter()
+            .all(|a| a.lock().unwrap().iter().any(|x| x.0 >= last_counted))
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut delays = Vec::new();
     let mut missing = 0usize;
     for seq in first_counted..=last_counted {
