@@ -26,6 +26,13 @@
 //! Every tick in the window is accounted for: delivered, or announced as skipped by the hub's
 //! `event: lagged` (`{"missed":N}`, counted), or lost with a client whose stream ended early
 //! (counted); `missing` is what is left. A tick split over two reads is counted once.
+//!
+//! `LOAD_SPIN=1` keeps the client's runtime busy (a task that only yields), so its thread
+//! never sleeps in `epoll_wait`. On loopback the receiver's TCP work, waking the receiving
+//! thread included, runs on the sender's core: a client whose thread sleeps makes the server
+//! pay an inter-processor wake-up (in a VM, an exit to the hypervisor) for every delivery,
+//! which a client on another machine never costs it. Use it when the client has a core of its
+//! own (`scripts/fanout_bench.sh` does, with the client pinned).
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -226,6 +233,14 @@ async fn main() {
     let idle = ticks_arg == "idle";
     let ticks: u64 = ticks_arg.parse().unwrap_or(50);
     let path = if idle { "/" } else { "/sse" };
+    if std::env::var("LOAD_SPIN").as_deref() == Ok("1") {
+        // Never idle: see the module docs.
+        tokio::spawn(async {
+            loop {
+                tokio::task::yield_now().await;
+            }
+        });
+    }
 
     let totals = Arc::new(Totals::default());
     let Totals {
