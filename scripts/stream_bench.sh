@@ -35,7 +35,9 @@
 #    for SECONDS against bench_server with the MemoryStore, then with REDIS_URL (RedisStore);
 #    prints req/s and the CPU time per request of bench_server and of redis-server, and the
 #    difference. Instructions per request: REDIS_URL=redis://... scripts/perf/instr.sh limited.
-# In 4, bench_server runs on CPU 0, redis-server and wrk on CPU 1 (when taskset exists).
+# In 4, bench_server runs on CPU 0, redis-server and wrk on CPU 1 (when taskset exists);
+# past the burst the RedisStore refuses from its memory of Redis's refusal, and
+# REDIS_LOCAL_DENIALS=0 (passed on to bench_server) makes every check a Redis round trip.
 # STREAM_BENCH_ONLY=fanout or =limited runs only 3 or only 4; STREAM_BENCH_BIN=PATH runs that
 # bench_server binary (e.g. one built from another commit) and builds nothing (sse_load as built).
 # STREAM_BENCH_PROFILE=dev builds the debug binaries instead (a smoke run of the script only:
