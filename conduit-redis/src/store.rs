@@ -289,7 +289,7 @@ where
     ) -> redis::RedisResult<Decision> {
         let key_name = self.redis.key_of("rl", key);
         let sent = self.denials.as_ref().map(Denials::now);
-        // Sized for the whole command: growing its buffers cost ~1,000 instructions a check.
+        // Sized for the whole command: growing its buffers cost ~2,000 instructions a check.
         let mut cmd = redis::Cmd::with_capacity(6, 96 + key_name.len());
         cmd.arg("EVALSHA")
             .arg(&self.sha)
