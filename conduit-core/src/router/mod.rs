@@ -503,7 +503,7 @@ impl Router {
                 methods, matched, ..
             } => {
                 let record = record_on_response(req, matched);
-                req.extensions_mut().insert(matched.clone());
+                crate::context::set_matched_path(req.extensions_mut(), matched);
                 match methods.dispatch(req) {
                     Dispatch::Call { handler, reply, .. } => Dispatch::Call {
                         handler,
@@ -522,7 +522,7 @@ impl Router {
                 Ok(()) if nested.is_some() => Dispatch::call(handler),
                 Ok(()) => {
                     let record = record_on_response(req, matched);
-                    req.extensions_mut().insert(matched.clone());
+                    crate::context::set_matched_path(req.extensions_mut(), matched);
                     Dispatch::Call {
                         handler,
                         reply: Reply::AsIs,
