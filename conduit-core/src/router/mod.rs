@@ -116,9 +116,12 @@ enum Reply {
     WithoutBody,
 }
 
+/// The state of [`run`]'s future. An answer the router gives itself (405, 400) is boxed: it is
+/// the rare path, and inline it would make every request's future the size of a `Response`
+/// (224 bytes instead of 112 with a plain handler), which the server and hyper move several times per request.
 enum Step<F> {
     Pending(F, Reply, Option<MatchedPath>),
-    Ready(Response),
+    Ready(Box<Response>),
 }
 
 /// Turn a decision about `req` into the response future: no boxing beyond the handler's own.
@@ -135,11 +138,11 @@ fn run(
             reply,
             matched,
         } => Step::Pending(handler.call(req), reply, matched),
-        Dispatch::Respond(res) => Step::Ready(res),
+        Dispatch::Respond(res) => Step::Ready(Box::new(res)),
     };
     async move {
         let res = match step {
-            Step::Ready(res) => res,
+            Step::Ready(res) => *res,
             Step::Pending(fut, reply, matched) => {
                 let mut res = fut.await;
                 if reply == Reply::WithoutBody {
