@@ -22,6 +22,13 @@
 //! Unix epoch, as bench_server's `REDIS_URL` mode stamps them just before the `XADD`) are also
 //! measured from that moment: the whole path publish → Redis → reader → fan-out → client, on
 //! one machine's clock.
+//!
+//! `LOAD_SPIN=1` keeps the client's runtime busy (a task that only yields), so its thread
+//! never sleeps in `epoll_wait`. On loopback the receiver's TCP work, waking the receiving
+//! thread included, runs on the sender's core: a client whose thread sleeps makes the server
+//! pay an inter-processor wake-up (in a VM, an exit to the hypervisor) for every delivery,
+//! which a client on another machine never costs it. Use it when the client has a core of its
+//! own (`scripts/fanout_bench.sh` does, with the client pinned).
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -122,6 +129,14 @@ async fn main() {
     let idle = ticks_arg == "idle";
     let ticks: u64 = ticks_arg.parse().unwrap_or(50);
     let path = if idle { "/" } else { "/sse" };
+    if std::env::var("LOAD_SPIN").as_deref() == Ok("1") {
+        // Never idle: see the module docs.
+        tokio::spawn(async {
+            loop {
+                tokio::task::yield_now().await;
+            }
+        });
+    }
 
     let connected = Arc::new(AtomicUsize::new(0));
     let start_seq = Arc::new(AtomicU64::new(0));

@@ -22,6 +22,13 @@
 //! that a socket costs the client only its TCP stream and a tick a few comparisons (a full
 //! client per socket would make the load generator, not the server, the bottleneck at 10,000
 //! sockets); `echo` uses tokio-tungstenite.
+//!
+//! `LOAD_SPIN=1` keeps the client's runtime busy (a task that only yields), so its thread
+//! never sleeps in `epoll_wait`. On loopback the receiver's TCP work, waking the receiving
+//! thread included, runs on the sender's core: a client whose thread sleeps makes the server
+//! pay an inter-processor wake-up (in a VM, an exit to the hypervisor) for every delivery,
+//! which a client on another machine never costs it. Use it when the client has a core of its
+//! own (`scripts/fanout_bench.sh` does, with the client pinned).
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -195,6 +202,16 @@ async fn broadcast(addr: String, clients: usize, ticks: usize) {
     let first_counted = latest.load(Ordering::SeqCst) + 1;
     tokio::time::sleep(Duration::from_millis(100 * ticks as u64 + 500)).await;
     let last_counted = first_counted + ticks as u64 - 1;
+    // A server that fell behind is still delivering: wait for the last counted tick to reach
+    // every socket (up to 10 s more), so that "missing" means not delivered, not late.
+    let stragglers = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < stragglers
+        && !all
+            .iter()
+            .all(|a| a.lock().unwrap().iter().any(|x| x.0 >= last_counted))
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut delays = Vec::new();
     let mut missing = 0usize;
     for seq in first_counted..=last_counted {
@@ -235,6 +252,14 @@ async fn broadcast(addr: String, clients: usize, ticks: usize) {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if std::env::var("LOAD_SPIN").as_deref() == Ok("1") {
+        // Never idle: see the module docs.
+        tokio::spawn(async {
+            loop {
+                tokio::task::yield_now().await;
+            }
+        });
+    }
     let arg = |i: usize| args.get(i).unwrap_or_else(|| panic!("usage: {USAGE}"));
     let addr = arg(0).clone();
     let n = |i: usize| -> usize { arg(i).parse().unwrap_or_else(|_| panic!("usage: {USAGE}")) };
