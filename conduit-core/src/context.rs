@@ -62,13 +62,18 @@ pub(crate) fn matched_path(req: &Request) -> Option<&MatchedPath> {
 }
 
 /// Record `matched` on the request: in the server's context when it has one (no insert), else
-/// as a plain extension. A later call (a nested router's finer template) replaces it.
+/// as a plain extension. A later call (a nested router's finer template) replaces it. Whether
+/// it went into the server's context.
 #[inline]
-pub(crate) fn set_matched_path(ext: &mut Extensions, matched: &MatchedPath) {
+pub(crate) fn set_matched_path(ext: &mut Extensions, matched: &MatchedPath) -> bool {
     match ext.get_mut::<ServerContext>() {
-        Some(ctx) => ctx.matched = Some(matched.clone()),
+        Some(ctx) => {
+            ctx.matched = Some(matched.clone());
+            true
+        }
         None => {
             ext.insert(matched.clone());
+            false
         }
     }
 }

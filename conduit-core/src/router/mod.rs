@@ -505,8 +505,7 @@ impl Router {
             Endpoint::Route {
                 methods, matched, ..
             } => {
-                let record = record_on_response(req, matched);
-                crate::context::set_matched_path(req.extensions_mut(), matched);
+                let record = record_matched(req, matched);
                 match methods.dispatch(req) {
                     Dispatch::Call { handler, reply, .. } => Dispatch::Call {
                         handler,
@@ -524,8 +523,7 @@ impl Router {
             } => match strip_prefix(req, rest) {
                 Ok(()) if nested.is_some() => Dispatch::call(handler),
                 Ok(()) => {
-                    let record = record_on_response(req, matched);
-                    crate::context::set_matched_path(req.extensions_mut(), matched);
+                    let record = record_matched(req, matched);
                     Dispatch::Call {
                         handler,
                         reply: Reply::AsIs,
@@ -575,13 +573,17 @@ impl Statics {
     }
 }
 
-/// The template to copy onto the response: only when a whole-router middleware asked for it
-/// with [`RecordMatchedPath`] (a response extension costs a map allocation per request).
+/// Record `matched` on the request, and return the copy for the response: only when a
+/// whole-router middleware asked for it with [`RecordMatchedPath`] (a response extension costs
+/// a map allocation per request). A request whose only extension is the server's context
+/// carries no `RecordMatchedPath`, so the common case skips that lookup.
 #[inline]
-fn record_on_response(req: &Request, matched: &MatchedPath) -> Option<MatchedPath> {
-    req.extensions()
-        .get::<RecordMatchedPath>()
-        .map(|_| matched.clone())
+fn record_matched(req: &mut Request, matched: &MatchedPath) -> Option<MatchedPath> {
+    let ext = req.extensions_mut();
+    if crate::context::set_matched_path(ext, matched) && ext.len() == 1 {
+        return None;
+    }
+    ext.get::<RecordMatchedPath>().map(|_| matched.clone())
 }
 
 #[cold]

@@ -599,6 +599,17 @@ async fn matched_path_and_connect_info_in_the_server_context() {
     assert_eq!(body(res).await, "/users/{id} /users/{id} 192.0.2.1:5000 3");
     let res = app.call(served("/files/x")).await;
     assert_eq!(body(res).await, "/files /files 192.0.2.1:5000 2");
+    // Asked for on the response too (as logging and metrics do), beside the server's context.
+    let mut recorded = served("/users/7");
+    recorded.extensions_mut().insert(RecordMatchedPath);
+    let res = app.call(recorded).await;
+    let on_response = res
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    assert_eq!(on_response.as_deref(), Some("/users/{id}"));
+    let res = app.call(served("/a")).await;
+    assert!(res.extensions().get::<MatchedPath>().is_none());
 
     // Built by hand (no server context): plain extensions, found by the same accessors.
     let mut plain = req(Method::GET, "/a");
