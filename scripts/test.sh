@@ -98,6 +98,7 @@ feature_sets=(
     "-p conduit --all-features"
     "-p conduit-server --no-default-features"
     "-p conduit-server --no-default-features --features tls"
+    "-p conduit-server --no-default-features --features sqlite"
     "-p conduit-middleware --no-default-features"
     "-p conduit-middleware --no-default-features --features metrics"
     "-p conduit-ws"

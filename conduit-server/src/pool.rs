@@ -48,6 +48,11 @@ pub use deadpool::managed::{Manager, Metrics, Object, PoolError, RecycleResult};
 
 use crate::Server;
 
+#[cfg(feature = "sqlite")]
+mod sqlite;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteConnection, SqliteManager};
+
 /// Pool limits; [`Default`] gives Go's `database/sql` defaults (see the [module docs](self)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolConfig {

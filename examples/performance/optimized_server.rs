@@ -30,17 +30,16 @@ use conduit::middleware::{
     Compression, Logging, Metrics, MetricsRegistry, Recovery, RequestId, Timeout,
 };
 use conduit::server::debug::Debug;
-use conduit::server::pool::{Pool, PoolConfig};
+use conduit::server::pool::{Pool, PoolConfig, SqliteManager};
 use conduit::{
     Config, Error, Event, HandlerExt, Hub, IntoResponse, Json, JsonArray, Request, RequestExt,
     Response, Router, ServeDir, Server, get,
 };
-use deadpool_sqlite::{Manager, Runtime};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
 
-type Db = Pool<Manager>;
+type Db = Pool<SqliteManager>;
 
 #[derive(Serialize)]
 struct Item {
@@ -70,7 +69,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let manager = Manager::from_config(&deadpool_sqlite::Config::new(&db_path), Runtime::Tokio1);
+    let manager = SqliteManager::new(&deadpool_sqlite::Config::new(&db_path));
     let db = Pool::new(manager, PoolConfig::default())?;
     seed(&db, items).await?;
     tracing::info!(path = %db_path, items, "database ready");

@@ -22,17 +22,16 @@
 use std::path::PathBuf;
 
 use conduit::http::{HeaderValue, StatusCode, header};
-use conduit::server::pool::{Pool, PoolConfig};
+use conduit::server::pool::{Pool, PoolConfig, SqliteManager};
 use conduit::validate::{Validate, ValidationErrors};
 use conduit::{Body, Config, Error, IntoResponse, Json, Request, RequestExt, Response, Server};
 use conduit_api::{ApiRouter, Cursor, Page, Pagination, routes};
-use deadpool_sqlite::{Manager, Runtime};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
 use utoipa::{OpenApi, ToSchema};
 
-type Db = Pool<Manager>;
+type Db = Pool<SqliteManager>;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -107,7 +106,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (dir.0.join("todos.sqlite"), Some(dir))
         }
     };
-    let manager = Manager::from_config(&deadpool_sqlite::Config::new(&db_path), Runtime::Tokio1);
+    let manager = SqliteManager::new(&deadpool_sqlite::Config::new(&db_path));
     let db = Pool::new(manager, PoolConfig::default())?;
     create_schema(&db).await?;
     tracing::info!(path = %db_path.display(), "database ready");
