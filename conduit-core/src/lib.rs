@@ -10,6 +10,7 @@ pub use http;
 
 mod body;
 mod connect_info;
+mod context;
 mod error;
 mod handler;
 pub mod headers;
@@ -28,6 +29,8 @@ pub mod validate;
 
 pub use body::{Body, BodyWrapper, WrappedBody, to_bytes};
 pub use connect_info::ConnectInfo;
+#[doc(hidden)]
+pub use context::ServerContext;
 pub use error::{BoxError, Error, panic_message};
 pub use handler::{BoxFuture, BoxHandler, Handler};
 pub use middleware::{FromFn, FromFnHandler, HandlerExt, Middleware, Next, from_fn};

@@ -112,12 +112,23 @@ pub trait RequestExt: sealed::Sealed + Sized {
     fn params(&self) -> &PathParams;
 
     /// The connection the request arrived on (peer and local address, TLS ALPN and SNI), put
-    /// in every request by the server; `None` for a request the server did not read.
+    /// on every request by the server; `None` for a request the server did not read.
+    ///
+    /// This accessor is the way to read it: the server keeps it in a conduit-internal
+    /// extension (shared with the route template), so `extensions().get::<ConnectInfo>()`
+    /// finds nothing on a served request. For a request without the server's context (built by
+    /// hand, in a test) it returns a `ConnectInfo` inserted as a plain extension.
     fn connect_info(&self) -> Option<&ConnectInfo>;
 
     /// The template of the route that matched (`/users/{id}`), set by the
     /// [`Router`](crate::Router) before it calls the route's handler (see [`MatchedPath`]);
     /// `None` outside a router.
+    ///
+    /// This accessor (or [`MatchedPath::of`], for an owned copy) is the way to read it: on a
+    /// served request the router records it in the server's conduit-internal extension, so
+    /// `extensions().get::<MatchedPath>()` finds nothing there. On a request without the
+    /// server's context (built by hand, in a test) the router inserts, and this accessor
+    /// returns, a plain `MatchedPath` extension.
     fn matched_path(&self) -> Option<&str>;
 
     /// The path parameters deserialized into `T`: a struct or map (by name), a tuple (in
@@ -285,14 +296,12 @@ impl RequestExt for Request {
 
     #[inline]
     fn connect_info(&self) -> Option<&ConnectInfo> {
-        self.extensions().get::<ConnectInfo>()
+        crate::context::connect_info(self)
     }
 
     #[inline]
     fn matched_path(&self) -> Option<&str> {
-        self.extensions()
-            .get::<MatchedPath>()
-            .map(MatchedPath::as_str)
+        crate::context::matched_path(self).map(MatchedPath::as_str)
     }
 
     fn path<T: DeserializeOwned>(&self) -> Result<T, Error> {

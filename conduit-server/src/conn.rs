@@ -12,7 +12,7 @@ use std::time::Duration;
 use conduit_core::http::{self, Version};
 use conduit_core::{
     Body, BodyLimit, BodyWrapper, BoxError, ConnectInfo, ErrorRenderer, Handler, Problem,
-    Rendering, ShutdownSignal, StreamHold, WrappedBody,
+    Rendering, ServerContext, ShutdownSignal, StreamHold, WrappedBody,
 };
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -230,7 +230,9 @@ async fn serve_http<H, I>(
                         let limit = usize::try_from(ctx.max_body).unwrap_or(usize::MAX);
                         req.extensions_mut().insert(BodyLimit(limit));
                     }
-                    req.extensions_mut().insert(info.clone());
+                    // One extension for the connection's info and the router's template.
+                    req.extensions_mut()
+                        .insert(ServerContext::new(info.clone()));
                     // The method first: a plain request pays one comparison, not a map lookup.
                     if req.method() == http::Method::CONNECT
                         && req.extensions().get::<hyper::ext::Protocol>().is_some()

@@ -65,9 +65,7 @@ use std::net::SocketAddr;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use conduit_core::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
-use conduit_core::{
-    Body, ConnectInfo, IntoResponse, Request, Response, ShutdownSignal, StreamHold,
-};
+use conduit_core::{Body, IntoResponse, Request, RequestExt, Response, ShutdownSignal, StreamHold};
 use hyper::ext::Protocol;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -235,7 +233,7 @@ impl WebSocketUpgrade {
     /// Check the request's handshake and take its upgrade (the server puts it in the
     /// request's extensions). Refusals are responses; see the [module docs](self).
     pub fn from_request(req: &mut Request) -> Result<Self, WsRejection> {
-        let peer = req.extensions().get::<ConnectInfo>().map(|c| c.peer_addr());
+        let peer = req.connect_info().map(|c| c.peer_addr());
         let reject = |status, reason| Err(WsRejection::new(status, reason, peer));
         if req.version() == Version::HTTP_2 && req.method() == Method::CONNECT {
             return Self::from_extended_connect(req, peer);

@@ -126,13 +126,15 @@ impl fmt::Debug for PathParams {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginalUri(pub Uri);
 
-/// The route template that matched the request, e.g. `/users/{id}` (a request and response
-/// extension; read it with [`RequestExt::matched_path`](crate::RequestExt::matched_path)).
+/// The route template that matched the request, e.g. `/users/{id}`: on the request, read it
+/// with [`RequestExt::matched_path`](crate::RequestExt::matched_path) or [`MatchedPath::of`];
+/// on the response, it is a plain extension.
 ///
-/// The router puts it into the request's extensions before calling the route's handler, and,
-/// when the request carries [`RecordMatchedPath`], into the response's extensions afterwards,
-/// so middleware wrapping the whole router (logging, metrics) can label every routed response
-/// by its template rather than by its raw path. Under [`Router::nest`](crate::Router::nest) it is the full template (`/api/users/{id}`);
+/// The router records it on the request before calling the route's handler (in the server's
+/// conduit-internal request extension, or as a plain extension on a request the server did not
+/// read), and, when the request carries [`RecordMatchedPath`], into the response's extensions
+/// afterwards, so middleware wrapping the whole router (logging, metrics) can label every
+/// routed response by its template rather than by its raw path. Under [`Router::nest`](crate::Router::nest) it is the full template (`/api/users/{id}`);
 /// for a [`Router::mount`](crate::Router::mount) it is the mount's prefix. Responses of the
 /// router itself (404 from the fallback, 405) carry none.
 ///
@@ -166,6 +168,13 @@ impl MatchedPath {
     /// The route template, as registered (with the prefixes of the routers it is nested in).
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The template recorded on `req`, as [`RequestExt::matched_path`](crate::RequestExt::matched_path)
+    /// finds it, for a caller that keeps it past the request (a clone is an `Arc` count).
+    #[inline]
+    pub fn of(req: &crate::Request) -> Option<&MatchedPath> {
+        crate::context::matched_path(req)
     }
 }
 

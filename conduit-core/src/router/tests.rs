@@ -560,3 +560,61 @@ fn path_params_api() {
     assert!(p.push_decoded("y", "%C3").is_err());
     assert_eq!(p.len(), 4);
 }
+
+/// With the server's context on the request (as the server sends it), the router records the
+/// template there, in place: the handler reads it through the accessors, the request carries
+/// one extension, and a nested router's finer template replaces the outer one.
+#[tokio::test]
+async fn matched_path_and_connect_info_in_the_server_context() {
+    let seen = |req: Request| async move {
+        format!(
+            "{} {} {} {}",
+            req.matched_path().unwrap_or("-"),
+            MatchedPath::of(&req).map_or("-", MatchedPath::as_str),
+            req.connect_info()
+                .map_or("-".into(), |c| c.peer_addr().to_string()),
+            req.extensions().len(),
+        )
+    };
+    let inner = Router::new().route("/{id}", get(seen));
+    let app = Router::new()
+        .route("/a", get(seen))
+        .nest("/users", inner)
+        .mount("/files", seen);
+    let info = crate::ConnectInfo::new(
+        "192.0.2.1:5000".parse().unwrap(),
+        "127.0.0.1:80".parse().unwrap(),
+    );
+    let served = |uri: &str| {
+        let mut r = req(Method::GET, uri);
+        r.extensions_mut()
+            .insert(crate::ServerContext::new(info.clone()));
+        r
+    };
+    let res = app.call(served("/a")).await;
+    assert_eq!(body(res).await, "/a /a 192.0.2.1:5000 1");
+    // Nested: the outer router's mount, then the inner route (plus the path parameters and the
+    // original URI of the nest).
+    let res = app.call(served("/users/7")).await;
+    assert_eq!(body(res).await, "/users/{id} /users/{id} 192.0.2.1:5000 3");
+    let res = app.call(served("/files/x")).await;
+    assert_eq!(body(res).await, "/files /files 192.0.2.1:5000 2");
+    // Asked for on the response too (as logging and metrics do), beside the server's context.
+    let mut recorded = served("/users/7");
+    recorded.extensions_mut().insert(RecordMatchedPath);
+    let res = app.call(recorded).await;
+    let on_response = res
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    assert_eq!(on_response.as_deref(), Some("/users/{id}"));
+    let res = app.call(served("/a")).await;
+    assert!(res.extensions().get::<MatchedPath>().is_none());
+
+    // Built by hand (no server context): plain extensions, found by the same accessors.
+    let mut plain = req(Method::GET, "/a");
+    plain.extensions_mut().insert(info.clone());
+    let res = app.call(plain).await;
+    assert_eq!(body(res).await, "/a /a 192.0.2.1:5000 2");
+    assert_eq!(get_text(&app, "/a").await.1, "/a /a - 1");
+}
