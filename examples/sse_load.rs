@@ -170,47 +170,6 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn marks(chunks: &[&[u8]]) -> Vec<Mark> {
-        let mut out = Vec::new();
-        let mut pending = Vec::new();
-        for c in chunks {
-            pending.extend_from_slice(c);
-            let keep = scan(&pending, |m| out.push(m));
-            pending.drain(..keep);
-        }
-        out
-    }
-
-    #[test]
-    fn a_tick_split_anywhere_across_reads_is_counted_once() {
-        let wire: &[u8] =
-            b"event: tick\ndata: {\"seq\":12,\"t\":1796655396007798}\nid: 1796655396007-0\n\n\
-            event: lagged\ndata: {\"missed\":3}\n\nevent: tick\ndata: {\"seq\":16}\n\n";
-        let want = vec![
-            Mark::Tick {
-                seq: 12,
-                stamp: Some(1796655396007798),
-            },
-            Mark::Lagged(3),
-            Mark::Tick {
-                seq: 16,
-                stamp: None,
-            },
-        ];
-        assert_eq!(marks(&[wire]), want);
-        for i in 0..=wire.len() {
-            for j in i..=wire.len() {
-                let got = marks(&[&wire[..i], &wire[i..j], &wire[j..]]);
-                assert_eq!(got, want, "split at {i} and {j}");
-            }
-        }
-    }
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -377,4 +336,45 @@ async fn main() {
         spreads.last().copied().unwrap_or_default(),
     );
     std::process::exit(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn marks(chunks: &[&[u8]]) -> Vec<Mark> {
+        let mut out = Vec::new();
+        let mut pending = Vec::new();
+        for c in chunks {
+            pending.extend_from_slice(c);
+            let keep = scan(&pending, |m| out.push(m));
+            pending.drain(..keep);
+        }
+        out
+    }
+
+    #[test]
+    fn a_tick_split_anywhere_across_reads_is_counted_once() {
+        let wire: &[u8] =
+            b"event: tick\ndata: {\"seq\":12,\"t\":1796655396007798}\nid: 1796655396007-0\n\n\
+            event: lagged\ndata: {\"missed\":3}\n\nevent: tick\ndata: {\"seq\":16}\n\n";
+        let want = vec![
+            Mark::Tick {
+                seq: 12,
+                stamp: Some(1796655396007798),
+            },
+            Mark::Lagged(3),
+            Mark::Tick {
+                seq: 16,
+                stamp: None,
+            },
+        ];
+        assert_eq!(marks(&[wire]), want);
+        for i in 0..=wire.len() {
+            for j in i..=wire.len() {
+                let got = marks(&[&wire[..i], &wire[i..j], &wire[j..]]);
+                assert_eq!(got, want, "split at {i} and {j}");
+            }
+        }
+    }
 }
