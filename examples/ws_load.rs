@@ -197,7 +197,10 @@ async fn broadcast(addr: String, clients: usize, ticks: usize) {
         }));
     }
     // Ticks come every 100 ms: count TICKS of them, starting after the latest one any socket
-    // has seen now that every socket is open.
+    // has seen once every socket is open and has read what reached it while the others were
+    // opening (the sockets opened first hold ticks the last ones never got: counting from
+    // those would count deliveries that could not happen).
+    tokio::time::sleep(Duration::from_millis(300)).await;
     counting.store(true, Ordering::SeqCst);
     let first_counted = latest.load(Ordering::SeqCst) + 1;
     tokio::time::sleep(Duration::from_millis(100 * ticks as u64 + 500)).await;

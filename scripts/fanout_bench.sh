@@ -65,7 +65,7 @@ ms() {
 
 for round in $(seq "$ROUNDS"); do
     for name in "${NAMES[@]}"; do
-        "${pin_server[@]}" ${SERVER[$name]} "$ADDR" /tmp >/dev/null 2>&1 &
+        "${pin_server[@]}" ${SERVER[$name]} "$ADDR" >/dev/null 2>&1 &
         PID=$!
         # fanout_floor answers only SSE heads: wait for the port, not for a response
         for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
