@@ -50,25 +50,31 @@ async fn warm<M: Manager + 'static>(pool: &Pool<M>) {
     assert!(pool.get().await.is_ok());
 }
 
+/// Of `n` checkouts of an idle connection, how many were handed out on their first poll.
+async fn immediate_checkouts<M: Manager + 'static>(pool: &Pool<M>, n: usize) -> usize {
+    let mut immediate = 0;
+    for _ in 0..n {
+        warm(pool).await;
+        if checkout_is_immediate(pool) {
+            immediate += 1;
+        }
+    }
+    immediate
+}
+
+/// deadpool-sqlite's own manager runs `SELECT $1` on the blocking pool at every checkout, so
+/// its first poll waits for that thread (on a quiet machine, 0 of 100 are immediate; under
+/// load the blocking thread can finish before the poll returns, so it is not asserted here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-async fn a_checkout_runs_no_query_where_deadpool_sqlite_runs_one() {
+async fn a_checkout_runs_no_query() {
     let db = DbFile::new("checkout");
     let ours = Pool::new(SqliteManager::new(&db.config()), PoolConfig::default()).unwrap();
-    warm(&ours).await;
-    assert!(
-        checkout_is_immediate(&ours),
+    assert_eq!(
+        immediate_checkouts(&ours, 100).await,
+        100,
         "an idle connection is handed out without a query"
     );
-    // deadpool-sqlite's own manager checks it with `SELECT $1` on the blocking pool first.
-    let theirs = Pool::new(
-        deadpool_sqlite::Manager::from_config(&db.config(), deadpool_sqlite::Runtime::Tokio1),
-        PoolConfig::default(),
-    )
-    .unwrap();
-    warm(&theirs).await;
-    assert!(!checkout_is_immediate(&theirs));
     ours.close();
-    theirs.close();
 }
 
 /// Whether the connection `pool` hands out now is the one that created the TEMP table
