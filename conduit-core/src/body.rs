@@ -22,6 +22,7 @@ use futures_core::Stream;
 use http_body::{Frame, SizeHint};
 
 use crate::BoxError;
+use crate::sendfile::SendfileGrant;
 
 type DynBody = Pin<Box<dyn http_body::Body<Data = Bytes, Error = BoxError> + Send + 'static>>;
 
@@ -34,6 +35,10 @@ enum Kind {
     Empty,
     Full(Bytes),
     Stream(DynBody),
+    /// A file body: `read` produces its bytes, and may hand spans of the file to the
+    /// connection to send with `sendfile` once the server gives the grant (see
+    /// [`crate::sendfile`]).
+    File(DynBody, SendfileGrant),
 }
 
 impl Body {
@@ -89,12 +94,65 @@ impl Body {
         }
     }
 
+    /// A body read from a file by `read`, which may send spans of the file with `sendfile`
+    /// through `grant` once the server gives it (see [`crate::sendfile`]).
+    ///
+    /// It stays a file body when only [observers](Self::observe) wrap it. Any other wrapping
+    /// (`Body::new` of a wrapper, a body that transforms it) makes it an ordinary stream, whose
+    /// grant the server never sees: such a body is always read, never sent by reference.
+    pub fn file<B>(read: B, grant: SendfileGrant) -> Self
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let read = match Self::new(read).kind {
+            Kind::Empty => return Self::empty(),
+            Kind::Full(b) => Box::pin(WrappedBody::new(Self::full(b), MapErr)),
+            Kind::Stream(s) | Kind::File(s, _) => s,
+        };
+        Self {
+            kind: Kind::File(read, grant),
+        }
+    }
+
+    /// The grant of a [file body](Self::file) that reached here unchanged, or seen only
+    /// through [observers](Self::observe); `None` for every other body.
+    pub fn sendfile_grant(&self) -> Option<&SendfileGrant> {
+        match &self.kind {
+            Kind::File(_, grant) => Some(grant),
+            _ => None,
+        }
+    }
+
+    /// This body seen through `wrapper`, a [`BodyWrapper`] that only *observes* the body:
+    /// each data frame it returns is the very frame it got from the inner body, unchanged
+    /// (it may count, log, time or end the body early with an error). A
+    /// [file body](Self::file) stays one, so the server can still send it with `sendfile`
+    /// (whose data frames stand for spans of the file: their bytes are not the file's and must
+    /// not be read). For a wrapper that changes the data, use `Body::new(WrappedBody::new(..))`.
+    pub fn observe<W>(self, wrapper: W) -> Self
+    where
+        W: BodyWrapper + Send + 'static,
+    {
+        match self.kind {
+            Kind::File(read, grant) => {
+                let inner = Self {
+                    kind: Kind::Stream(read),
+                };
+                Self {
+                    kind: Kind::File(Box::pin(WrappedBody::new(inner, wrapper)), grant),
+                }
+            }
+            kind => Self::new(WrappedBody::new(Self { kind }, wrapper)),
+        }
+    }
+
     /// The bytes of a body held in memory, without consuming it; `None` for streams.
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match &self.kind {
             Kind::Empty => Some(&[]),
             Kind::Full(b) => Some(b),
-            Kind::Stream(_) => None,
+            Kind::Stream(_) | Kind::File(..) => None,
         }
     }
 }
@@ -111,6 +169,7 @@ impl fmt::Debug for Body {
             Kind::Empty => f.write_str("Body::Empty"),
             Kind::Full(b) => f.debug_tuple("Body::Full").field(&b.len()).finish(),
             Kind::Stream(_) => f.write_str("Body::Stream"),
+            Kind::File(_, grant) => f.debug_tuple("Body::File").field(grant).finish(),
         }
     }
 }
@@ -130,7 +189,7 @@ impl http_body::Body for Body {
                 Kind::Full(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
                 _ => unreachable!("checked above"),
             },
-            Kind::Stream(s) => s.as_mut().poll_frame(cx),
+            Kind::Stream(s) | Kind::File(s, _) => s.as_mut().poll_frame(cx),
         }
     }
 
@@ -139,7 +198,7 @@ impl http_body::Body for Body {
         match &self.kind {
             Kind::Empty => true,
             Kind::Full(_) => false,
-            Kind::Stream(s) => s.is_end_stream(),
+            Kind::Stream(s) | Kind::File(s, _) => s.is_end_stream(),
         }
     }
 
@@ -148,7 +207,7 @@ impl http_body::Body for Body {
         match &self.kind {
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Full(b) => SizeHint::with_exact(b.len() as u64),
-            Kind::Stream(s) => s.size_hint(),
+            Kind::Stream(s) | Kind::File(s, _) => s.size_hint(),
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod render;
 mod request;
 mod response;
 mod router;
+pub mod sendfile;
 mod shutdown;
 mod stream_hold;
 #[cfg(feature = "tower")]

@@ -292,14 +292,11 @@ impl Logging {
             return;
         }
         let inner = std::mem::take(res.body_mut());
-        *res.body_mut() = Body::new(conduit_core::WrappedBody::new(
-            inner,
-            LoggedBody {
-                event: Some(event),
-                bytes: 0,
-                completed: false,
-            },
-        ));
+        *res.body_mut() = inner.observe(LoggedBody {
+            event: Some(event),
+            bytes: 0,
+            completed: false,
+        });
     }
 }
 

@@ -135,14 +135,11 @@ pub(crate) fn guard_body(res: &mut Response) {
 
 fn guard_stream(res: &mut Response) {
     let inner = std::mem::take(res.body_mut());
-    *res.body_mut() = Body::new(conduit_core::WrappedBody::new(
-        inner,
-        GuardedBody {
-            // The body is polled after the request id's scope: keep a copy for the log line.
-            id: request_id::current(),
-            failed: false,
-        },
-    ));
+    *res.body_mut() = inner.observe(GuardedBody {
+        // The body is polled after the request id's scope: keep a copy for the log line.
+        id: request_id::current(),
+        failed: false,
+    });
 }
 
 pin_project_lite::pin_project! {

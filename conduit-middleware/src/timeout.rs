@@ -161,16 +161,13 @@ impl Timeout {
 /// Wrap a streamed body in a [`DeadlineBody`] of `limit`.
 fn limit_body(limit: Duration, res: &mut Response) {
     let inner = std::mem::take(res.body_mut());
-    *res.body_mut() = Body::new(conduit_core::WrappedBody::new(
-        inner,
-        DeadlineBody {
-            sleep: Box::pin(tokio::time::sleep(limit)),
-            limit,
-            // Polled after the request id's scope (see `request_id::current`): keep a copy.
-            id: request_id::current(),
-            expired: false,
-        },
-    ));
+    *res.body_mut() = inner.observe(DeadlineBody {
+        sleep: Box::pin(tokio::time::sleep(limit)),
+        limit,
+        // Polled after the request id's scope (see `request_id::current`): keep a copy.
+        id: request_id::current(),
+        expired: false,
+    });
 }
 
 pin_project_lite::pin_project! {

@@ -19,14 +19,14 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncRead;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::Config;
 use crate::body::request_body;
 use crate::conformance::{self, Early};
-use crate::io::TimedIo;
+use crate::io::{Socket, TimedIo};
 #[cfg(feature = "tls")]
 use crate::preface::{Preface, expect_preface};
 use crate::preface::{Replay, sniff_preface};
@@ -74,7 +74,10 @@ impl<H: Handler> ConnContext<H> {
             // when a parse comes up short, after reads that can overshoot it.
             .max_header_size(config.max_header_bytes)
             .max_buf_size(config.max_header_bytes)
-            .max_headers(config.max_headers);
+            .max_headers(config.max_headers)
+            // Body chunks are written by reference, never copied into hyper's own buffer: a
+            // file placeholder must reach `TimedIo` as it is (see `conduit_core::sendfile`).
+            .writev(true);
         Self {
             handler,
             shutdown,
@@ -114,7 +117,7 @@ pub(crate) async fn serve_tls<H, I>(
     mut drain: oneshot::Receiver<()>,
 ) where
     H: Handler,
-    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    I: AsyncRead + Socket + Send + Unpin + 'static,
 {
     let accepted = Instant::now();
     if alpn == Protocol::Http1 {
@@ -159,7 +162,7 @@ pub(crate) async fn serve_plain<H, I>(
     accepted: Instant,
 ) where
     H: Handler,
-    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    I: AsyncRead + Socket + Send + Unpin + 'static,
 {
     let mut prefix = [0u8; 24];
     let mut protocol = Protocol::Http1;
@@ -204,10 +207,12 @@ async fn serve_http<H, I>(
     accepted: Instant,
 ) where
     H: Handler,
-    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    I: AsyncRead + Socket + Send + Unpin + 'static,
 {
     let peer = info.peer_addr();
-    let activity = Arc::new(Activity::new(ctx.shutdown.streams().clone()));
+    // File bodies go out with `sendfile` on plain-text HTTP/1.1 only.
+    let sendfile = I::SENDFILE && protocol == Protocol::Http1;
+    let activity = Arc::new(Activity::new(ctx.shutdown.streams().clone(), sendfile));
     let io = TokioIo::new(TimedIo::new(io, activity.clone()));
 
     let service = {
@@ -440,6 +445,13 @@ impl<F: Future<Output = conduit_core::Response>> Future for Respond<F> {
         }
         if *this.head {
             res = conduit_core::head_response(res);
+        }
+        if let Some(grant) = res.body().sendfile_grant() {
+            // A file body that reached the connection as it left the handler (or seen only
+            // through observers) may send its cached spans with `sendfile`.
+            if let Some(queue) = guard.0.sendfile_queue() {
+                grant.give(queue);
+            }
         }
         Poll::Ready(Ok(res.map(|body| WrappedBody::new(body, guard))))
     }

@@ -1,13 +1,16 @@
 //! [`TimedIo`]: the connection's I/O as hyper sees it. It reports reads and stalled writes to
-//! the connection's [`Activity`] (for the [watchdog](crate::watchdog)) and coalesces HTTP/2
-//! writes (see [`coalesce`]).
+//! the connection's [`Activity`] (for the [watchdog](crate::watchdog)), coalesces HTTP/2
+//! writes (see [`coalesce`]) and sends file placeholders with `sendfile` (see [`Socket`] and
+//! [`conduit_core::sendfile`]).
 
+use std::fs::File;
 use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use conduit_core::sendfile::{self, Sendfile};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::watchdog::Activity;
@@ -67,7 +70,7 @@ fn coalesce(activity: &Activity, yielded: &mut bool, cx: &mut Context<'_>) -> bo
     true
 }
 
-impl<T: AsyncWrite> AsyncWrite for TimedIo<T> {
+impl<T: Socket> AsyncWrite for TimedIo<T> {
     #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
@@ -77,6 +80,13 @@ impl<T: AsyncWrite> AsyncWrite for TimedIo<T> {
         let this = self.project();
         if coalesce(this.activity, this.yielded, cx) {
             return Poll::Pending;
+        }
+        if this.activity.sendfile_pending().is_some() && sendfile::is_placeholder(buf) {
+            // Only a vectored writer hands chunks over by reference (see `Socket`).
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "file placeholder written without vectored I/O",
+            )));
         }
         let res = this.inner.poll_write(cx, buf);
         this.activity.on_write(&res);
@@ -93,7 +103,10 @@ impl<T: AsyncWrite> AsyncWrite for TimedIo<T> {
         if coalesce(this.activity, this.yielded, cx) {
             return Poll::Pending;
         }
-        let res = this.inner.poll_write_vectored(cx, bufs);
+        let res = match this.activity.sendfile_pending() {
+            Some(queue) => write_with_files(this.inner, queue, cx, bufs),
+            None => this.inner.poll_write_vectored(cx, bufs),
+        };
         this.activity.on_write(&res);
         res
     }
@@ -116,6 +129,105 @@ impl<T: AsyncWrite> AsyncWrite for TimedIo<T> {
     #[inline]
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.project().inner.poll_shutdown(cx)
+    }
+}
+
+/// Write `bufs` while file spans are queued: the bytes before the first placeholder with
+/// `writev`, or, when a placeholder comes first, its span with `sendfile`. One system call
+/// either way; hyper calls again for the rest.
+fn write_with_files<T: Socket>(
+    inner: Pin<&mut T>,
+    queue: &Sendfile,
+    cx: &mut Context<'_>,
+    bufs: &[io::IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    match bufs.iter().position(|b| sendfile::is_placeholder(b)) {
+        None => inner.poll_write_vectored(cx, bufs),
+        Some(0) => {
+            let mut pending = false;
+            let sent = queue.send_front(&bufs[0], |file, offset, len| {
+                match inner.poll_sendfile(cx, file, offset, len) {
+                    Poll::Ready(res) => res,
+                    Poll::Pending => {
+                        pending = true;
+                        Err(io::ErrorKind::WouldBlock.into())
+                    }
+                }
+            });
+            if pending {
+                Poll::Pending
+            } else {
+                Poll::Ready(sent)
+            }
+        }
+        Some(first) => inner.poll_write_vectored(cx, &bufs[..first]),
+    }
+}
+
+/// A connection's socket as [`TimedIo`] writes to it: with `sendfile` too, where the socket
+/// is a kernel socket written as is (plain TCP on Linux). Everything else (TLS, which
+/// encrypts in user space) keeps the default: no `sendfile`, so the server never lets a file
+/// body hand over placeholders on it.
+pub(crate) trait Socket: AsyncWrite {
+    /// Whether [`poll_sendfile`](Self::poll_sendfile) sends.
+    const SENDFILE: bool = false;
+
+    /// Send up to `len` bytes of `file` from `offset` (not moving the file's own offset): how
+    /// many were sent, 0 at the end of the file.
+    fn poll_sendfile(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        file: &File,
+        offset: u64,
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
+        let _ = (cx, file, offset, len);
+        Poll::Ready(Err(io::ErrorKind::Unsupported.into()))
+    }
+}
+
+impl Socket for tokio::net::TcpStream {
+    #[cfg(target_os = "linux")]
+    const SENDFILE: bool = true;
+
+    #[cfg(target_os = "linux")]
+    fn poll_sendfile(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        file: &File,
+        offset: u64,
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
+        let socket = &*self;
+        loop {
+            std::task::ready!(socket.poll_write_ready(cx))?;
+            let mut at = offset;
+            let sent = socket.try_io(tokio::io::Interest::WRITABLE, || {
+                Ok(rustix::fs::sendfile(socket, file, Some(&mut at), len)?)
+            });
+            match sent {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                res => return Poll::Ready(res),
+            }
+        }
+    }
+}
+
+#[cfg(feature = "tls")]
+impl<S: AsyncRead + AsyncWrite + Unpin> Socket for tokio_rustls::server::TlsStream<S> {}
+
+impl<S: Socket, T> Socket for Held<S, T> {
+    const SENDFILE: bool = S::SENDFILE;
+
+    #[inline]
+    fn poll_sendfile(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        file: &File,
+        offset: u64,
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_sendfile(cx, file, offset, len)
     }
 }
 

@@ -142,6 +142,21 @@ impl<T: AsyncWrite> AsyncWrite for Replay<T> {
     crate::io::forward_async_write!();
 }
 
+impl<T: crate::io::Socket> crate::io::Socket for Replay<T> {
+    const SENDFILE: bool = T::SENDFILE;
+
+    #[inline]
+    fn poll_sendfile(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        file: &std::fs::File,
+        offset: u64,
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_sendfile(cx, file, offset, len)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

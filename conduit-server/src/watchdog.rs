@@ -23,12 +23,13 @@
 use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use conduit_core::ShutdownSignal;
+use conduit_core::sendfile::Sendfile;
 use tokio::time::{Instant, Sleep};
 
 /// What the connection is doing, updated from the I/O and service paths. It also holds the
@@ -44,11 +45,16 @@ pub(crate) struct Activity {
     written: AtomicU64,
     http2: AtomicBool,
     streams: ShutdownSignal,
+    /// Whether file bodies may go out with `sendfile` (plain-text HTTP/1.1 on Linux), and the
+    /// queue they use, made by the first one (see [`conduit_core::sendfile`]).
+    sendfile_ok: bool,
+    sendfile: OnceLock<Arc<Sendfile>>,
 }
 
 impl Activity {
-    /// A new connection's activity; `streams` is the server's signal for streaming bodies.
-    pub(crate) fn new(streams: ShutdownSignal) -> Self {
+    /// A new connection's activity; `streams` is the server's signal for streaming bodies;
+    /// `sendfile`: whether file bodies may be sent with `sendfile` on it.
+    pub(crate) fn new(streams: ShutdownSignal, sendfile: bool) -> Self {
         Self {
             started: AtomicU32::new(0),
             finished: AtomicU32::new(0),
@@ -57,7 +63,21 @@ impl Activity {
             written: AtomicU64::new(0),
             http2: AtomicBool::new(false),
             streams,
+            sendfile_ok: sendfile,
+            sendfile: OnceLock::new(),
         }
+    }
+
+    /// The queue for a file body's `sendfile` spans, if this connection sends them.
+    pub(crate) fn sendfile_queue(&self) -> Option<Arc<Sendfile>> {
+        self.sendfile_ok
+            .then(|| self.sendfile.get_or_init(Default::default).clone())
+    }
+
+    /// The queue, while it holds spans the writer has not sent.
+    #[inline]
+    pub(crate) fn sendfile_pending(&self) -> Option<&Sendfile> {
+        self.sendfile.get().filter(|q| q.is_pending()).map(|q| &**q)
     }
 
     /// The server's signal for streaming bodies (SSE): a response carrying a

@@ -6,6 +6,12 @@
 //! dropped it, the buffer goes back to the pool. A download therefore holds at most two chunks
 //! (one being written, one being read), whatever the file size, and a busy server reuses the
 //! same few buffers instead of allocating and zeroing a new one per chunk.
+//!
+//! Where the server allows it (plain-text HTTP/1.1, see [`conduit_core::sendfile`]), a span of
+//! the file whose pages are already in the page cache is not read at all: it goes to the
+//! connection as a placeholder that the connection sends with `sendfile`. A span that is not
+//! cached is read as above, on a blocking thread, so `sendfile` never waits for the disk on an
+//! async worker.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -16,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
+use conduit_core::sendfile::{self, SendfileGrant};
 use http_body::{Frame, SizeHint};
 use tokio::task::JoinHandle;
 
@@ -83,10 +90,17 @@ pub(crate) struct FileBody {
     remaining: u64,
     pool: Arc<BufPool>,
     pending: Option<JoinHandle<io::Result<Bytes>>>,
+    grant: SendfileGrant,
 }
 
 impl FileBody {
-    pub(crate) fn new(file: Arc<File>, mut parts: Vec<Part>, pool: Arc<BufPool>) -> Self {
+    /// A body of `parts`; once the server gives `grant`, cached spans go out with `sendfile`.
+    pub(crate) fn new(
+        file: Arc<File>,
+        mut parts: Vec<Part>,
+        pool: Arc<BufPool>,
+        grant: SendfileGrant,
+    ) -> Self {
         // An empty span would read 0 bytes, which means "the file shrank".
         parts.retain(|p| !matches!(p, Part::File { len: 0, .. }));
         let remaining = parts
@@ -102,8 +116,48 @@ impl FileBody {
             remaining,
             pool,
             pending: None,
+            grant,
         }
     }
+
+    /// `n` bytes of the front file span are on their way.
+    fn consumed(&mut self, n: u64) {
+        if let Some(Part::File { offset, len }) = self.parts.front_mut() {
+            *offset += n;
+            *len -= n;
+            if *len == 0 {
+                self.parts.pop_front();
+            }
+        }
+        self.remaining -= n;
+    }
+
+    /// A span of the file handed to the connection for `sendfile`, if it may and the span's
+    /// pages are cached (so the kernel copies them to the socket without waiting for a disk).
+    fn by_reference(&self, offset: u64, len: u64) -> Option<Bytes> {
+        let queue = self.grant.get()?;
+        let len = len.min(sendfile::MAX_CHUNK as u64) as usize;
+        is_cached(&self.file, offset, len).then(|| queue.push(self.file.clone(), offset, len))
+    }
+}
+
+/// Whether the first and last byte of a span are in the page cache: a read that must not
+/// wait (`RWF_NOWAIT`) finds them. Pages are read ahead in order, so a span cached at both ends
+/// is cached in between as a rule; when it is not, `sendfile` waits for the rest, as nginx's
+/// does.
+#[cfg(target_os = "linux")]
+fn is_cached(file: &File, offset: u64, len: usize) -> bool {
+    use rustix::io::{ReadWriteFlags, preadv2};
+    let mut byte = [0u8; 1];
+    [offset, offset + len as u64 - 1].into_iter().all(|at| {
+        let mut bufs = [io::IoSliceMut::new(&mut byte)];
+        matches!(preadv2(file, &mut bufs, at, ReadWriteFlags::NOWAIT), Ok(1))
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn is_cached(_: &File, _: u64, _: usize) -> bool {
+    false
 }
 
 impl http_body::Body for FileBody {
@@ -128,15 +182,7 @@ impl http_body::Body for FileBody {
                     // The file shrank under us: end the response as broken, never pad it.
                     return Poll::Ready(Some(Err(io::ErrorKind::UnexpectedEof.into())));
                 }
-                let n = chunk.len() as u64;
-                if let Some(Part::File { offset, len }) = this.parts.front_mut() {
-                    *offset += n;
-                    *len -= n;
-                    if *len == 0 {
-                        this.parts.pop_front();
-                    }
-                }
-                this.remaining -= n;
+                this.consumed(chunk.len() as u64);
                 return Poll::Ready(Some(Ok(Frame::data(chunk))));
             }
             match this.parts.front() {
@@ -149,6 +195,10 @@ impl http_body::Body for FileBody {
                     return Poll::Ready(Some(Ok(Frame::data(b))));
                 }
                 Some(&Part::File { offset, len }) => {
+                    if let Some(chunk) = this.by_reference(offset, len) {
+                        this.consumed(chunk.len() as u64);
+                        return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                    }
                     let file = this.file.clone();
                     let pool = this.pool.clone();
                     let want = len.min(pool.size as u64) as usize;
@@ -217,7 +267,7 @@ mod tests {
                 len: content.len() as u64,
             },
         ];
-        let mut body = FileBody::new(file, parts, pool.clone());
+        let mut body = FileBody::new(file, parts, pool.clone(), SendfileGrant::new());
         assert_eq!(body.size_hint().exact(), Some(4 + content.len() as u64));
         let mut got = Vec::new();
         let mut frames = 0;

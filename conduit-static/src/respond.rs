@@ -13,6 +13,7 @@ use crate::body::{BufPool, FileBody, Part};
 use crate::load::{Rep, Resource};
 use crate::precond::{self, Validators};
 use crate::range::{self, RangeRequest};
+use conduit_core::sendfile::SendfileGrant;
 
 const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 const BYTES: HeaderValue = HeaderValue::from_static("bytes");
@@ -218,7 +219,11 @@ fn finish(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
 
 fn file_body(pool: &Arc<BufPool>, rep: &Rep, parts: Vec<Part>) -> Body {
     match &rep.file {
-        Some(file) => Body::new(FileBody::new(file.clone(), parts, pool.clone())),
+        Some(file) => {
+            let grant = SendfileGrant::new();
+            let read = FileBody::new(file.clone(), parts, pool.clone(), grant.clone());
+            Body::file(read, grant)
+        }
         None => Body::empty(), // unreachable: a rep has its data or its file
     }
 }

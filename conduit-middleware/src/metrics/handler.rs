@@ -11,7 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use conduit_core::{
     Body, BodyWrapper, BoxError, Handler, MatchedPath, Middleware, RecordMatchedPath, Request,
-    Response, WrappedBody,
+    Response,
 };
 use http_body::{Body as _, Frame};
 use prometheus_client::metrics::gauge::Gauge;
@@ -177,7 +177,7 @@ impl<F: Future<Output = Response>> Future for MetricsFuture<F> {
         drop(p); // the request is no longer in flight
         Poll::Ready(match streamed {
             None => res,
-            Some(series) => res.map(|body| Body::new(WrappedBody::new(body, CountBytes(series)))),
+            Some(series) => res.map(|body| body.observe(CountBytes(series))),
         })
     }
 }
