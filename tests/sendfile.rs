@@ -94,6 +94,16 @@ async fn plain_http1_sends_a_cached_file_and_its_ranges_with_sendfile() {
     assert!(body.windows(tail.len()).any(|w| w == tail));
     assert_eq!(sent() - before, 10 + tail.len() as u64);
 
+    // A file the hot-file cache holds in memory goes out from the page cache too.
+    let held = content(200 * 1024);
+    dir.write("held.bin", &held);
+    let before = sent();
+    let r = c.get("/held.bin").await;
+    assert!(r.status == 200 && r.body == held);
+    let r = c.req("GET", "/held.bin", &[("range", "bytes=100-")]).await;
+    assert!(r.status == 206 && r.body[..] == held[100..]);
+    assert_eq!(sent() - before, 2 * held.len() as u64 - 100);
+
     // HEAD sends nothing.
     let before = sent();
     let r = c.req("HEAD", "/big.bin", &[]).await;
@@ -238,9 +248,13 @@ async fn tls_and_http2_read_the_file() {
         assert!(body == file, "TLS body differs");
     }
 
+    let held = content(200 * 1024);
+    dir.write("held.bin", &held);
     let mut h2 = h2_client(plain_addr).await;
     let r = send(&mut h2, get_req("/big.bin")).await;
     assert!(r.status == 200 && r.body == file, "h2c body differs");
+    let r = send(&mut h2, get_req("/held.bin")).await;
+    assert!(r.status == 200 && r.body == held, "h2c body differs");
     assert_eq!(sent(), before, "TLS and HTTP/2 must not use sendfile");
 }
 

@@ -221,6 +221,63 @@ impl http_body::Body for FileBody {
     }
 }
 
+/// A span of a file the hot-file cache holds in memory, with the file kept open: on a
+/// connection that sends files with `sendfile`, the span goes out from the page cache (no copy
+/// through user space); everywhere else, and for any part not in the page cache, the memory's
+/// bytes are sent as they are.
+pub(crate) struct HeldBody {
+    data: Bytes,
+    file: Arc<File>,
+    offset: u64,
+    grant: SendfileGrant,
+}
+
+impl HeldBody {
+    /// `data`, which is the file's bytes from `offset`.
+    pub(crate) fn new(data: Bytes, file: Arc<File>, offset: u64, grant: SendfileGrant) -> Self {
+        Self {
+            data,
+            file,
+            offset,
+            grant,
+        }
+    }
+}
+
+impl http_body::Body for HeldBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        if this.data.is_empty() {
+            return Poll::Ready(None);
+        }
+        if let Some(queue) = this.grant.get() {
+            let len = this.data.len().min(sendfile::MAX_CHUNK);
+            if is_cached(&this.file, this.offset, len) {
+                let chunk = queue.push(this.file.clone(), this.offset, len);
+                bytes::Buf::advance(&mut this.data, len);
+                this.offset += len as u64;
+                return Poll::Ready(Some(Ok(Frame::data(chunk))));
+            }
+        }
+        let data = std::mem::take(&mut this.data);
+        Poll::Ready(Some(Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.data.len() as u64)
+    }
+}
+
 /// `pread` until `buf` is full or the end of the file.
 fn read_at_most(file: &File, buf: &mut [u8], mut offset: u64) -> io::Result<usize> {
     let mut filled = 0;

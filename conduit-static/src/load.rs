@@ -57,8 +57,19 @@ pub(crate) struct Rep {
     pub ok_headers: HeaderMap,
     /// The content when held in memory; otherwise it is read from `file`.
     pub data: Option<Bytes>,
+    /// The open file: when `data` is `None`, and for `data` of at least `SENDFILE_MIN_LEN`.
     pub file: Option<Arc<File>>,
 }
+
+/// From this size on, a file the cache holds in memory is sent with `sendfile` where the
+/// connection allows it (plain-text HTTP/1.1 on Linux): the kernel then takes the bytes from the
+/// page cache instead of copying them from memory. Below it one `writev` of the head and the
+/// bytes costs less.
+pub(crate) const SENDFILE_MIN_LEN: u64 = if cfg!(target_os = "linux") {
+    64 * 1024
+} else {
+    u64::MAX
+};
 
 /// What a file-system stat saw of one path (`None`: absent or not a regular file).
 pub(crate) type Stamp = Option<(u64, SystemTime)>;
@@ -276,10 +287,10 @@ fn load_file(s: &Settings, path: PathBuf, cacheable_data: bool) -> io::Result<Lo
             last_modified,
             content_length,
             ok_headers,
-            file: if data.is_some() {
-                None
-            } else {
-                Some(Arc::new(file))
+            // A big file held in memory keeps its descriptor too, for `sendfile`.
+            file: match &data {
+                Some(_) if len < SENDFILE_MIN_LEN => None,
+                _ => Some(Arc::new(file)),
             },
             data,
         });

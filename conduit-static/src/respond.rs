@@ -9,7 +9,7 @@ use conduit_core::headers::AcceptEncoding;
 use conduit_core::{Body, OriginalUri, Request, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
-use crate::body::{BufPool, FileBody, Part};
+use crate::body::{BufPool, FileBody, HeldBody, Part};
 use crate::load::{Rep, Resource};
 use crate::precond::{self, Validators};
 use crate::range::{self, RangeRequest};
@@ -193,7 +193,7 @@ pub(crate) fn respond(pool: &Arc<BufPool>, req: &Head<'_>, res: &Resource) -> Re
 
 fn whole_body(pool: &Arc<BufPool>, rep: &Rep) -> Body {
     match &rep.data {
-        Some(data) => Body::from(data.clone()),
+        Some(data) => held_body(rep, data.clone(), 0),
         None => file_body(
             pool,
             rep,
@@ -215,6 +215,21 @@ fn finish(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
         conduit_core::attach_problem(&mut res, conduit_core::Problem::new(status));
     }
     res
+}
+
+/// `data` (the file's bytes from `offset`, held in memory); from the file with `sendfile` where
+/// the connection allows it, if the cache kept the file open for that.
+fn held_body(rep: &Rep, data: Bytes, offset: u64) -> Body {
+    match &rep.file {
+        Some(file) => {
+            let grant = SendfileGrant::new();
+            Body::file(
+                HeldBody::new(data, file.clone(), offset, grant.clone()),
+                grant,
+            )
+        }
+        None => Body::from(data),
+    }
 }
 
 fn file_body(pool: &Arc<BufPool>, rep: &Rep, parts: Vec<Part>) -> Body {
@@ -252,7 +267,7 @@ fn partial(
         );
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         let body = match &rep.data {
-            Some(data) => Body::from(data.slice(r.start as usize..r.end as usize)),
+            Some(data) => held_body(rep, data.slice(r.start as usize..r.end as usize), r.start),
             None => file_body(
                 pool,
                 rep,
