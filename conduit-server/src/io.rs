@@ -160,7 +160,8 @@ fn write_with_files<T: Socket>(
                 Poll::Ready(sent)
             }
         }
-        Some(first) => inner.poll_write_vectored(cx, &bufs[..first]),
+        // The response head (or a multipart part's head) leaves with the span after it.
+        Some(first) => inner.poll_write_before_file(cx, &bufs[..first]),
     }
 }
 
@@ -183,6 +184,16 @@ pub(crate) trait Socket: AsyncWrite {
     ) -> Poll<io::Result<usize>> {
         let _ = (cx, file, offset, len);
         Poll::Ready(Err(io::ErrorKind::Unsupported.into()))
+    }
+
+    /// Write `bufs`, which a `sendfile` follows: held back (`MSG_MORE`) to leave in the same
+    /// packets as the file's first bytes, as nginx's `tcp_nopush` does.
+    fn poll_write_before_file(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, bufs)
     }
 }
 
@@ -211,6 +222,27 @@ impl Socket for tokio::net::TcpStream {
             }
         }
     }
+
+    #[cfg(target_os = "linux")]
+    fn poll_write_before_file(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        use rustix::net::{SendAncillaryBuffer, SendFlags, sendmsg};
+        let socket = &*self;
+        loop {
+            std::task::ready!(socket.poll_write_ready(cx))?;
+            let sent = socket.try_io(tokio::io::Interest::WRITABLE, || {
+                let mut control = SendAncillaryBuffer::default();
+                Ok(sendmsg(socket, bufs, &mut control, SendFlags::MORE)?)
+            });
+            match sent {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                res => return Poll::Ready(res),
+            }
+        }
+    }
 }
 
 #[cfg(feature = "tls")]
@@ -228,6 +260,15 @@ impl<S: Socket, T> Socket for Held<S, T> {
         len: usize,
     ) -> Poll<io::Result<usize>> {
         self.project().inner.poll_sendfile(cx, file, offset, len)
+    }
+
+    #[inline]
+    fn poll_write_before_file(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write_before_file(cx, bufs)
     }
 }
 

@@ -155,6 +155,15 @@ impl<T: crate::io::Socket> crate::io::Socket for Replay<T> {
     ) -> Poll<io::Result<usize>> {
         self.project().inner.poll_sendfile(cx, file, offset, len)
     }
+
+    #[inline]
+    fn poll_write_before_file(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write_before_file(cx, bufs)
+    }
 }
 
 #[cfg(test)]
