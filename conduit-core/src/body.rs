@@ -24,7 +24,56 @@ use http_body::{Frame, SizeHint};
 use crate::BoxError;
 use crate::sendfile::SendfileGrant;
 
-type DynBody = Pin<Box<dyn http_body::Body<Data = Bytes, Error = BoxError> + Send + 'static>>;
+type DynBody = Pin<Box<dyn ErasedBody>>;
+
+/// The boxed body of a [`Kind::Stream`]: any body, plus whether it is a file body whose grant
+/// the server may fill (see [`crate::sendfile`]). Only [`FileStream`] says it is.
+trait ErasedBody: http_body::Body<Data = Bytes, Error = BoxError> + Send + 'static {
+    fn sendfile_grant(&self) -> Option<&SendfileGrant> {
+        None
+    }
+}
+
+impl<W, B> ErasedBody for WrappedBody<W, B> where
+    WrappedBody<W, B>: http_body::Body<Data = Bytes, Error = BoxError> + Send + 'static
+{
+}
+
+/// A [file body](Body::file): `read` produces its bytes, and may hand spans of the file to the
+/// connection once the server fills `grant`.
+struct FileStream {
+    read: DynBody,
+    grant: SendfileGrant,
+}
+
+impl http_body::Body for FileStream {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    #[inline]
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.read.as_mut().poll_frame(cx)
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.read.is_end_stream()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        self.read.size_hint()
+    }
+}
+
+impl ErasedBody for FileStream {
+    fn sendfile_grant(&self) -> Option<&SendfileGrant> {
+        Some(&self.grant)
+    }
+}
 
 /// A request or response body.
 pub struct Body {
@@ -34,11 +83,8 @@ pub struct Body {
 enum Kind {
     Empty,
     Full(Bytes),
+    /// Any other body; a [file body](Body::file) is a [`FileStream`].
     Stream(DynBody),
-    /// A file body: `read` produces its bytes, and may hand spans of the file to the
-    /// connection to send with `sendfile` once the server gives the grant (see
-    /// [`crate::sendfile`]).
-    File(DynBody, SendfileGrant),
 }
 
 impl Body {
@@ -108,10 +154,10 @@ impl Body {
         let read = match Self::new(read).kind {
             Kind::Empty => return Self::empty(),
             Kind::Full(b) => Box::pin(WrappedBody::new(Self::full(b), MapErr)),
-            Kind::Stream(s) | Kind::File(s, _) => s,
+            Kind::Stream(s) => s,
         };
         Self {
-            kind: Kind::File(read, grant),
+            kind: Kind::Stream(Box::pin(FileStream { read, grant })),
         }
     }
 
@@ -119,7 +165,7 @@ impl Body {
     /// through [observers](Self::observe); `None` for every other body.
     pub fn sendfile_grant(&self) -> Option<&SendfileGrant> {
         match &self.kind {
-            Kind::File(_, grant) => Some(grant),
+            Kind::Stream(s) => s.sendfile_grant(),
             _ => None,
         }
     }
@@ -134,16 +180,14 @@ impl Body {
     where
         W: BodyWrapper + Send + 'static,
     {
-        match self.kind {
-            Kind::File(read, grant) => {
-                let inner = Self {
-                    kind: Kind::Stream(read),
-                };
+        match self.sendfile_grant().cloned() {
+            Some(grant) => {
+                let read = Box::pin(WrappedBody::new(self, wrapper));
                 Self {
-                    kind: Kind::File(Box::pin(WrappedBody::new(inner, wrapper)), grant),
+                    kind: Kind::Stream(Box::pin(FileStream { read, grant })),
                 }
             }
-            kind => Self::new(WrappedBody::new(Self { kind }, wrapper)),
+            None => Self::new(WrappedBody::new(self, wrapper)),
         }
     }
 
@@ -152,7 +196,7 @@ impl Body {
         match &self.kind {
             Kind::Empty => Some(&[]),
             Kind::Full(b) => Some(b),
-            Kind::Stream(_) | Kind::File(..) => None,
+            Kind::Stream(_) => None,
         }
     }
 }
@@ -168,8 +212,10 @@ impl fmt::Debug for Body {
         match &self.kind {
             Kind::Empty => f.write_str("Body::Empty"),
             Kind::Full(b) => f.debug_tuple("Body::Full").field(&b.len()).finish(),
-            Kind::Stream(_) => f.write_str("Body::Stream"),
-            Kind::File(_, grant) => f.debug_tuple("Body::File").field(grant).finish(),
+            Kind::Stream(s) => match s.sendfile_grant() {
+                None => f.write_str("Body::Stream"),
+                Some(grant) => f.debug_tuple("Body::File").field(grant).finish(),
+            },
         }
     }
 }
@@ -189,7 +235,7 @@ impl http_body::Body for Body {
                 Kind::Full(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
                 _ => unreachable!("checked above"),
             },
-            Kind::Stream(s) | Kind::File(s, _) => s.as_mut().poll_frame(cx),
+            Kind::Stream(s) => s.as_mut().poll_frame(cx),
         }
     }
 
@@ -198,7 +244,7 @@ impl http_body::Body for Body {
         match &self.kind {
             Kind::Empty => true,
             Kind::Full(_) => false,
-            Kind::Stream(s) | Kind::File(s, _) => s.is_end_stream(),
+            Kind::Stream(s) => s.is_end_stream(),
         }
     }
 
@@ -207,7 +253,7 @@ impl http_body::Body for Body {
         match &self.kind {
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Full(b) => SizeHint::with_exact(b.len() as u64),
-            Kind::Stream(s) | Kind::File(s, _) => s.size_hint(),
+            Kind::Stream(s) => s.size_hint(),
         }
     }
 }
@@ -244,6 +290,14 @@ impl<B> BodyWrapper<B> for MapErr
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
+{
+}
+
+impl<S, T, E> ErasedBody for StreamBody<S>
+where
+    S: Stream<Item = Result<T, E>> + Send + 'static,
+    T: Into<Bytes>,
+    E: Into<BoxError>,
 {
 }
 

@@ -11,13 +11,13 @@
 //!   buffer ([`is_placeholder`] recognises it by address). The placeholder's bytes are never
 //!   meant to be read.
 //! - **the server** fills the grant only for a response whose body reaches it still a file body
-//!   ([`Body::sendfile_grant`]: no middleware replaced it, only [observers](Body::observe)
+//!   ([`Body::sendfile_grant`]: no middleware replaced it, only [observers](crate::Body::observe)
 //!   wrapped it) on a plain-text HTTP/1.1 connection whose writer sends every body chunk by
 //!   reference, never copied into a buffer of its own. TLS encrypts in user space and HTTP/2
 //!   copies data into frames: those connections never fill a grant, and their file bodies read
 //!   the file as before.
 //! - **the connection's I/O**, handed the chunks to write, sends each placeholder with
-//!   `sendfile` from the span at the front of the queue ([`Sendfile::front`]). A placeholder
+//!   `sendfile` from the span at the front of the queue ([`Sendfile::send_front`]). A placeholder
 //!   that does not match the front of the queue, byte for byte where it starts and how long it
 //!   is, is an error that closes the connection: a client never receives the placeholder's
 //!   bytes instead of the file's.

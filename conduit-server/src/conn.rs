@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use conduit_core::http::{self, Version};
+use conduit_core::sendfile::SendfileGrant;
 use conduit_core::{
     Body, BodyLimit, BodyWrapper, BoxError, ConnectInfo, ErrorRenderer, Handler, Problem,
     Rendering, ServerContext, ShutdownSignal, StreamHold, WrappedBody,
@@ -447,13 +448,19 @@ impl<F: Future<Output = conduit_core::Response>> Future for Respond<F> {
             res = conduit_core::head_response(res);
         }
         if let Some(grant) = res.body().sendfile_grant() {
-            // A file body that reached the connection as it left the handler (or seen only
-            // through observers) may send its cached spans with `sendfile`.
-            if let Some(queue) = guard.0.sendfile_queue() {
-                grant.give(queue);
-            }
+            grant_sendfile(grant, &guard.0);
         }
         Poll::Ready(Ok(res.map(|body| WrappedBody::new(body, guard))))
+    }
+}
+
+/// A file body that reached the connection as it left the handler (or seen only through
+/// observers) may send its cached spans with `sendfile`, if the connection does. Out of line:
+/// every other response pays one comparison.
+#[inline(never)]
+fn grant_sendfile(grant: &SendfileGrant, activity: &Activity) {
+    if let Some(queue) = activity.sendfile_queue() {
+        grant.give(queue);
     }
 }
 

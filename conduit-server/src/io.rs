@@ -99,14 +99,14 @@ impl<T: Socket> AsyncWrite for TimedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.activity.sendfile_pending().is_some() {
+            return self.poll_write_files(cx, bufs);
+        }
         let this = self.project();
         if coalesce(this.activity, this.yielded, cx) {
             return Poll::Pending;
         }
-        let res = match this.activity.sendfile_pending() {
-            Some(queue) => write_with_files(this.inner, queue, cx, bufs),
-            None => this.inner.poll_write_vectored(cx, bufs),
-        };
+        let res = this.inner.poll_write_vectored(cx, bufs);
         this.activity.on_write(&res);
         res
     }
@@ -129,6 +129,26 @@ impl<T: Socket> AsyncWrite for TimedIo<T> {
     #[inline]
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.project().inner.poll_shutdown(cx)
+    }
+}
+
+impl<T: Socket> TimedIo<T> {
+    /// `poll_write_vectored` while file spans are queued (HTTP/1 only: no coalescing). Out of
+    /// line and cold, so the plain write path stays as small as it was.
+    #[cold]
+    #[inline(never)]
+    fn poll_write_files(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let Some(queue) = this.activity.sendfile_pending() else {
+            return Poll::Ready(Err(io::ErrorKind::InvalidData.into())); // checked by the caller
+        };
+        let res = write_with_files(this.inner, queue, cx, bufs);
+        this.activity.on_write(&res);
+        res
     }
 }
 

@@ -23,8 +23,8 @@
 use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -45,10 +45,9 @@ pub(crate) struct Activity {
     written: AtomicU64,
     http2: AtomicBool,
     streams: ShutdownSignal,
-    /// Whether file bodies may go out with `sendfile` (plain-text HTTP/1.1 on Linux), and the
-    /// queue they use, made by the first one (see [`conduit_core::sendfile`]).
-    sendfile_ok: bool,
-    sendfile: OnceLock<Arc<Sendfile>>,
+    /// The queue of file spans for `sendfile`, on a connection that sends them (plain-text
+    /// HTTP/1.1 on Linux; see [`conduit_core::sendfile`]).
+    sendfile: Option<Arc<Sendfile>>,
 }
 
 impl Activity {
@@ -63,21 +62,19 @@ impl Activity {
             written: AtomicU64::new(0),
             http2: AtomicBool::new(false),
             streams,
-            sendfile_ok: sendfile,
-            sendfile: OnceLock::new(),
+            sendfile: sendfile.then(Default::default),
         }
     }
 
     /// The queue for a file body's `sendfile` spans, if this connection sends them.
     pub(crate) fn sendfile_queue(&self) -> Option<Arc<Sendfile>> {
-        self.sendfile_ok
-            .then(|| self.sendfile.get_or_init(Default::default).clone())
+        self.sendfile.clone()
     }
 
     /// The queue, while it holds spans the writer has not sent.
     #[inline]
     pub(crate) fn sendfile_pending(&self) -> Option<&Sendfile> {
-        self.sendfile.get().filter(|q| q.is_pending()).map(|q| &**q)
+        self.sendfile.as_deref().filter(|q| q.is_pending())
     }
 
     /// The server's signal for streaming bodies (SSE): a response carrying a
