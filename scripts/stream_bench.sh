@@ -31,6 +31,7 @@
 #    publishes a tick every 100 ms, stamped just before its XADD), CLIENTS SSE clients split
 #    over both; sse_load prints the delay from the publish (p50/p99/max) and the fan-out spread.
 #    Then the same CLIENTS on one in-process bench_server: memory per SSE client of both.
+#    FANOUT_WORKERS=N gives each instance N runtime workers (default one per CPU).
 # 4. Rate limiting: wrk on /limited (past its burst: every answer is a 429 after a store check)
 #    for SECONDS against bench_server with the MemoryStore, then with REDIS_URL (RedisStore);
 #    prints req/s and the CPU time per request of bench_server and of redis-server, and the
@@ -153,8 +154,11 @@ if [ "$MODE" = redis ]; then
     if [ "$ONLY" != limited ]; then
     echo
     echo "== Redis hub: $CLIENTS SSE clients over two instances, $TICKS ticks published by the first"
-    serve "$ADDR" REDIS_URL="$export_url" TICKS=1; A=$SPID
-    serve "$ADDR2" REDIS_URL="$export_url"; B=$SPID
+    # FANOUT_WORKERS=N: N runtime workers per instance (tokio's TOKIO_WORKER_THREADS; default:
+    # one per CPU, so two instances run four workers on two cores).
+    workers=(${FANOUT_WORKERS:+TOKIO_WORKER_THREADS=$FANOUT_WORKERS})
+    serve "$ADDR" REDIS_URL="$export_url" TICKS=1 "${workers[@]}"; A=$SPID
+    serve "$ADDR2" REDIS_URL="$export_url" "${workers[@]}"; B=$SPID
     sse_run "$ADDR,$ADDR2" "$A" "$B"; redis_per=$PER_CLIENT
     cleanup_servers() { kill "$A" "$B" 2>/dev/null; wait "$A" "$B" 2>/dev/null || true; }
     cleanup_servers
