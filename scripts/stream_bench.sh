@@ -31,7 +31,7 @@
 #    publishes a tick every 100 ms, stamped just before its XADD), CLIENTS SSE clients split
 #    over both; sse_load prints the delay from the publish (p50/p99/max) and the fan-out spread.
 #    Then the same CLIENTS on one in-process bench_server: memory per SSE client of both.
-#    FANOUT_WORKERS=N gives each instance N runtime workers (default one per CPU).
+#    FANOUT_WORKERS=N gives each instance N runtime workers (default 1; 0: one per CPU).
 # 4. Rate limiting: wrk on /limited (past its burst: every answer is a 429 after a store check)
 #    for SECONDS against bench_server with the MemoryStore, then with REDIS_URL (RedisStore);
 #    prints req/s and the CPU time per request of bench_server and of redis-server, and the
@@ -154,9 +154,11 @@ if [ "$MODE" = redis ]; then
     if [ "$ONLY" != limited ]; then
     echo
     echo "== Redis hub: $CLIENTS SSE clients over two instances, $TICKS ticks published by the first"
-    # FANOUT_WORKERS=N: N runtime workers per instance (tokio's TOKIO_WORKER_THREADS; default:
-    # one per CPU, so two instances run four workers on two cores).
-    workers=(${FANOUT_WORKERS:+TOKIO_WORKER_THREADS=$FANOUT_WORKERS})
+    # FANOUT_WORKERS=N: N runtime workers per instance (tokio's TOKIO_WORKER_THREADS), 1 by
+    # default: two instances on a 2-core machine, as one would deploy them (with one worker per
+    # CPU each, four workers, Redis and the client share two cores). 0: tokio's default.
+    workers=()
+    [ "${FANOUT_WORKERS:-1}" != 0 ] && workers=(TOKIO_WORKER_THREADS="${FANOUT_WORKERS:-1}")
     serve "$ADDR" REDIS_URL="$export_url" TICKS=1 "${workers[@]}"; A=$SPID
     serve "$ADDR2" REDIS_URL="$export_url" "${workers[@]}"; B=$SPID
     sse_run "$ADDR,$ADDR2" "$A" "$B"; redis_per=$PER_CLIENT
