@@ -27,6 +27,14 @@ fn content(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8 + 1).collect()
 }
 
+/// A fresh folder with `big.bin`, LEN bytes of `content`; the folder and the bytes.
+fn big_file(tag: &str) -> (TempDir, Vec<u8>) {
+    let dir = TempDir::new(tag);
+    let file = content(LEN);
+    dir.write("big.bin", &file);
+    (dir, file)
+}
+
 fn sent() -> u64 {
     conduit::sendfile::bytes_sent()
 }
@@ -55,12 +63,21 @@ async fn read_response(s: &mut TcpStream) -> (u16, String, Vec<u8>) {
     (status, head, body)
 }
 
+/// A connection with a 4 KiB receive buffer that has sent `GET path`: the server's writes to it
+/// go out a little at a time.
+async fn small_window_get(addr: SocketAddr, path: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut s = socket.connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    s
+}
+
 #[tokio::test]
 async fn plain_http1_sends_a_cached_file_and_its_ranges_with_sendfile() {
     let _one = SERIAL.lock().await;
-    let dir = TempDir::new("sendfile-plain");
-    let file = content(LEN);
-    dir.write("big.bin", &file);
+    let (dir, file) = big_file("sendfile-plain");
     let addr = serve(&dir).await;
     let mut c = Client::new(addr).await;
 
@@ -114,9 +131,7 @@ async fn plain_http1_sends_a_cached_file_and_its_ranges_with_sendfile() {
 #[tokio::test]
 async fn pipelined_requests_and_a_slow_reader_get_every_byte() {
     let _one = SERIAL.lock().await;
-    let dir = TempDir::new("sendfile-pipelined");
-    let file = content(LEN);
-    dir.write("big.bin", &file);
+    let (dir, file) = big_file("sendfile-pipelined");
     dir.write("small.txt", "small");
     let addr = serve(&dir).await;
 
@@ -138,12 +153,7 @@ async fn pipelined_requests_and_a_slow_reader_get_every_byte() {
 
     // A client with a small receive buffer that reads in small pieces, pausing: the server's
     // sendfile calls send part of a span at a time.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut s = socket.connect(addr).await.unwrap();
-    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let mut s = small_window_get(addr, "/big.bin").await;
     let before = sent();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -172,9 +182,7 @@ async fn pipelined_requests_and_a_slow_reader_get_every_byte() {
 async fn observing_middleware_keeps_sendfile_and_a_transforming_one_reads_the_file() {
     let _one = SERIAL.lock().await;
     init_tracing();
-    let dir = TempDir::new("sendfile-middleware");
-    let file = content(LEN);
-    dir.write("big.bin", &file);
+    let (dir, file) = big_file("sendfile-middleware");
     let text: String = (0..LEN / 40).map(|i| format!("line {i:>33}\n")).collect();
     dir.write("big.txt", &text);
 
@@ -207,9 +215,7 @@ async fn observing_middleware_keeps_sendfile_and_a_transforming_one_reads_the_fi
 async fn tls_and_http2_read_the_file() {
     let _one = SERIAL.lock().await;
     init_tracing();
-    let dir = TempDir::new("sendfile-tls");
-    let file = content(LEN);
-    dir.write("big.bin", &file);
+    let (dir, file) = big_file("sendfile-tls");
     let cert = make_cert("sendfile");
     let tls = config().tls(TlsConfig::from_pem_files(&cert.cert, &cert.key));
     let tls_addr = start(tls, ServeDir::new(dir.path())).await.addr;
@@ -291,12 +297,7 @@ async fn a_file_that_shrinks_mid_response_ends_it_short_of_its_length() {
     let path = dir.write("big.bin", &file);
     let addr = serve(&dir).await;
 
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut s = socket.connect(addr).await.unwrap();
-    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let mut s = small_window_get(addr, "/big.bin").await;
     let mut got = vec![0u8; 64 * 1024];
     s.read_exact(&mut got).await.unwrap();
     std::fs::OpenOptions::new()

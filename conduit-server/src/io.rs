@@ -230,17 +230,10 @@ impl Socket for tokio::net::TcpStream {
         len: usize,
     ) -> Poll<io::Result<usize>> {
         let socket = &*self;
-        loop {
-            std::task::ready!(socket.poll_write_ready(cx))?;
+        poll_send(socket, cx, || {
             let mut at = offset;
-            let sent = socket.try_io(tokio::io::Interest::WRITABLE, || {
-                Ok(rustix::fs::sendfile(socket, file, Some(&mut at), len)?)
-            });
-            match sent {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                res => return Poll::Ready(res),
-            }
-        }
+            Ok(rustix::fs::sendfile(socket, file, Some(&mut at), len)?)
+        })
     }
 
     #[cfg(target_os = "linux")]
@@ -251,16 +244,26 @@ impl Socket for tokio::net::TcpStream {
     ) -> Poll<io::Result<usize>> {
         use rustix::net::{SendAncillaryBuffer, SendFlags, sendmsg};
         let socket = &*self;
-        loop {
-            std::task::ready!(socket.poll_write_ready(cx))?;
-            let sent = socket.try_io(tokio::io::Interest::WRITABLE, || {
-                let mut control = SendAncillaryBuffer::default();
-                Ok(sendmsg(socket, bufs, &mut control, SendFlags::MORE)?)
-            });
-            match sent {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                res => return Poll::Ready(res),
-            }
+        poll_send(socket, cx, || {
+            let mut control = SendAncillaryBuffer::default();
+            Ok(sendmsg(socket, bufs, &mut control, SendFlags::MORE)?)
+        })
+    }
+}
+
+/// Run the system call `send` on `socket` once it is writable; again after a `WouldBlock`,
+/// which clears tokio's readiness so the task sleeps until the socket can take more.
+#[cfg(target_os = "linux")]
+fn poll_send(
+    socket: &tokio::net::TcpStream,
+    cx: &mut Context<'_>,
+    mut send: impl FnMut() -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        std::task::ready!(socket.poll_write_ready(cx))?;
+        match socket.try_io(tokio::io::Interest::WRITABLE, &mut send) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            res => return Poll::Ready(res),
         }
     }
 }
@@ -268,28 +271,36 @@ impl Socket for tokio::net::TcpStream {
 #[cfg(feature = "tls")]
 impl<S: AsyncRead + AsyncWrite + Unpin> Socket for tokio_rustls::server::TlsStream<S> {}
 
+/// The items of a [`Socket`] that only forwards to its pinned `inner` field of type `$inner`.
+macro_rules! forward_socket {
+    ($inner:ty) => {
+        const SENDFILE: bool = <$inner as $crate::io::Socket>::SENDFILE;
+
+        #[inline]
+        fn poll_sendfile(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            file: &std::fs::File,
+            offset: u64,
+            len: usize,
+        ) -> Poll<io::Result<usize>> {
+            self.project().inner.poll_sendfile(cx, file, offset, len)
+        }
+
+        #[inline]
+        fn poll_write_before_file(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            self.project().inner.poll_write_before_file(cx, bufs)
+        }
+    };
+}
+pub(crate) use forward_socket;
+
 impl<S: Socket, T> Socket for Held<S, T> {
-    const SENDFILE: bool = S::SENDFILE;
-
-    #[inline]
-    fn poll_sendfile(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        file: &File,
-        offset: u64,
-        len: usize,
-    ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_sendfile(cx, file, offset, len)
-    }
-
-    #[inline]
-    fn poll_write_before_file(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write_before_file(cx, bufs)
-    }
+    forward_socket!(S);
 }
 
 /// The methods of an `AsyncWrite` that only forwards to its pinned `inner` field (every

@@ -143,27 +143,7 @@ impl<T: AsyncWrite> AsyncWrite for Replay<T> {
 }
 
 impl<T: crate::io::Socket> crate::io::Socket for Replay<T> {
-    const SENDFILE: bool = T::SENDFILE;
-
-    #[inline]
-    fn poll_sendfile(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        file: &std::fs::File,
-        offset: u64,
-        len: usize,
-    ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_sendfile(cx, file, offset, len)
-    }
-
-    #[inline]
-    fn poll_write_before_file(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write_before_file(cx, bufs)
-    }
+    crate::io::forward_socket!(T);
 }
 
 #[cfg(test)]
