@@ -209,6 +209,21 @@ async fn observing_middleware_keeps_sendfile_and_a_transforming_one_reads_the_fi
         .unwrap();
     assert!(plain == text, "the compressed body is not the file's");
     assert_eq!(sent(), before, "a transformed body must be read, not sent");
+
+    // A file the hot-file cache holds in memory is still a body in memory to the middleware:
+    // compressed at once and sent with its length, as without zero-copy.
+    let held: String = text[..200 * 1024].to_owned();
+    dir.write("held.txt", &held);
+    let r = Client::new(addr)
+        .await
+        .req("GET", "/held.txt", &[("accept-encoding", "gzip")])
+        .await;
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header("content-length"), Some(&*r.body.len().to_string()));
+    let mut plain = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&r.body[..]), &mut plain)
+        .unwrap();
+    assert!(plain == held, "the compressed body is not the file's");
 }
 
 #[tokio::test]

@@ -32,6 +32,11 @@ trait ErasedBody: http_body::Body<Data = Bytes, Error = BoxError> + Send + 'stat
     fn sendfile_grant(&self) -> Option<&SendfileGrant> {
         None
     }
+
+    /// The whole body, when it is also held in memory and not yet polled.
+    fn held(&self) -> Option<&Bytes> {
+        None
+    }
 }
 
 impl<W, B> ErasedBody for WrappedBody<W, B> where
@@ -44,6 +49,9 @@ impl<W, B> ErasedBody for WrappedBody<W, B> where
 struct FileStream {
     read: DynBody,
     grant: SendfileGrant,
+    /// The file's bytes, when the body holds them in memory too ([`Body::file_held`]); gone
+    /// once the body is polled.
+    held: Option<Bytes>,
 }
 
 impl http_body::Body for FileStream {
@@ -55,6 +63,7 @@ impl http_body::Body for FileStream {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.held = None;
         self.read.as_mut().poll_frame(cx)
     }
 
@@ -72,6 +81,10 @@ impl http_body::Body for FileStream {
 impl ErasedBody for FileStream {
     fn sendfile_grant(&self) -> Option<&SendfileGrant> {
         Some(&self.grant)
+    }
+
+    fn held(&self) -> Option<&Bytes> {
+        self.held.as_ref()
     }
 }
 
@@ -151,13 +164,35 @@ impl Body {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        Self::file_stream(read, grant, None)
+    }
+
+    /// A [file body](Self::file) whose bytes are held in memory too: `data`, what `read`
+    /// produces (from memory, or from the file with `sendfile` once granted). [`as_bytes`]
+    /// returns `data` until the body is polled, so middleware that work on bodies in memory
+    /// (compression, ETag) treat it as such.
+    ///
+    /// [`as_bytes`]: Self::as_bytes
+    pub fn file_held<B>(data: Bytes, read: B, grant: SendfileGrant) -> Self
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        Self::file_stream(read, grant, Some(data))
+    }
+
+    fn file_stream<B>(read: B, grant: SendfileGrant, held: Option<Bytes>) -> Self
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         let read = match Self::new(read).kind {
             Kind::Empty => return Self::empty(),
             Kind::Full(b) => Box::pin(WrappedBody::new(Self::full(b), MapErr)),
             Kind::Stream(s) => s,
         };
         Self {
-            kind: Kind::Stream(Box::pin(FileStream { read, grant })),
+            kind: Kind::Stream(Box::pin(FileStream { read, grant, held })),
         }
     }
 
@@ -180,11 +215,15 @@ impl Body {
     where
         W: BodyWrapper + Send + 'static,
     {
+        let held = match &self.kind {
+            Kind::Stream(s) => s.held().cloned(),
+            _ => None,
+        };
         match self.sendfile_grant().cloned() {
             Some(grant) => {
                 let read = Box::pin(WrappedBody::new(self, wrapper));
                 Self {
-                    kind: Kind::Stream(Box::pin(FileStream { read, grant })),
+                    kind: Kind::Stream(Box::pin(FileStream { read, grant, held })),
                 }
             }
             None => Self::new(WrappedBody::new(self, wrapper)),
@@ -196,7 +235,7 @@ impl Body {
         match &self.kind {
             Kind::Empty => Some(&[]),
             Kind::Full(b) => Some(b),
-            Kind::Stream(_) => None,
+            Kind::Stream(s) => s.held().map(|b| &b[..]),
         }
     }
 }

@@ -223,10 +223,8 @@ fn held_body(rep: &Rep, data: Bytes, offset: u64) -> Body {
     match &rep.file {
         Some(file) => {
             let grant = SendfileGrant::new();
-            Body::file(
-                HeldBody::new(data, file.clone(), offset, grant.clone()),
-                grant,
-            )
+            let read = HeldBody::new(data.clone(), file.clone(), offset, grant.clone());
+            Body::file_held(data, read, grant)
         }
         None => Body::from(data),
     }
