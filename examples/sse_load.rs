@@ -202,13 +202,6 @@ async fn main() {
     }
 
     let totals = Arc::new(Totals::default());
-    let Totals {
-        connected,
-        start_seq,
-        latest,
-        counted: counted_total,
-        lagged,
-    } = &*totals;
     // Clients whose stream ended or failed (their later ticks are missing).
     let ended = Arc::new(AtomicUsize::new(0));
     let mut all: Vec<Arrivals> = Vec::with_capacity(clients);
@@ -233,11 +226,11 @@ async fn main() {
             ended.fetch_add(1, Ordering::Relaxed);
         });
     }
-    while connected.load(Ordering::SeqCst) < clients {
+    while totals.connected.load(Ordering::SeqCst) < clients {
         if t0.elapsed() > Duration::from_secs(120) {
             eprintln!(
                 "only {} of {clients} clients connected after 120 s",
-                connected.load(Ordering::SeqCst)
+                totals.connected.load(Ordering::SeqCst)
             );
             std::process::exit(1);
         }
@@ -249,16 +242,16 @@ async fn main() {
         std::process::exit(0);
     }
     // Count from two ticks after the latest one any client has seen.
-    while latest.load(Ordering::SeqCst) == 0 {
+    while totals.latest.load(Ordering::SeqCst) == 0 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let seq_now = latest.load(Ordering::SeqCst);
+    let seq_now = totals.latest.load(Ordering::SeqCst);
     let first = seq_now + 2;
-    start_seq.store(first, Ordering::SeqCst);
+    totals.start_seq.store(first, Ordering::SeqCst);
     let last = first + ticks - 1;
     let deadline = Instant::now() + Duration::from_millis(100 * ticks + 30_000);
     let want = clients * ticks as usize;
-    while counted_total.load(Ordering::Relaxed) < want && Instant::now() < deadline {
+    while totals.counted.load(Ordering::Relaxed) < want && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -304,7 +297,7 @@ async fn main() {
     }
     println!(
         "accounted for: {} events announced as skipped by `lagged` events (the hub's slow-consumer policy), {} clients whose stream ended early",
-        lagged.load(Ordering::Relaxed),
+        totals.lagged.load(Ordering::Relaxed),
         ended.load(Ordering::Relaxed),
     );
     println!(
