@@ -76,8 +76,8 @@ impl BoxHandler {
 }
 
 impl BoxHandler {
-    /// [`Handler::call`], with the future's type named (the tower adapter needs the name).
-    #[cfg(feature = "tower")]
+    /// [`Handler::call`], with the future's type named (the router's and the tower adapter's
+    /// futures hold it).
     #[inline]
     pub(crate) fn call_boxed(&self, req: Request) -> BoxFuture {
         self.0.call_boxed(req)

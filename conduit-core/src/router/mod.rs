@@ -59,12 +59,14 @@ mod tests;
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
 use http::Extensions;
 
 use crate::{
-    BoxHandler, Error, ErrorRenderer, Handler, IntoResponse, Middleware, Rendering, Request,
+    BoxFuture, BoxHandler, Error, ErrorRenderer, Handler, IntoResponse, Middleware, Rendering, Request,
     Response, head_response,
 };
 
@@ -116,39 +118,51 @@ enum Reply {
     WithoutBody,
 }
 
-/// The state of [`run`]'s future. An answer the router gives itself (405, 400) is boxed: it is
-/// the rare path, and inline it would make every request's future the size of a `Response`
-/// (224 bytes instead of 112 with a plain handler), which the server and hyper move several times per request.
-enum Step<F> {
-    Pending(F, Reply, Option<MatchedPath>),
-    Ready(Box<Response>),
+/// The router's response future: the handler's boxed future, then what the decision and the
+/// router's error rendering do to its response. Hand-written rather than an `async` block: the
+/// response is finished where the handler's future returned it, instead of being moved through
+/// a generator's state first (it is a few hundred bytes, and each move copies it). An answer the
+/// router gives itself (405, 400) is boxed: it is the rare path, and inline it would make every
+/// request's future the size of a `Response`, which the server and hyper move several times per
+/// request.
+pub(crate) struct Run {
+    step: Step,
+    /// The router's [`ErrorRenderer`] decision for this request, if it has one.
+    rendering: Option<Rendering>,
+}
+
+enum Step {
+    Pending(BoxFuture, Reply, Option<MatchedPath>),
+    Ready(Option<Box<Response>>),
 }
 
 /// Turn a decision about `req` into the response future: no boxing beyond the handler's own.
-/// `rendering` is the router's [`ErrorRenderer`] decision for this request, if it has one.
 #[inline]
-fn run(
-    dispatch: Dispatch<'_>,
-    req: Request,
-    rendering: Option<Rendering>,
-) -> impl Future<Output = Response> + Send + use<> {
+fn run(dispatch: Dispatch<'_>, req: Request, rendering: Option<Rendering>) -> Run {
     let step = match dispatch {
         Dispatch::Call {
             handler,
             reply,
             matched,
-        } => Step::Pending(handler.call(req), reply, matched),
-        Dispatch::Respond(res) => Step::Ready(Box::new(res)),
+        } => Step::Pending(handler.call_boxed(req), reply, matched),
+        Dispatch::Respond(res) => Step::Ready(Some(Box::new(res))),
     };
-    async move {
-        let res = match step {
-            Step::Ready(res) => *res,
+    Run { step, rendering }
+}
+
+impl Future for Run {
+    type Output = Response;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        let this = &mut *self;
+        let mut res = match &mut this.step {
             Step::Pending(fut, reply, matched) => {
-                let mut res = fut.await;
-                if reply == Reply::WithoutBody {
+                let mut res = ready!(fut.as_mut().poll(cx));
+                if *reply == Reply::WithoutBody {
                     res = head_response(res);
                 }
-                if let Some(matched) = matched {
+                if let Some(matched) = matched.take() {
                     // A nested router or mounted handler already recorded a finer template.
                     if res.extensions().get::<MatchedPath>().is_none() {
                         res.extensions_mut().insert(matched);
@@ -156,11 +170,12 @@ fn run(
                 }
                 res
             }
+            Step::Ready(res) => *res.take().expect("Run polled after completion"),
         };
-        match rendering {
-            None => res,
-            Some(rendering) => rendering.render(res),
+        if let Some(rendering) = this.rendering.take() {
+            res = rendering.render(res);
         }
+        Poll::Ready(res)
     }
 }
 
