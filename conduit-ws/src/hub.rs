@@ -37,11 +37,15 @@
 //! ```
 
 use std::convert::Infallible;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::Poll;
 
 use conduit_core::{IntoResponse, Response};
 use conduit_stream::hub::{Backend, Hub};
 use conduit_stream::sse::Event;
 use futures_core::Stream;
+use futures_sink::Sink;
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -119,22 +123,73 @@ where
         };
         match event {
             Some(Ok(event)) => {
-                if let Some(msg) = to_message(&event) {
-                    match socket.send(msg).await {
-                        Ok(()) => {}
-                        Err(WsError::Closed) => return Ok(Ended::ClientClosed),
-                        Err(e) => return Err(e),
+                // This event and every one already waiting behind it (up to `MAX_BATCH`) go
+                // out in one write: a socket that fell behind catches up with one syscall
+                // instead of one per event, as an SSE response does.
+                let mut queued = 0;
+                let mut next = Some(event);
+                let mut ended = false;
+                while let Some(event) = next.take() {
+                    if let Some(msg) = to_message(&event) {
+                        match queue(&mut socket, msg).await {
+                            Ok(()) => queued += 1,
+                            Err(WsError::Closed) => return Ok(Ended::ClientClosed),
+                            Err(e) => return Err(e),
+                        }
                     }
+                    if queued < MAX_BATCH {
+                        match ready_now(&mut events).await {
+                            Some(Some(Ok(event))) => next = Some(event),
+                            Some(Some(Err(never))) => match never {},
+                            Some(None) => ended = true,
+                            None => {}
+                        }
+                    }
+                }
+                match poll_fn(|cx| Pin::new(&mut socket).poll_flush(cx)).await {
+                    Ok(()) => {}
+                    Err(WsError::Closed) => return Ok(Ended::ClientClosed),
+                    Err(e) => return Err(e),
+                }
+                if ended {
+                    return close_ended(socket).await;
                 }
             }
             Some(Err(never)) => match never {},
-            None => {
-                tracing::debug!("hub subscription ended: closing WebSocket (1008)");
-                let _ = socket.close(CloseCode::POLICY, "slow consumer").await;
-                // Complete the closing handshake (bounded by the close timeout).
-                while socket.recv().await.is_some() {}
-                return Ok(Ended::SubscriptionEnded);
-            }
+            None => return close_ended(socket).await,
         }
     }
+}
+
+/// The most messages [`forward_with`] queues before it writes them.
+const MAX_BATCH: usize = 64;
+
+/// Queue `msg` on `socket` (writing what is queued first if the send buffer is full).
+async fn queue<S>(socket: &mut WebSocket<S>, msg: Message) -> Result<(), WsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    poll_fn(|cx| Pin::new(&mut *socket).poll_ready(cx)).await?;
+    Pin::new(&mut *socket).start_send(msg)
+}
+
+/// The stream's next item if it is ready now (`None`: it is not; the task is woken when it is).
+async fn ready_now<E: Stream + Unpin>(events: &mut E) -> Option<Option<E::Item>> {
+    poll_fn(|cx| match Pin::new(&mut *events).poll_next(cx) {
+        Poll::Ready(item) => Poll::Ready(Some(item)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
+}
+
+/// The subscription ended (the `Disconnect` policy, or the backend stopped): close with 1008.
+async fn close_ended<S>(mut socket: WebSocket<S>) -> Result<Ended, WsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    tracing::debug!("hub subscription ended: closing WebSocket (1008)");
+    let _ = socket.close(CloseCode::POLICY, "slow consumer").await;
+    // Complete the closing handshake (bounded by the close timeout).
+    while socket.recv().await.is_some() {}
+    Ok(Ended::SubscriptionEnded)
 }

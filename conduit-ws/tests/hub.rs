@@ -1,9 +1,15 @@
 //! Sockets subscribed to conduit-stream's `Hub` (feature `hub`), over real sockets with
 //! tokio-tungstenite: live events, replay after an id, the `lagged` message, the `Disconnect`
-//! policy's 1008, a bad replay id's 400, and the subscription released when the client leaves.
+//! policy's 1008, a bad replay id's 400, the subscription released when the client leaves, and
+//! events that wait behind each other sent in one write.
 
 #![cfg(feature = "hub")]
 
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use conduit_core::{IntoResponse, Request, Router, any};
@@ -14,8 +20,12 @@ use conduit_test_support::eventually;
 use conduit_ws::WebSocketUpgrade;
 use conduit_ws::hub::{Ended, forward};
 use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as TMessage;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::Role;
 
 const GUARD: Duration = Duration::from_secs(10);
 
@@ -167,4 +177,95 @@ async fn the_disconnect_policy_closes_a_lagging_socket_with_1008() {
         Some(Ended::SubscriptionEnded)
     );
     handle.shutdown();
+}
+
+/// A TCP stream that counts the writes made to it.
+struct CountWrites {
+    inner: TcpStream,
+    writes: Arc<AtomicUsize>,
+}
+
+impl AsyncRead for CountWrites {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CountWrites {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn events_waiting_behind_each_other_leave_in_one_write() {
+    let hub = Hub::with_backend(InMemory::builder().queue(64).replay(64).build());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (client, server) = tokio::join!(
+        TcpStream::connect(listener.local_addr().unwrap()),
+        listener.accept()
+    );
+    let events = hub.subscribe(None).await.unwrap();
+    // Fifty events wait in the subscription before the socket forwards any.
+    for n in 1..=50 {
+        hub.publish(tick(n)).await.unwrap();
+    }
+    let writes = Arc::new(AtomicUsize::new(0));
+    let io = CountWrites {
+        inner: server.unwrap().0,
+        writes: writes.clone(),
+    };
+    let forwarding = tokio::spawn(forward(
+        conduit_ws::WebSocket::from_io(io, conduit_ws::Config::default()),
+        events,
+    ));
+    let mut ws = WebSocketStream::from_raw_socket(client.unwrap(), Role::Client, None).await;
+    for n in 1..=50 {
+        assert_eq!(next_text(&mut ws).await, format!("{{\"seq\":{n}}}"));
+    }
+    // One write for all fifty (a short write on a full socket buffer could add one more);
+    // one per message before.
+    let n = writes.load(Ordering::SeqCst);
+    assert!(n <= 2, "{n} writes for 50 waiting messages");
+    // Events that arrive one at a time still go out at once, each in its own write.
+    hub.publish(tick(51)).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "{\"seq\":51}");
+    assert_eq!(writes.load(Ordering::SeqCst), n + 1);
+    ws.close(None).await.unwrap();
+    while ws.next().await.is_some() {}
+    let ended = tokio::time::timeout(GUARD, forwarding)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.unwrap(), Ended::ClientClosed);
 }

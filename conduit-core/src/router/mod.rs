@@ -66,8 +66,8 @@ use std::task::{Context, Poll, ready};
 use http::Extensions;
 
 use crate::{
-    BoxFuture, BoxHandler, Error, ErrorRenderer, Handler, IntoResponse, Middleware, Rendering, Request,
-    Response, head_response,
+    BoxFuture, BoxHandler, Error, ErrorRenderer, Handler, IntoResponse, Middleware, Rendering,
+    Request, Response, head_response,
 };
 
 pub use method::{MethodRouter, any, delete, get, head, options, patch, post, put};
