@@ -13,7 +13,8 @@
 //!
 //! Each check returns an [`Early`] answer, which the connection logs with the peer address
 //! and sends instead of calling the handler. The common case (one valid `Host`, an
-//! origin-form target) costs one header lookup and one pass over the `Host` value.
+//! origin-form target) costs one header lookup (none when `Host` is the first field and no
+//! field repeats) and one pass over the `Host` value.
 
 use conduit_core::http::header::{self, HeaderValue};
 use conduit_core::http::{self, Method, StatusCode, Version};
@@ -75,12 +76,10 @@ pub(crate) fn check<B>(req: &mut http::Request<B>) -> Result<(), Early> {
 
 #[inline]
 fn check_h1_host<B>(req: &mut http::Request<B>, required: bool) -> Result<(), Early> {
-    let mut hosts = req.headers().get_all(header::HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (None, _) if required => return Err(Early::BadRequest("missing Host header")),
-        (None, _) => {}
-        (Some(_), Some(_)) => return Err(Early::BadRequest("more than one Host header")),
-        (Some(host), None) => {
+    match the_host(req.headers())? {
+        None if required => return Err(Early::BadRequest("missing Host header")),
+        None => {}
+        Some(host) => {
             if !valid_host(host.as_bytes()) {
                 return Err(Early::BadRequest("invalid Host header"));
             }
@@ -98,15 +97,33 @@ fn check_h1_host<B>(req: &mut http::Request<B>, required: bool) -> Result<(), Ea
     Ok(())
 }
 
+/// The request's one `Host` value, if it has one; 400 if it has more.
+///
+/// A head in which no field name repeats (`len() == keys_len()`, the common case) has at most
+/// one; it is then taken from the first field when that is `Host`, where user agents send it
+/// (RFC 9110 section 7.2), without a hash lookup.
+#[inline]
+fn the_host(headers: &http::HeaderMap) -> Result<Option<&HeaderValue>, Early> {
+    if headers.len() == headers.keys_len() {
+        return Ok(match headers.iter().next() {
+            Some((name, value)) if name == header::HOST => Some(value),
+            _ => headers.get(header::HOST),
+        });
+    }
+    let mut hosts = headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Err(Early::BadRequest("more than one Host header")),
+        (host, _) => Ok(host),
+    }
+}
+
 #[inline]
 fn check_h2_authority<B>(req: &http::Request<B>) -> Result<(), Early> {
-    let mut hosts = req.headers().get_all(header::HOST).iter();
-    let host = match (hosts.next(), hosts.next()) {
-        (_, Some(_)) => return Err(Early::BadRequest("more than one Host header")),
-        (Some(host), None) if !valid_host(host.as_bytes()) => {
+    let host = match the_host(req.headers())? {
+        Some(host) if !valid_host(host.as_bytes()) => {
             return Err(Early::BadRequest("invalid Host header"));
         }
-        (host, None) => host,
+        host => host,
     };
     match (req.uri().authority(), host) {
         (None, None) => Err(Early::BadRequest("neither :authority nor Host")),

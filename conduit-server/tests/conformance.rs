@@ -52,6 +52,11 @@ async fn http1_host_rules() {
         "GET / HTTP/1.1\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a.example\r\nHost: a.example\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a.example\r\nhost: b.example\r\n\r\n",
+        // another field between the two, and Host after other fields
+        "GET / HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\nHost: a.example\r\n\r\n",
+        "GET / HTTP/1.1\r\nAccept: */*\r\nHost: a.example\r\nHost: b.example\r\n\r\n",
+        "GET / HTTP/1.1\r\nAccept: */*\r\nHost: a b\r\n\r\n",
+        "GET / HTTP/1.1\r\nAccept: */*\r\nAccept: */*\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a.example/path\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a.example:http\r\n\r\n",
@@ -82,6 +87,16 @@ async fn http1_host_rules() {
     )
     .await;
     assert_eq!(status_of(&reply), 200, "{reply}");
+    // Host after other fields, and beside a field that repeats
+    for req in [
+        "GET / HTTP/1.1\r\nAccept: */*\r\nHost: a.example\r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a.example\r\nAccept: a/b\r\nAccept: c/d\r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.1\r\nAccept: a/b\r\nAccept: c/d\r\nHost: a.example\r\nConnection: close\r\n\r\n",
+    ] {
+        let reply = raw_close(a, req).await;
+        assert_eq!(status_of(&reply), 200, "{req:?} -> {reply}");
+        assert_eq!(body_of(&reply), "host=a.example authority=-", "{req:?}");
+    }
 
     // HTTP/1.0 may omit Host
     let reply = raw_close(a, "GET / HTTP/1.0\r\n\r\n").await;
