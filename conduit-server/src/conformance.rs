@@ -78,12 +78,10 @@ pub(crate) fn check<B>(req: &mut http::Request<B>) -> Result<(), Early> {
 fn check_h1_host<B>(req: &mut http::Request<B>, required: bool) -> Result<(), Early> {
     match the_host(req.headers())? {
         None if required => return Err(Early::BadRequest("missing Host header")),
-        None => {}
-        Some(host) => {
-            if !valid_host(host.as_bytes()) {
-                return Err(Early::BadRequest("invalid Host header"));
-            }
+        Some(host) if !valid_host(host.as_bytes()) => {
+            return Err(Early::BadRequest("invalid Host header"));
         }
+        _ => {}
     }
     if let Some(authority) = req.uri().authority() {
         // Absolute form (or CONNECT's authority form): the target's authority wins.
