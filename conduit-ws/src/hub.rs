@@ -45,8 +45,7 @@ use conduit_core::{IntoResponse, Response};
 use conduit_stream::hub::{Backend, Hub};
 use conduit_stream::sse::Event;
 use futures_core::Stream;
-use futures_sink::Sink;
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::WsError;
@@ -131,7 +130,7 @@ where
                 let mut ended = false;
                 while let Some(event) = next.take() {
                     if let Some(msg) = to_message(&event) {
-                        match queue(&mut socket, msg).await {
+                        match socket.feed(msg).await {
                             Ok(()) => queued += 1,
                             Err(WsError::Closed) => return Ok(Ended::ClientClosed),
                             Err(e) => return Err(e),
@@ -146,7 +145,7 @@ where
                         }
                     }
                 }
-                match poll_fn(|cx| Pin::new(&mut socket).poll_flush(cx)).await {
+                match socket.flush().await {
                     Ok(()) => {}
                     Err(WsError::Closed) => return Ok(Ended::ClientClosed),
                     Err(e) => return Err(e),
@@ -163,15 +162,6 @@ where
 
 /// The most messages [`forward_with`] queues before it writes them.
 const MAX_BATCH: usize = 64;
-
-/// Queue `msg` on `socket` (writing what is queued first if the send buffer is full).
-async fn queue<S>(socket: &mut WebSocket<S>, msg: Message) -> Result<(), WsError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    poll_fn(|cx| Pin::new(&mut *socket).poll_ready(cx)).await?;
-    Pin::new(&mut *socket).start_send(msg)
-}
 
 /// The stream's next item if it is ready now (`None`: it is not; the task is woken when it is).
 async fn ready_now<E: Stream + Unpin>(events: &mut E) -> Option<Option<E::Item>> {
