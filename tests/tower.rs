@@ -159,6 +159,72 @@ fn cors_app() -> Router {
         .mount("/strict", strict)
 }
 
+/// A tower layer that calls, and awaits, the inner service on a task of its own, as
+/// `tower::buffer::Buffer`'s worker calls it.
+#[derive(Clone)]
+struct OnAnotherTask<S>(S);
+
+impl<S> tower::Service<Request> for OnAnotherTask<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn std::future::Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let mut inner = self.0.clone();
+        let task = tokio::spawn(async move { inner.call(req).await });
+        Box::pin(async move { Ok(task.await.expect("inner task").unwrap()) })
+    }
+}
+
+/// What a handler sees of its connection and route: `peer-ip template`.
+async fn where_from(req: Request) -> String {
+    format!(
+        "{} {}",
+        req.connect_info()
+            .map_or("-".into(), |c| c.peer_addr().ip().to_string()),
+        req.matched_path().as_deref().unwrap_or("-")
+    )
+}
+
+/// The connection and the route template reach a handler behind a tower layer that runs it on
+/// another task (the adapter carries them on the request), and a task a handler spawns sees
+/// them only when it carries them itself.
+#[tokio::test]
+async fn connection_and_template_reach_a_handler_on_another_task() {
+    let app = Router::new()
+        .route(
+            "/spawned/{id}",
+            get(where_from.with(TowerLayer(tower::layer::layer_fn(OnAnotherTask)))),
+        )
+        .route(
+            "/plain/{id}",
+            get(|req: Request| async move {
+                let bare = tokio::spawn(async move { where_from(req).await });
+                let bare = bare.await.unwrap();
+                let mut req = Request::new(Body::empty());
+                if let Some(info) = req.connect_info() {
+                    req.extensions_mut().insert(info);
+                }
+                let carried = tokio::spawn(async move { where_from(req).await });
+                format!("{bare} | {}", carried.await.unwrap())
+            }),
+        );
+    let srv = start(config(), app).await;
+    let mut c = h1_client(srv.addr).await;
+    let res = send(&mut c, no_body(empty_req("GET", "/spawned/7"))).await;
+    assert_eq!(res.text(), "127.0.0.1 /spawned/{id}");
+    let res = send(&mut c, no_body(empty_req("GET", "/plain/7"))).await;
+    assert_eq!(res.text(), "- - | 127.0.0.1 -");
+}
+
 #[tokio::test]
 async fn cors_layer_answers_preflight_and_decorates_simple_requests() {
     let srv = start(config(), cors_app()).await;
@@ -482,7 +548,7 @@ fn conduit_api() -> Router {
                 format!(
                     "conduit user {} (matched {})",
                     req.param("id").unwrap_or_default(),
-                    req.matched_path().unwrap_or("?")
+                    req.matched_path().as_deref().unwrap_or("?")
                 )
             }),
         )

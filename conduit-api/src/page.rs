@@ -161,7 +161,9 @@ impl Pagination {
             .get::<OriginalUri>()
             .map_or_else(|| req.uri().path(), |o| o.0.path())
             .to_owned();
-        let scope = req.matched_path().unwrap_or(&path).to_owned();
+        let scope = req
+            .matched_path()
+            .map_or_else(|| path.clone(), |m| m.as_str().to_owned());
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(req.uri().query().unwrap_or(""))
                 .map_err(|e| Error::bad_request(format!("Invalid query string: {e}")))?;

@@ -1,79 +1,141 @@
-//! [`ServerContext`]: the one request extension the server puts on every request it reads,
-//! holding the connection's [`ConnectInfo`] and the slot the [`Router`](crate::Router) fills
-//! with the [`MatchedPath`].
+//! The request's context: the connection it arrived on ([`ConnectInfo`]) and the route that
+//! matched it ([`MatchedPath`]), kept beside the request rather than in its extensions.
 //!
-//! A request extension costs its map (a box and a hash table, allocated by the first insert)
-//! and a box for its value; each further one costs another box and hash insert. Keeping both
-//! values in one extension, and filling the template in place (`get_mut`, no insert), leaves a
-//! served request with three allocations for the two values instead of four, and the router
-//! with a lookup instead of an insert (figures: docs/perf.md, "What a request pays for what the
-//! app may not use").
+//! A request extension costs its map (a box and a hash table, allocated by the first insert), a
+//! box for its value and a hash insert, with their frees: about 650 user-space instructions on
+//! a request that carries no other extension, paid whether or not anything reads it (figures:
+//! docs/perf.md, "What a request pays for what the app may not use"). So the server and the
+//! router do not put these values on the request. Each sets its value as the current one of
+//! its thread while it runs the request's code: the server while it calls the handler and
+//! whenever it polls the handler's future, the [`Router`](crate::Router) likewise for the
+//! route's handler. The same discipline as a `tracing` span entered around each poll: the value
+//! is visible to whatever runs on behalf of the request, in the task that serves it, and to
+//! nothing else, and an inner scope (a nested router) restores the outer one when it leaves.
 //!
-//! The values are read through [`RequestExt::connect_info`](crate::RequestExt::connect_info)
-//! and [`RequestExt::matched_path`](crate::RequestExt::matched_path) (or
-//! [`MatchedPath::of`]), which fall back to a plain `ConnectInfo` / `MatchedPath` extension,
-//! so a request built by hand in a test (no server) can carry either as before.
+//! [`RequestExt::connect_info`](crate::RequestExt::connect_info) and
+//! [`RequestExt::matched_path`](crate::RequestExt::matched_path) read them (an owned copy: a
+//! few words and an `Arc` count). A request carried to another task takes them along as plain
+//! extensions ([`carry`]): the tower adapters do so, since a tower layer (`Buffer`) may call
+//! the inner service elsewhere.
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::thread::LocalKey;
 
 use http::Extensions;
 
 use crate::{ConnectInfo, MatchedPath, Request};
 
-/// What the server attaches to each request (conduit-internal: the server builds it, the
-/// router and the request accessors read it; apps use the accessors).
-#[doc(hidden)]
-#[derive(Clone, Debug)]
-pub struct ServerContext {
-    info: ConnectInfo,
-    matched: Option<MatchedPath>,
+thread_local! {
+    static CONNECTION: Cell<Option<Arc<ConnectInfo>>> = const { Cell::new(None) };
+    static MATCHED: Cell<Option<MatchedPath>> = const { Cell::new(None) };
 }
 
-impl ServerContext {
-    /// The context of a request that arrived on the connection `info` describes.
+/// One of the thread's current values.
+trait Slot {
+    type Value: 'static;
+    fn key() -> &'static LocalKey<Cell<Option<Self::Value>>>;
+}
+
+struct Connection;
+
+impl Slot for Connection {
+    type Value = Arc<ConnectInfo>;
     #[inline]
-    pub fn new(info: ConnectInfo) -> Self {
-        Self {
-            info,
-            matched: None,
-        }
+    fn key() -> &'static LocalKey<Cell<Option<Arc<ConnectInfo>>>> {
+        &CONNECTION
     }
 }
 
-/// The request's `ConnectInfo`: the server's context, else a plain extension.
-#[inline]
-pub(crate) fn connect_info(req: &Request) -> Option<&ConnectInfo> {
-    let ext = req.extensions();
-    match ext.get::<ServerContext>() {
-        Some(ctx) => Some(&ctx.info),
-        None => ext.get::<ConnectInfo>(),
+struct Matched;
+
+impl Slot for Matched {
+    type Value = MatchedPath;
+    #[inline]
+    fn key() -> &'static LocalKey<Cell<Option<MatchedPath>>> {
+        &MATCHED
     }
 }
 
-/// The request's `MatchedPath`: the one the router recorded in the server's context, else a
-/// plain extension.
-#[inline]
-pub(crate) fn matched_path(req: &Request) -> Option<&MatchedPath> {
-    let ext = req.extensions();
-    match ext.get::<ServerContext>() {
-        Some(ServerContext {
-            matched: Some(m), ..
-        }) => Some(m),
-        _ => ext.get::<MatchedPath>(),
+/// Puts the outer value back, and the scope's own back into its holder, when the scope ends,
+/// by return or by unwind.
+struct Restore<'a, S: Slot> {
+    holder: &'a mut Option<S::Value>,
+    outer: Option<S::Value>,
+}
+
+impl<S: Slot> Drop for Restore<'_, S> {
+    #[inline]
+    fn drop(&mut self) {
+        *self.holder = S::key().replace(self.outer.take());
     }
 }
 
-/// Record `matched` on the request: in the server's context when it has one (no insert), else
-/// as a plain extension. A later call (a nested router's finer template) replaces it. Whether
-/// it went into the server's context.
+/// Run `f` with `holder`'s value as the current one (none if `holder` is empty); the value goes
+/// back into `holder` afterwards, so the next poll can set it again without a clone.
 #[inline]
-pub(crate) fn set_matched_path(ext: &mut Extensions, matched: &MatchedPath) -> bool {
-    match ext.get_mut::<ServerContext>() {
-        Some(ctx) => {
-            ctx.matched = Some(matched.clone());
-            true
+fn enter<S: Slot, R>(holder: &mut Option<S::Value>, f: impl FnOnce() -> R) -> R {
+    let outer = S::key().replace(holder.take());
+    let _restore = Restore::<S> { holder, outer };
+    f()
+}
+
+/// A copy of the current value.
+#[inline]
+fn current<S: Slot>() -> Option<S::Value>
+where
+    S::Value: Clone,
+{
+    S::key().with(|cell| {
+        let value = cell.take();
+        let copy = value.clone();
+        cell.set(value);
+        copy
+    })
+}
+
+/// Run `f` (the handler's call, a poll of its future) with `conn` as the current connection.
+/// For the server: `conn` is its connection's, cloned once per request.
+#[doc(hidden)]
+#[inline]
+pub fn with_connection<R>(conn: &mut Option<Arc<ConnectInfo>>, f: impl FnOnce() -> R) -> R {
+    enter::<Connection, R>(conn, f)
+}
+
+/// Run `f` with `matched` as the current route template: the router, around the route's
+/// handler.
+#[inline]
+pub(crate) fn with_matched<R>(matched: &mut Option<MatchedPath>, f: impl FnOnce() -> R) -> R {
+    enter::<Matched, R>(matched, f)
+}
+
+/// The request's `ConnectInfo`: a plain extension if it carries one (a request built by hand,
+/// one carried to another task, or a middleware's correction such as a PROXY-protocol peer),
+/// else the connection the current request arrived on.
+#[inline]
+pub(crate) fn connect_info(req: &Request) -> Option<ConnectInfo> {
+    match req.extensions().get::<ConnectInfo>() {
+        Some(info) => Some(info.clone()),
+        None => current::<Connection>().map(|conn| ConnectInfo::clone(&conn)),
+    }
+}
+
+/// The request's `MatchedPath`: the template of the innermost router running the current
+/// request, else a plain extension (a request built by hand, or carried to another task).
+#[inline]
+pub(crate) fn matched_path(req: &Request) -> Option<MatchedPath> {
+    current::<Matched>().or_else(|| req.extensions().get::<MatchedPath>().cloned())
+}
+
+/// Put the current connection and route template on `ext` as plain extensions (those not
+/// already there), for a request about to leave the task that serves it.
+pub(crate) fn carry(ext: &mut Extensions) {
+    if ext.get::<ConnectInfo>().is_none() {
+        if let Some(conn) = current::<Connection>() {
+            ext.insert(ConnectInfo::clone(&conn));
         }
-        None => {
-            ext.insert(matched.clone());
-            false
-        }
+    }
+    if let Some(matched) = current::<Matched>() {
+        ext.insert(matched);
     }
 }

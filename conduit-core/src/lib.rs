@@ -31,7 +31,8 @@ pub mod validate;
 pub use body::{Body, BodyWrapper, WrappedBody, to_bytes};
 pub use connect_info::ConnectInfo;
 #[doc(hidden)]
-pub use context::ServerContext;
+#[doc(hidden)]
+pub use context::with_connection;
 pub use error::{BoxError, Error, panic_message};
 pub use handler::{BoxFuture, BoxHandler, Handler};
 pub use middleware::{FromFn, FromFnHandler, HandlerExt, Middleware, Next, from_fn};

@@ -111,25 +111,27 @@ pub trait RequestExt: sealed::Sealed + Sized {
     /// All path parameters of the matched route (empty if it has none).
     fn params(&self) -> &PathParams;
 
-    /// The connection the request arrived on (peer and local address, TLS ALPN and SNI), put
-    /// on every request by the server; `None` for a request the server did not read.
+    /// The connection the request arrived on (peer and local address, TLS ALPN and SNI), as
+    /// an owned copy (a few words and, for TLS, an `Arc` count); `None` for a request the
+    /// server did not read.
     ///
-    /// This accessor is the way to read it: the server keeps it in a conduit-internal
-    /// extension (shared with the route template), so `extensions().get::<ConnectInfo>()`
-    /// finds nothing on a served request. For a request without the server's context (built by
-    /// hand, in a test) it returns a `ConnectInfo` inserted as a plain extension.
-    fn connect_info(&self) -> Option<&ConnectInfo>;
+    /// A plain `ConnectInfo` extension comes first: one inserted by hand (a test), by a
+    /// middleware that knows better (a PROXY-protocol peer), or by a request carried to
+    /// another task. Otherwise it is the connection of the request the current task is serving:
+    /// the server keeps it beside the request, not in its extensions, so that an app that
+    /// never asks pays nothing for it (see the `context` notes in ARCHITECTURE.md). Code that
+    /// hands the request to another task and reads it there inserts the copy first:
+    /// `if let Some(info) = req.connect_info() { req.extensions_mut().insert(info); }`.
+    fn connect_info(&self) -> Option<ConnectInfo>;
 
     /// The template of the route that matched (`/users/{id}`), set by the
-    /// [`Router`](crate::Router) before it calls the route's handler (see [`MatchedPath`]);
-    /// `None` outside a router.
+    /// [`Router`](crate::Router) around the route's handler (see [`MatchedPath`]); `None`
+    /// outside a router. An owned copy (an `Arc` count).
     ///
-    /// This accessor (or [`MatchedPath::of`], for an owned copy) is the way to read it: on a
-    /// served request the router records it in the server's conduit-internal extension, so
-    /// `extensions().get::<MatchedPath>()` finds nothing there. On a request without the
-    /// server's context (built by hand, in a test) the router inserts, and this accessor
-    /// returns, a plain `MatchedPath` extension.
-    fn matched_path(&self) -> Option<&str>;
+    /// Like [`connect_info`](Self::connect_info), the router keeps it beside the request,
+    /// visible to the code that runs on the request's behalf in the task that serves it; a
+    /// plain `MatchedPath` extension (a request carried to another task) is the fallback.
+    fn matched_path(&self) -> Option<MatchedPath>;
 
     /// The path parameters deserialized into `T`: a struct or map (by name), a tuple (in
     /// route order), or a single value when the route has one parameter. Each value is
@@ -295,13 +297,13 @@ impl RequestExt for Request {
     }
 
     #[inline]
-    fn connect_info(&self) -> Option<&ConnectInfo> {
+    fn connect_info(&self) -> Option<ConnectInfo> {
         crate::context::connect_info(self)
     }
 
     #[inline]
-    fn matched_path(&self) -> Option<&str> {
-        crate::context::matched_path(self).map(MatchedPath::as_str)
+    fn matched_path(&self) -> Option<MatchedPath> {
+        crate::context::matched_path(self)
     }
 
     fn path<T: DeserializeOwned>(&self) -> Result<T, Error> {
@@ -315,7 +317,9 @@ impl RequestExt for Request {
             // Not about one value: the route's parameters cannot fit `T` (a server bug).
             None => Error::internal(format!(
                 "path parameters of `{}` do not fit `{}`: {}",
-                self.matched_path().unwrap_or("?"),
+                self.matched_path()
+                    .as_ref()
+                    .map_or("?", MatchedPath::as_str),
                 std::any::type_name::<T>(),
                 e.message
             )),

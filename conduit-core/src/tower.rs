@@ -286,7 +286,10 @@ where
     ResB::Error: Into<BoxError>,
 {
     #[inline]
-    fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<S, ResB> {
+    fn call(&self, mut req: Request) -> impl Future<Output = Response> + Send + use<S, ResB> {
+        // A tower layer may call the inner service on another task (`Buffer` does): the request
+        // takes its connection and route template along, as plain extensions.
+        crate::context::carry(req.extensions_mut());
         Oneshot::start(self.service.clone(), req)
     }
 }

@@ -13,7 +13,7 @@ use conduit_core::http::{self, Version};
 use conduit_core::sendfile::SendfileGrant;
 use conduit_core::{
     Body, BodyLimit, BodyWrapper, BoxError, ConnectInfo, ErrorRenderer, Handler, Problem,
-    Rendering, ServerContext, ShutdownSignal, StreamHold, WrappedBody,
+    Rendering, ShutdownSignal, StreamHold, WrappedBody,
 };
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -219,7 +219,9 @@ async fn serve_http<H, I>(
     let service = {
         let ctx = ctx.clone();
         let activity = activity.clone();
-        let info = info.clone();
+        // The connection's info, shared by its requests: each one's future holds a count, and
+        // makes it the current connection while it runs (see `conduit_core::with_connection`).
+        let conn = Arc::new(info);
         service_fn(move |mut req: http::Request<Incoming>| {
             let version = req.version();
             activity.request_started(version == Version::HTTP_2);
@@ -236,9 +238,6 @@ async fn serve_http<H, I>(
                         let limit = usize::try_from(ctx.max_body).unwrap_or(usize::MAX);
                         req.extensions_mut().insert(BodyLimit(limit));
                     }
-                    // One extension for the connection's info and the router's template.
-                    req.extensions_mut()
-                        .insert(ServerContext::new(info.clone()));
                     // The method first: a plain request pays one comparison, not a map lookup.
                     if req.method() == http::Method::CONNECT
                         && req.extensions().get::<hyper::ext::Protocol>().is_some()
@@ -250,9 +249,9 @@ async fn serve_http<H, I>(
                         let hold = StreamHold::new(FinishGuard(activity.clone()));
                         req.extensions_mut().insert(hold);
                     }
-                    let handler = CatchPanic {
-                        inner: ctx.handler.call(req),
-                    };
+                    let mut conn = Some(conn.clone());
+                    let inner = conduit_core::with_connection(&mut conn, || ctx.handler.call(req));
+                    let handler = CatchPanic { inner, conn };
                     Respond::new(Some(handler), None, version, head, guard, rendering)
                 }
                 Err(early) => {
@@ -466,10 +465,12 @@ fn grant_sendfile(grant: &SendfileGrant, activity: &Activity) {
 
 pin_project_lite::pin_project! {
     /// Turns a panic in the handler into a 500 for that request only. In the common path this
-    /// costs nothing but an unwinding landing pad.
+    /// costs nothing but an unwinding landing pad. Each poll runs with the request's connection
+    /// as the current one.
     struct CatchPanic<F> {
         #[pin]
         inner: F,
+        conn: Option<Arc<ConnectInfo>>,
     }
 }
 
@@ -478,8 +479,10 @@ impl<F: Future<Output = conduit_core::Response>> Future for CatchPanic<F> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.project().inner;
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+        let this = self.project();
+        let inner = this.inner;
+        let poll = || conduit_core::with_connection(this.conn, || inner.poll(cx));
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(poll)) {
             Ok(p) => p,
             Err(panic) => {
                 let msg = conduit_core::panic_message(&*panic);

@@ -86,12 +86,12 @@ const REST: &str = "__conduit_mount_rest";
 /// is (the decision borrows it mutably) and moves once, into the handler: it is a few hundred
 /// bytes, and every move through a decision would copy it.
 enum Dispatch<'a> {
-    /// Call `handler` with the request, then send its response on as `reply` says, with
-    /// `matched` (the template) recorded on it, if any.
+    /// Call `handler` with the request, with `matched` as the request's template while it
+    /// runs (if there is one), then send its response on as `reply` says.
     Call {
         handler: &'a BoxHandler,
         reply: Reply,
-        matched: Option<MatchedPath>,
+        matched: Option<&'a MatchedPath>,
     },
     /// Answer right away (405, 400 on a bad parameter, ...).
     Respond(Response),
@@ -132,8 +132,16 @@ pub(crate) struct Run {
 }
 
 enum Step {
-    Pending(BoxFuture, Reply, Option<MatchedPath>),
+    Pending(BoxFuture, Reply, Route),
     Ready(Option<Box<Response>>),
+}
+
+/// The matched route's template, if the request has one from this router: the request's
+/// current template while the handler runs (see `context`), then, when the request asked for
+/// it with [`RecordMatchedPath`], the response's.
+struct Route {
+    template: Option<MatchedPath>,
+    record: bool,
 }
 
 /// Turn a decision about `req` into the response future: no boxing beyond the handler's own.
@@ -143,8 +151,27 @@ fn run(dispatch: Dispatch<'_>, req: Request, rendering: Option<Rendering>) -> Ru
         Dispatch::Call {
             handler,
             reply,
-            matched,
-        } => Step::Pending(handler.call_boxed(req), reply, matched),
+            matched: None,
+        } => Step::Pending(
+            handler.call_boxed(req),
+            reply,
+            Route {
+                template: None,
+                record: false,
+            },
+        ),
+        Dispatch::Call {
+            handler,
+            reply,
+            matched: Some(matched),
+        } => {
+            // Logging and metrics around a whole router ask for the template on the response.
+            // A request without extensions answers this with a null check.
+            let record = req.extensions().get::<RecordMatchedPath>().is_some();
+            let mut template = Some(matched.clone());
+            let fut = crate::context::with_matched(&mut template, || handler.call_boxed(req));
+            Step::Pending(fut, reply, Route { template, record })
+        }
         Dispatch::Respond(res) => Step::Ready(Some(Box::new(res))),
     };
     Run { step, rendering }
@@ -157,15 +184,24 @@ impl Future for Run {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
         let this = &mut *self;
         let mut res = match &mut this.step {
-            Step::Pending(fut, reply, matched) => {
-                let mut res = ready!(fut.as_mut().poll(cx));
+            Step::Pending(fut, reply, route) => {
+                let mut res = ready!(match route.template {
+                    Some(_) => crate::context::with_matched(&mut route.template, || {
+                        fut.as_mut().poll(cx)
+                    }),
+                    // No template of its own (a nested router, the fallback, a method router
+                    // inside a route): the outer one, if any, stays current.
+                    None => fut.as_mut().poll(cx),
+                });
                 if *reply == Reply::WithoutBody {
                     res = head_response(res);
                 }
-                if let Some(matched) = matched.take() {
+                if route.record {
                     // A nested router or mounted handler already recorded a finer template.
                     if res.extensions().get::<MatchedPath>().is_none() {
-                        res.extensions_mut().insert(matched);
+                        if let Some(matched) = route.template.take() {
+                            res.extensions_mut().insert(matched);
+                        }
                     }
                 }
                 res
@@ -520,12 +556,11 @@ impl Router {
             Endpoint::Route {
                 methods, matched, ..
             } => {
-                let record = record_matched(req, matched);
                 match methods.dispatch(req) {
                     Dispatch::Call { handler, reply, .. } => Dispatch::Call {
                         handler,
                         reply,
-                        matched: record,
+                        matched: Some(matched),
                     },
                     respond => respond, // 405: no template
                 }
@@ -537,14 +572,11 @@ impl Router {
                 ..
             } => match strip_prefix(req, rest) {
                 Ok(()) if nested.is_some() => Dispatch::call(handler),
-                Ok(()) => {
-                    let record = record_matched(req, matched);
-                    Dispatch::Call {
-                        handler,
-                        reply: Reply::AsIs,
-                        matched: record,
-                    }
-                }
+                Ok(()) => Dispatch::Call {
+                    handler,
+                    reply: Reply::AsIs,
+                    matched: Some(matched),
+                },
                 Err(err) => Dispatch::Respond(err.into_response()),
             },
         }
@@ -586,19 +618,6 @@ impl Statics {
             .find(|(p, _)| p.as_bytes() == path.as_bytes())
             .map(|&(_, index)| index)
     }
-}
-
-/// Record `matched` on the request, and return the copy for the response: only when a
-/// whole-router middleware asked for it with [`RecordMatchedPath`] (a response extension costs
-/// a map allocation per request). A request whose only extension is the server's context
-/// carries no `RecordMatchedPath`, so the common case skips that lookup.
-#[inline]
-fn record_matched(req: &mut Request, matched: &MatchedPath) -> Option<MatchedPath> {
-    let ext = req.extensions_mut();
-    if crate::context::set_matched_path(ext, matched) && ext.len() == 1 {
-        return None;
-    }
-    ext.get::<RecordMatchedPath>().map(|_| matched.clone())
 }
 
 #[cold]

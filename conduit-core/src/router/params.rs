@@ -130,9 +130,9 @@ pub struct OriginalUri(pub Uri);
 /// with [`RequestExt::matched_path`](crate::RequestExt::matched_path) or [`MatchedPath::of`];
 /// on the response, it is a plain extension.
 ///
-/// The router records it on the request before calling the route's handler (in the server's
-/// conduit-internal request extension, or as a plain extension on a request the server did not
-/// read), and, when the request carries [`RecordMatchedPath`], into the response's extensions
+/// The router makes it the request's template while the route's handler runs (beside the
+/// request, not in its extensions: see [`RequestExt::matched_path`](crate::RequestExt::matched_path)),
+/// and, when the request carries [`RecordMatchedPath`], puts it into the response's extensions
 /// afterwards, so middleware wrapping the whole router (logging, metrics) can label every
 /// routed response by its template rather than by its raw path. Under [`Router::nest`](crate::Router::nest) it is the full template (`/api/users/{id}`);
 /// for a [`Router::mount`](crate::Router::mount) it is the mount's prefix. Responses of the
@@ -145,7 +145,7 @@ pub struct OriginalUri(pub Uri);
 /// use conduit_core::{Handler, MatchedPath, RecordMatchedPath, Request, RequestExt, Router, get};
 ///
 /// let users = Router::new().route("/{id}", get(|req: Request| async move {
-///     req.matched_path().unwrap_or_default().to_owned()
+///     req.matched_path().as_deref().unwrap_or_default().to_owned()
 /// }));
 /// let app = Router::new().nest("/api/users", users);
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -173,8 +173,24 @@ impl MatchedPath {
     /// The template recorded on `req`, as [`RequestExt::matched_path`](crate::RequestExt::matched_path)
     /// finds it, for a caller that keeps it past the request (a clone is an `Arc` count).
     #[inline]
-    pub fn of(req: &crate::Request) -> Option<&MatchedPath> {
+    pub fn of(req: &crate::Request) -> Option<MatchedPath> {
         crate::context::matched_path(req)
+    }
+}
+
+impl std::ops::Deref for MatchedPath {
+    type Target = str;
+
+    #[inline]
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for MatchedPath {
+    #[inline]
+    fn as_ref(&self) -> &str {
+        &self.0
     }
 }
 

@@ -357,12 +357,12 @@ async fn state_present_missing_and_nested() {
         !text.contains("Inner"),
         "type names are logged, not sent: {text}"
     );
-    // Without state the handler sees only the matched template.
+    // Without state the request carries no extension (the template is beside it).
     let app = Router::new().route(
         "/",
         get(|r: Request| async move { r.extensions().len().to_string() }),
     );
-    assert_eq!(get_text(&app, "/").await.1, "1");
+    assert_eq!(get_text(&app, "/").await.1, "0");
 }
 
 /// What a handler sees as `matched_path`, and what the response carries.
@@ -382,7 +382,7 @@ fn show_matched() -> MethodRouter {
     get(|r: Request| async move {
         format!(
             "{} {}",
-            r.matched_path().unwrap_or("-"),
+            r.matched_path().as_deref().unwrap_or("-"),
             r.param("id").unwrap_or("-")
         )
     })
@@ -401,11 +401,11 @@ async fn matched_path_on_request_and_response() {
         .nest("/api/users", users)
         .nest("/teams", teams)
         .mount("/files", |r: Request| async move {
-            r.matched_path().unwrap_or("-").to_owned()
+            r.matched_path().as_deref().unwrap_or("-").to_owned()
         })
         .layer(from_fn(|req: Request, next: Next| async move {
             // A layer sees the template too, also for nested routes.
-            let seen = req.matched_path().unwrap_or("-").to_owned();
+            let seen = req.matched_path().as_deref().unwrap_or("-").to_owned();
             let mut res = next.run(req).await;
             res.headers_mut()
                 .insert("x-seen", HeaderValue::from_str(&seen).unwrap());
@@ -477,7 +477,7 @@ async fn matched_path_on_request_and_response() {
 async fn matched_path_goes_on_the_response_only_when_asked() {
     let app = Router::new().route(
         "/a/{id}",
-        get(|r: Request| async move { r.matched_path().unwrap_or_default().to_owned() }),
+        get(|r: Request| async move { r.matched_path().as_deref().unwrap_or_default().to_owned() }),
     );
     let res = app.call(req(Method::GET, "/a/1")).await;
     assert!(res.extensions().get::<MatchedPath>().is_none());
@@ -561,16 +561,27 @@ fn path_params_api() {
     assert_eq!(p.len(), 4);
 }
 
-/// With the server's context on the request (as the server sends it), the router records the
-/// template there, in place: the handler reads it through the accessors, the request carries
-/// one extension, and a nested router's finer template replaces the outer one.
+/// `app.call(req)` as the server makes it: the call and every poll of its future with `info`
+/// as the current connection.
+async fn served(app: &Router, req: Request, info: &crate::ConnectInfo) -> Response {
+    let mut conn = Some(std::sync::Arc::new(info.clone()));
+    let mut fut = crate::with_connection(&mut conn, || Box::pin(app.call(req)));
+    std::future::poll_fn(|cx| crate::with_connection(&mut conn, || fut.as_mut().poll(cx))).await
+}
+
+/// The connection and the template are beside the request, not in its extensions: the
+/// handler reads them through the accessors, a route without parameters leaves the request
+/// without a single extension, a nested router's finer template wins inside it, and nothing
+/// is current once the request is done.
 #[tokio::test]
-async fn matched_path_and_connect_info_in_the_server_context() {
+async fn matched_path_and_connect_info_beside_the_request() {
     let seen = |req: Request| async move {
+        // Read again after a yield: the values hold across polls, not only in the call.
+        tokio::task::yield_now().await;
         format!(
             "{} {} {} {}",
-            req.matched_path().unwrap_or("-"),
-            MatchedPath::of(&req).map_or("-", MatchedPath::as_str),
+            req.matched_path().as_deref().unwrap_or("-"),
+            MatchedPath::of(&req).as_deref().unwrap_or("-"),
             req.connect_info()
                 .map_or("-".into(), |c| c.peer_addr().to_string()),
             req.extensions().len(),
@@ -585,36 +596,83 @@ async fn matched_path_and_connect_info_in_the_server_context() {
         "192.0.2.1:5000".parse().unwrap(),
         "127.0.0.1:80".parse().unwrap(),
     );
-    let served = |uri: &str| {
-        let mut r = req(Method::GET, uri);
-        r.extensions_mut()
-            .insert(crate::ServerContext::new(info.clone()));
-        r
-    };
-    let res = app.call(served("/a")).await;
-    assert_eq!(body(res).await, "/a /a 192.0.2.1:5000 1");
-    // Nested: the outer router's mount, then the inner route (plus the path parameters and the
-    // original URI of the nest).
-    let res = app.call(served("/users/7")).await;
-    assert_eq!(body(res).await, "/users/{id} /users/{id} 192.0.2.1:5000 3");
-    let res = app.call(served("/files/x")).await;
-    assert_eq!(body(res).await, "/files /files 192.0.2.1:5000 2");
-    // Asked for on the response too (as logging and metrics do), beside the server's context.
-    let mut recorded = served("/users/7");
+    let res = served(&app, req(Method::GET, "/a"), &info).await;
+    assert_eq!(body(res).await, "/a /a 192.0.2.1:5000 0");
+    // Nested: the outer router's mount, then the inner route (the extensions are the path
+    // parameters and the original URI of the nest).
+    let res = served(&app, req(Method::GET, "/users/7"), &info).await;
+    assert_eq!(body(res).await, "/users/{id} /users/{id} 192.0.2.1:5000 2");
+    let res = served(&app, req(Method::GET, "/files/x"), &info).await;
+    assert_eq!(body(res).await, "/files /files 192.0.2.1:5000 1");
+    // Asked for on the response too (as logging and metrics do).
+    let mut recorded = req(Method::GET, "/users/7");
     recorded.extensions_mut().insert(RecordMatchedPath);
-    let res = app.call(recorded).await;
+    let res = served(&app, recorded, &info).await;
     let on_response = res
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned());
     assert_eq!(on_response.as_deref(), Some("/users/{id}"));
-    let res = app.call(served("/a")).await;
+    let res = served(&app, req(Method::GET, "/a"), &info).await;
     assert!(res.extensions().get::<MatchedPath>().is_none());
+    // Done: nothing is left current on this thread.
+    let after = req(Method::GET, "/a");
+    assert!(after.connect_info().is_none());
+    assert!(after.matched_path().is_none());
 
-    // Built by hand (no server context): plain extensions, found by the same accessors.
+    // Built by hand (no server): a plain `ConnectInfo` extension, found by the same accessor.
     let mut plain = req(Method::GET, "/a");
     plain.extensions_mut().insert(info.clone());
     let res = app.call(plain).await;
-    assert_eq!(body(res).await, "/a /a 192.0.2.1:5000 2");
-    assert_eq!(get_text(&app, "/a").await.1, "/a /a - 1");
+    assert_eq!(body(res).await, "/a /a 192.0.2.1:5000 1");
+    assert_eq!(get_text(&app, "/a").await.1, "/a /a - 0");
+    // A plain extension also overrides the connection (a PROXY-protocol peer).
+    let mut corrected = req(Method::GET, "/a");
+    let proxied = crate::ConnectInfo::new(
+        "198.51.100.9:4000".parse().unwrap(),
+        "127.0.0.1:80".parse().unwrap(),
+    );
+    corrected.extensions_mut().insert(proxied);
+    let res = served(&app, corrected, &info).await;
+    assert_eq!(body(res).await, "/a /a 198.51.100.9:4000 1");
+}
+
+/// A handler that sends a request of its own through another router sees its own template
+/// again afterwards, and the inner request sees the inner route's.
+#[tokio::test]
+async fn an_inner_router_restores_the_outer_template() {
+    let inner = Router::new().route(
+        "/inner/{x}",
+        get(|req: Request| async move { req.matched_path().as_deref().unwrap_or("-").to_owned() }),
+    );
+    let app = Router::new().route(
+        "/outer",
+        get(move |req: Request| {
+            let inner = inner.clone();
+            async move {
+                let before = req.matched_path().as_deref().unwrap_or("-").to_owned();
+                let res = inner.call(self::req(Method::GET, "/inner/1")).await;
+                let nested = body(res).await;
+                let after = req.matched_path().as_deref().unwrap_or("-").to_owned();
+                format!("{before} {nested} {after}")
+            }
+        }),
+    );
+    assert_eq!(get_text(&app, "/outer").await.1, "/outer /inner/{x} /outer");
+}
+
+/// A panicking handler leaves nothing current behind it.
+#[test]
+fn a_panic_restores_the_outer_values() {
+    let info = crate::ConnectInfo::new(
+        "192.0.2.1:5000".parse().unwrap(),
+        "127.0.0.1:80".parse().unwrap(),
+    );
+    let mut conn = Some(std::sync::Arc::new(info));
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crate::with_connection(&mut conn, || panic!("handler panicked"))
+    }));
+    assert!(caught.is_err());
+    assert!(conn.is_some(), "the connection went back to its holder");
+    assert!(req(Method::GET, "/").connect_info().is_none());
 }

@@ -120,7 +120,7 @@ impl<H: Handler> Handler for MetricsHandler<H> {
         let method = method_label(req.method());
         // Inside a router (a route's layer) the template is on the request; around the
         // router it comes back on the response, which the router does when asked.
-        let route_in = MatchedPath::of(&req).cloned();
+        let route_in = MatchedPath::of(&req);
         if route_in.is_none() {
             req.extensions_mut().insert(RecordMatchedPath);
         }
