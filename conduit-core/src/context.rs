@@ -14,15 +14,15 @@
 //!
 //! [`RequestExt::connect_info`](crate::RequestExt::connect_info) and
 //! [`RequestExt::matched_path`](crate::RequestExt::matched_path) read them (an owned copy: a
-//! few words and an `Arc` count). A request carried to another task takes them along as plain
-//! extensions ([`carry`]): the tower adapters do so, since a tower layer (`Buffer`) may call
-//! the inner service elsewhere.
+//! few words and an `Arc` count). Code that hands a request to another task and reads them
+//! there inserts the copies it read as extensions first. The tower adapter back into conduit
+//! ([`HandlerService`](crate::tower::HandlerService)) calls its handler when its future is
+//! first polled, where a layer such as `Buffer`, which calls the inner service on a worker
+//! task, polls it: on the request's task.
 
 use std::cell::Cell;
 use std::sync::Arc;
 use std::thread::LocalKey;
-
-use http::Extensions;
 
 use crate::{ConnectInfo, MatchedPath, Request};
 
@@ -125,17 +125,4 @@ pub(crate) fn connect_info(req: &Request) -> Option<ConnectInfo> {
 #[inline]
 pub(crate) fn matched_path(req: &Request) -> Option<MatchedPath> {
     current::<Matched>().or_else(|| req.extensions().get::<MatchedPath>().cloned())
-}
-
-/// Put the current connection and route template on `ext` as plain extensions (those not
-/// already there), for a request about to leave the task that serves it.
-pub(crate) fn carry(ext: &mut Extensions) {
-    if ext.get::<ConnectInfo>().is_none() {
-        if let Some(conn) = current::<Connection>() {
-            ext.insert(ConnectInfo::clone(&conn));
-        }
-    }
-    if let Some(matched) = current::<Matched>() {
-        ext.insert(matched);
-    }
 }

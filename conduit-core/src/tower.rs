@@ -197,7 +197,7 @@ where
     #[inline]
     fn call(&mut self, req: http::Request<B>) -> HandlerFuture {
         HandlerFuture {
-            inner: self.handler.call_boxed(req.map(request_body)),
+            step: Step::Call(self.handler.clone(), req.map(request_body)),
         }
     }
 }
@@ -219,8 +219,22 @@ where
 }
 
 /// The response future of [`HandlerService`]: the handler's boxed future, never failing.
+///
+/// The handler is called when this future is first polled, not in `Service::call`: a tower
+/// layer may call its inner service on a task of its own (`Buffer`'s worker does) and hand the
+/// future back to the request's task, and there the handler runs with what the request's task
+/// has current, its connection and route template (see
+/// [`RequestExt::connect_info`](crate::RequestExt::connect_info)).
 pub struct HandlerFuture {
-    inner: BoxFuture,
+    step: Step,
+}
+
+// The request inline: boxing it would cost an allocation per request to save moves of it.
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    Call(BoxHandler, Request),
+    Polling(BoxFuture),
+    Done,
 }
 
 impl fmt::Debug for HandlerFuture {
@@ -234,7 +248,19 @@ impl Future for HandlerFuture {
 
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx).map(Ok)
+        let step = &mut self.step;
+        if let Step::Call(..) = step {
+            let Step::Call(handler, req) = std::mem::replace(step, Step::Done) else {
+                unreachable!()
+            };
+            *step = Step::Polling(handler.call_boxed(req));
+        }
+        let Step::Polling(fut) = step else {
+            panic!("HandlerFuture polled after completion")
+        };
+        let res = ready!(fut.as_mut().poll(cx));
+        *step = Step::Done;
+        Poll::Ready(Ok(res))
     }
 }
 
@@ -286,10 +312,7 @@ where
     ResB::Error: Into<BoxError>,
 {
     #[inline]
-    fn call(&self, mut req: Request) -> impl Future<Output = Response> + Send + use<S, ResB> {
-        // A tower layer may call the inner service on another task (`Buffer` does): the request
-        // takes its connection and route template along, as plain extensions.
-        crate::context::carry(req.extensions_mut());
+    fn call(&self, req: Request) -> impl Future<Output = Response> + Send + use<S, ResB> {
         Oneshot::start(self.service.clone(), req)
     }
 }
