@@ -67,31 +67,45 @@ struct Restore<'a, S: Slot> {
 impl<S: Slot> Drop for Restore<'_, S> {
     #[inline]
     fn drop(&mut self) {
-        *self.holder = S::key().replace(self.outer.take());
+        let outer = self.outer.take();
+        if let Ok(value) = S::key().try_with(|cell| cell.replace(outer)) {
+            *self.holder = value;
+        }
     }
 }
 
 /// Run `f` with `holder`'s value as the current one (none if `holder` is empty); the value goes
-/// back into `holder` afterwards, so the next poll can set it again without a clone.
+/// back into `holder` afterwards, so the next poll can set it again without a clone. On a
+/// thread whose locals are being torn down (a future dropped or polled from a thread-local
+/// destructor), `f` runs without the value rather than panicking.
 #[inline]
 fn enter<S: Slot, R>(holder: &mut Option<S::Value>, f: impl FnOnce() -> R) -> R {
-    let outer = S::key().replace(holder.take());
-    let _restore = Restore::<S> { holder, outer };
-    f()
+    let value = holder.take();
+    match S::key().try_with(|cell| cell.replace(value)) {
+        Ok(outer) => {
+            let _restore = Restore::<S> { holder, outer };
+            f()
+        }
+        // The value went down with the closure: the holder's last use is this call.
+        Err(_) => f(),
+    }
 }
 
-/// A copy of the current value.
+/// A copy of the current value (none on a thread whose locals are being torn down).
 #[inline]
 fn current<S: Slot>() -> Option<S::Value>
 where
     S::Value: Clone,
 {
-    S::key().with(|cell| {
-        let value = cell.take();
-        let copy = value.clone();
-        cell.set(value);
-        copy
-    })
+    S::key()
+        .try_with(|cell| {
+            let value = cell.take();
+            let copy = value.clone();
+            cell.set(value);
+            copy
+        })
+        .ok()
+        .flatten()
 }
 
 /// Run `f` (the handler's call, a poll of its future) with `conn` as the current connection.

@@ -119,9 +119,11 @@ pub trait RequestExt: sealed::Sealed + Sized {
     /// middleware that knows better (a PROXY-protocol peer), or by a request carried to
     /// another task. Otherwise it is the connection of the request the current task is serving:
     /// the server keeps it beside the request, not in its extensions, so that an app that
-    /// never asks pays nothing for it (see the `context` notes in ARCHITECTURE.md). Code that
-    /// hands the request to another task and reads it there inserts the copy first:
-    /// `if let Some(info) = req.connect_info() { req.extensions_mut().insert(info); }`.
+    /// never asks pays nothing for it (see "The request's context" in ARCHITECTURE.md). It is
+    /// current while the handler (and the middleware around it) runs: its call and every poll
+    /// of its future. A task the handler spawns, or a streamed response body polled after the
+    /// handler returned, reads it in the handler and takes the copy along, or inserts it
+    /// first: `if let Some(info) = req.connect_info() { req.extensions_mut().insert(info); }`.
     fn connect_info(&self) -> Option<ConnectInfo>;
 
     /// The template of the route that matched (`/users/{id}`), set by the
