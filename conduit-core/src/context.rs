@@ -67,28 +67,19 @@ struct Restore<'a, S: Slot> {
 impl<S: Slot> Drop for Restore<'_, S> {
     #[inline]
     fn drop(&mut self) {
-        let outer = self.outer.take();
-        if let Ok(value) = S::key().try_with(|cell| cell.replace(outer)) {
-            *self.holder = value;
-        }
+        *self.holder = S::key().replace(self.outer.take());
     }
 }
 
 /// Run `f` with `holder`'s value as the current one (none if `holder` is empty); the value goes
-/// back into `holder` afterwards, so the next poll can set it again without a clone. On a
-/// thread whose locals are being torn down (a future dropped or polled from a thread-local
-/// destructor), `f` runs without the value rather than panicking.
+/// back into `holder` afterwards, so the next poll can set it again without a clone. Only the
+/// server and the router call it, around a request's code: never from a thread-local
+/// destructor, where the thread's locals are gone.
 #[inline]
 fn enter<S: Slot, R>(holder: &mut Option<S::Value>, f: impl FnOnce() -> R) -> R {
-    let value = holder.take();
-    match S::key().try_with(|cell| cell.replace(value)) {
-        Ok(outer) => {
-            let _restore = Restore::<S> { holder, outer };
-            f()
-        }
-        // The value went down with the closure: the holder's last use is this call.
-        Err(_) => f(),
-    }
+    let outer = S::key().replace(holder.take());
+    let _restore = Restore::<S> { holder, outer };
+    f()
 }
 
 /// A copy of the current value (none on a thread whose locals are being torn down).
