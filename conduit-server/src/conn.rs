@@ -216,12 +216,14 @@ async fn serve_http<H, I>(
     let activity = Arc::new(Activity::new(ctx.shutdown.streams().clone(), sendfile));
     let io = TokioIo::new(TimedIo::new(io, activity.clone()));
 
+    // The connection's info, current while the connection's task runs (which is where hyper
+    // calls the service, and where HTTP/1 polls the response future), and while each HTTP/2
+    // stream's task runs (see `conduit_core::with_connection`).
+    let conn = Arc::new(info);
     let service = {
         let ctx = ctx.clone();
         let activity = activity.clone();
-        // The connection's info, shared by its requests: each one's future holds a count, and
-        // makes it the current connection while it runs (see `conduit_core::with_connection`).
-        let conn = Arc::new(info);
+        let conn = conn.clone();
         service_fn(move |mut req: http::Request<Incoming>| {
             let version = req.version();
             activity.request_started(version == Version::HTTP_2);
@@ -249,9 +251,11 @@ async fn serve_http<H, I>(
                         let hold = StreamHold::new(FinishGuard(activity.clone()));
                         req.extensions_mut().insert(hold);
                     }
-                    let mut conn = Some(conn.clone());
-                    let inner = conduit_core::with_connection(&mut conn, || ctx.handler.call(req));
-                    let handler = CatchPanic { inner, conn };
+                    let handler = CatchPanic {
+                        inner: ctx.handler.call(req),
+                        // An HTTP/2 stream's future runs as a task of its own.
+                        conn: (version == Version::HTTP_2).then(|| conn.clone()),
+                    };
                     Respond::new(Some(handler), None, version, head, guard, rendering)
                 }
                 Err(early) => {
@@ -267,15 +271,17 @@ async fn serve_http<H, I>(
         // Boxed: the HTTP/2 connection state is 1.5 KB, and every HTTP/1 connection's task
         // would otherwise have room for it.
         Box::pin(async {
-            let conn = pin!(ctx.http2.serve_connection(io, service));
-            drive(&ctx, conn, |c| c.graceful_shutdown(), watchdog, drain).await
+            let http = pin!(ctx.http2.serve_connection(io, service));
+            let driven = drive(&ctx, http, |c| c.graceful_shutdown(), watchdog, drain);
+            OnConnection::new(conn, driven).await
         })
         .await
     } else {
         // With upgrades: a handler's 101 response (a WebSocket) hands the connection over to
         // the request's `hyper::upgrade::OnUpgrade` extension, and this task ends.
-        let conn = pin!(ctx.http1.serve_connection(io, service).with_upgrades());
-        drive(&ctx, conn, |c| c.graceful_shutdown(), watchdog, drain).await
+        let http = pin!(ctx.http1.serve_connection(io, service).with_upgrades());
+        let driven = drive(&ctx, http, |c| c.graceful_shutdown(), watchdog, drain);
+        OnConnection::new(conn, driven).await
     };
     if let Some(err) = outcome {
         log_conn_error(peer, &*err);
@@ -464,9 +470,41 @@ fn grant_sendfile(grant: &SendfileGrant, activity: &Activity) {
 }
 
 pin_project_lite::pin_project! {
+    /// A connection's task: each poll runs with the connection's info as the current one, so
+    /// a request's code finds it without the request carrying it (one scope per wake-up of the
+    /// connection, not per request).
+    struct OnConnection<F> {
+        #[pin]
+        inner: F,
+        conn: Option<Arc<ConnectInfo>>,
+    }
+}
+
+impl<F> OnConnection<F> {
+    fn new(conn: Arc<ConnectInfo>, inner: F) -> Self {
+        Self {
+            inner,
+            conn: Some(conn),
+        }
+    }
+}
+
+impl<F: Future> Future for OnConnection<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let inner = this.inner;
+        conduit_core::with_connection(this.conn, || inner.poll(cx))
+    }
+}
+
+pin_project_lite::pin_project! {
     /// Turns a panic in the handler into a 500 for that request only. In the common path this
-    /// costs nothing but an unwinding landing pad. Each poll runs with the request's connection
-    /// as the current one.
+    /// costs nothing but an unwinding landing pad. An HTTP/2 stream's polls run with its
+    /// connection as the current one (`conn`; an HTTP/1 request's run inside its connection's
+    /// [`OnConnection`]).
     struct CatchPanic<F> {
         #[pin]
         inner: F,
@@ -481,7 +519,10 @@ impl<F: Future<Output = conduit_core::Response>> Future for CatchPanic<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let inner = this.inner;
-        let poll = || conduit_core::with_connection(this.conn, || inner.poll(cx));
+        let poll = || match this.conn {
+            Some(_) => conduit_core::with_connection(this.conn, || inner.poll(cx)),
+            None => inner.poll(cx),
+        };
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(poll)) {
             Ok(p) => p,
             Err(panic) => {

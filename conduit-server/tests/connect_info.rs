@@ -14,21 +14,35 @@ use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
-/// Answers with what the request's `ConnectInfo` says, or "none".
+/// What the request's `ConnectInfo` says, or "none".
+fn describe(req: &Request) -> String {
+    match req.connect_info() {
+        Some(i) => format!(
+            "peer={} local={} tls={} alpn={} sni={}",
+            i.peer_addr(),
+            i.local_addr(),
+            i.is_tls(),
+            i.alpn()
+                .map_or("-".into(), |a| String::from_utf8_lossy(a).into_owned()),
+            i.server_name().unwrap_or("-"),
+        ),
+        None => "none".into(),
+    }
+}
+
+/// Answers with what the request's `ConnectInfo` says, read in the handler's call (where
+/// middleware read it) and again when its future runs, after a yield: the two must agree.
 fn echo_info() -> impl Handler {
-    |req: Request| async move {
-        match req.connect_info() {
-            Some(i) => format!(
-                "peer={} local={} tls={} alpn={} sni={}",
-                i.peer_addr(),
-                i.local_addr(),
-                i.is_tls(),
-                i.alpn()
-                    .map_or("-".into(), |a| String::from_utf8_lossy(a).into_owned()),
-                i.server_name().unwrap_or("-"),
-            )
-            .into_response(),
-            None => "none".into_response(),
+    |req: Request| {
+        let at_call = describe(&req);
+        async move {
+            tokio::task::yield_now().await;
+            let at_poll = describe(&req);
+            if at_call == at_poll {
+                at_poll.into_response()
+            } else {
+                format!("call and poll differ: {at_call} / {at_poll}").into_response()
+            }
         }
     }
 }
