@@ -1,14 +1,14 @@
 //! [`ConnectInfo`]: who is on the other end of the connection a request arrived on.
 //!
-//! The server puts a `ConnectInfo` on every request it reads (HTTP/1.1, h2c and TLS alike,
-//! and every request of a kept-alive or multiplexed connection): the peer's address, the local
-//! address the connection was accepted on and, over TLS, the negotiated ALPN protocol and the
-//! SNI server name. Handlers and middleware read it with
+//! Every request the server reads has a `ConnectInfo` (HTTP/1.1, h2c and TLS alike, and every
+//! request of a kept-alive or multiplexed connection): the peer's address, the local address
+//! the connection was accepted on and, over TLS, the negotiated ALPN protocol and the SNI
+//! server name. Handlers and middleware read it with
 //! [`RequestExt::connect_info`](crate::RequestExt::connect_info) and need no dependency on the
-//! server. The server keeps it in a conduit-internal request extension (with the route
-//! template), so the accessor is the way to read it: `extensions().get::<ConnectInfo>()` finds
-//! nothing on a served request. A request built by hand (in a test) has none unless the test
-//! inserts one as a plain extension, which the accessor then returns.
+//! server. The server keeps it beside the request, current while the request's code runs, not
+//! in its extensions, so the accessor is the way to read it: `extensions().get::<ConnectInfo>()`
+//! finds nothing on a served request. A request built by hand (in a test) has none unless the
+//! test inserts one as a plain extension, which the accessor then returns.
 //!
 //! ```
 //! use conduit_core::{ConnectInfo, Handler, Request, RequestExt, Router, get};
@@ -37,8 +37,9 @@ use std::sync::Arc;
 /// The connection a request arrived on: peer and local addresses and, over TLS, the
 /// negotiated ALPN protocol and the SNI server name.
 ///
-/// Built once per connection by the server and cloned into each request; a clone copies two
-/// addresses and, over TLS, bumps one reference count.
+/// Built once per connection by the server, which its requests share;
+/// [`RequestExt::connect_info`](crate::RequestExt::connect_info) hands out a clone, which
+/// copies two addresses and, over TLS, bumps one reference count.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectInfo {
     peer: SocketAddr,
