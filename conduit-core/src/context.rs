@@ -71,12 +71,16 @@ impl<S: Slot> Drop for Restore<'_, S> {
     }
 }
 
-/// Run `f` with `holder`'s value as the current one (none if `holder` is empty); the value goes
-/// back into `holder` afterwards, so the next poll can set it again without a clone. Only the
-/// server and the router call it, around a request's code: never from a thread-local
-/// destructor, where the thread's locals are gone.
+/// Run `f` with `holder`'s value as the current one; the value goes back into `holder`
+/// afterwards, so the next poll can set it again without a clone. An empty `holder` leaves the
+/// current value as it is (a router without a template of its own keeps the outer one; an
+/// HTTP/1 request keeps its connection's). Only the server and the router call it, around a
+/// request's code: never from a thread-local destructor, where the thread's locals are gone.
 #[inline]
 fn enter<S: Slot, R>(holder: &mut Option<S::Value>, f: impl FnOnce() -> R) -> R {
+    if holder.is_none() {
+        return f();
+    }
     let outer = S::key().replace(holder.take());
     let _restore = Restore::<S> { holder, outer };
     f()
@@ -99,16 +103,16 @@ where
         .flatten()
 }
 
-/// Run `f` (the handler's call, a poll of its future) with `conn` as the current connection.
-/// For the server: `conn` is its connection's, cloned once per request.
+/// Run `f` with `conn` as the current connection (with `None`, the current one stays). The
+/// server runs each wake-up of a connection's task in it, and each poll of an HTTP/2 stream's.
 #[doc(hidden)]
 #[inline]
 pub fn with_connection<R>(conn: &mut Option<Arc<ConnectInfo>>, f: impl FnOnce() -> R) -> R {
     enter::<Connection, R>(conn, f)
 }
 
-/// Run `f` with `matched` as the current route template: the router, around the route's
-/// handler.
+/// Run `f` with `matched` as the current route template (with `None`, the current one stays):
+/// the router, around the route's handler.
 #[inline]
 pub(crate) fn with_matched<R>(matched: &mut Option<MatchedPath>, f: impl FnOnce() -> R) -> R {
     enter::<Matched, R>(matched, f)

@@ -519,10 +519,7 @@ impl<F: Future<Output = conduit_core::Response>> Future for CatchPanic<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let inner = this.inner;
-        let poll = || match this.conn {
-            Some(_) => conduit_core::with_connection(this.conn, || inner.poll(cx)),
-            None => inner.poll(cx),
-        };
+        let poll = || conduit_core::with_connection(this.conn, || inner.poll(cx));
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(poll)) {
             Ok(p) => p,
             Err(panic) => {

@@ -151,24 +151,12 @@ fn run(dispatch: Dispatch<'_>, req: Request, rendering: Option<Rendering>) -> Ru
         Dispatch::Call {
             handler,
             reply,
-            matched: None,
-        } => Step::Pending(
-            handler.call_boxed(req),
-            reply,
-            Route {
-                template: None,
-                record: false,
-            },
-        ),
-        Dispatch::Call {
-            handler,
-            reply,
-            matched: Some(matched),
+            matched,
         } => {
             // Logging and metrics around a whole router ask for the template on the response.
             // A request without extensions answers this with a null check.
-            let record = req.extensions().get::<RecordMatchedPath>().is_some();
-            let mut template = Some(matched.clone());
+            let record = matched.is_some() && req.extensions().get::<RecordMatchedPath>().is_some();
+            let mut template = matched.cloned();
             let fut = crate::context::with_matched(&mut template, || handler.call_boxed(req));
             Step::Pending(fut, reply, Route { template, record })
         }
@@ -185,14 +173,11 @@ impl Future for Run {
         let this = &mut *self;
         let mut res = match &mut this.step {
             Step::Pending(fut, reply, route) => {
-                let mut res = ready!(match route.template {
-                    Some(_) => crate::context::with_matched(&mut route.template, || {
-                        fut.as_mut().poll(cx)
-                    }),
-                    // No template of its own (a nested router, the fallback, a method router
-                    // inside a route): the outer one, if any, stays current.
-                    None => fut.as_mut().poll(cx),
-                });
+                // No template of its own (a nested router, the fallback, a method router inside
+                // a route): the outer one, if any, stays current.
+                let mut res = ready!(crate::context::with_matched(&mut route.template, || {
+                    fut.as_mut().poll(cx)
+                }));
                 if *reply == Reply::WithoutBody {
                     res = head_response(res);
                 }
